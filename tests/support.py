@@ -1,0 +1,85 @@
+"""Helpers for tests: free ports, a registry of the simulated stack on them, temporary state and logs.
+
+Tests never use the shipped registry's ports: every registry here is the shipped one with each port
+replaced by a free one, its root at this checkout, and its log and state directories under tmp_path.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Callable, Iterable
+
+import psutil
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = REPO / "config" / "services.yaml"
+
+
+def free_ports(n: int) -> list[int]:
+    """n distinct ports that were free a moment ago (held open together so none repeats)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def write_registry(tmp_path: Path, *, knobs: dict[str, list[str]] | None = None, drop: Iterable[str] = (),
+                   edit: Callable[[dict], None] | None = None, name: str = "services.yaml") -> Path:
+    """The shipped registry on free ports with state in tmp_path; `knobs` appends flags to a command."""
+    data = yaml.safe_load(SHIPPED.read_text())
+    data["project"].update(root=str(REPO), log_dir=str(tmp_path / "logs"), state_dir=str(tmp_path / "state"),
+                           compose_project=f"tmt-test-{uuid.uuid4().hex[:8]}")
+    for gone in drop:
+        del data["services"][gone]
+        for svc in data["services"].values():
+            (svc.get("depends_on") or {}).pop(gone, None)
+    for svc, port in zip(data["services"].values(), free_ports(len(data["services"]))):
+        svc["port"] = port
+    for service, flags in (knobs or {}).items():
+        data["services"][service]["command"] = list(data["services"][service]["command"]) + list(flags)
+    if edit:
+        edit(data)
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.05) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def kill_listeners(ports: Iterable[int]) -> None:
+    """Teardown: SIGKILL the process groups listening on these (test-allocated) ports."""
+    ports = set(ports)
+    for conn in psutil.net_connections(kind="inet"):
+        if conn.pid and conn.laddr and conn.laddr.port in ports and conn.status == psutil.CONN_LISTEN:
+            try:
+                os.killpg(os.getpgid(conn.pid), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+def run_script(script: str, *args: str, env: dict | None = None, timeout: float = 120, **kw):
+    """Run one of the five root scripts as an operator would; returns CompletedProcess (text)."""
+    import subprocess
+    full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
+    return subprocess.run([sys.executable, str(REPO / script), *args], capture_output=True, text=True,
+                          env=full_env, timeout=timeout, stdin=subprocess.DEVNULL, **kw)

@@ -1,0 +1,1 @@
+"""One module per script: argparse, options, exit code. Each exposes main(argv) -> int."""

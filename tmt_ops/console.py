@@ -1,0 +1,94 @@
+"""The one place that decides colour, streams and the toolkit log; the library itself never prints.
+
+Printer writes human lines (coloured on a terminal unless NO_COLOR is set) to stderr or stdout and copies
+them, uncoloured, to logs/tmt-ops.log. Everything it writes passes through the Redactor.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import sys
+from pathlib import Path
+from typing import IO, Sequence
+
+from .redact import Redactor
+
+LOGGER = logging.getLogger("tmt_ops")
+STYLES = {"ok": "GREEN", "warn": "YELLOW", "error": "RED", "info": "CYAN", "dim": "WHITE", "bold": ""}
+
+
+def wants_colour(stream: IO) -> bool:
+    return "NO_COLOR" not in os.environ and hasattr(stream, "isatty") and stream.isatty()
+
+
+class Printer:
+    def __init__(self, stream: IO | None = None, redactor: Redactor | None = None, colour: bool | None = None):
+        self.stream = stream or sys.stderr
+        self.redact = redactor or Redactor.from_environment()
+        self.colour = wants_colour(self.stream) if colour is None else colour
+        if self.colour:
+            import colorama
+            colorama.just_fix_windows_console()
+            self._fore, self._style = colorama.Fore, colorama.Style
+
+    def paint(self, text: str, style: str | None) -> str:
+        if not self.colour or not style:
+            return text
+        code = getattr(self._fore, STYLES[style]) if STYLES[style] else ""
+        return f"{code}{self._style.BRIGHT if style in ('bold', 'error') else ''}{text}{self._style.RESET_ALL}"
+
+    def line(self, text: str = "", style: str | None = None, level: int = logging.INFO) -> None:
+        text = self.redact(text)
+        LOGGER.log(level, text)
+        print(self.paint(text, style), file=self.stream, flush=True)
+
+    def ok(self, text: str) -> None:
+        self.line(text, "ok")
+
+    def info(self, text: str) -> None:
+        self.line(text, "info")
+
+    def warn(self, text: str) -> None:
+        self.line(text, "warn", logging.WARNING)
+
+    def error(self, text: str) -> None:
+        self.line(text, "error", logging.ERROR)
+
+    def table(self, header: Sequence[str], rows: Sequence[Sequence[str]], styles: Sequence[str | None] = ()) -> None:
+        """Aligned columns; styles[i] colours row i (padding is computed on the plain text)."""
+        widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+        fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+        self.line(fmt.format(*header).rstrip(), "bold")
+        for i, row in enumerate(rows):
+            self.line(fmt.format(*map(str, row)).rstrip(), styles[i] if i < len(styles) else None)
+
+
+class _RedactFilter(logging.Filter):
+    def __init__(self, redactor: Redactor):
+        super().__init__()
+        self.redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = self.redactor(record.getMessage()), None
+        return True
+
+
+def open_toolkit_log(log_dir: Path, redactor: Redactor, max_bytes: int, backups: int) -> None:
+    """Append the toolkit's own lines to log_dir/tmt-ops.log, rotated by size. Idempotent."""
+    if any(getattr(h, "tmt_toolkit_log", False) for h in LOGGER.handlers):
+        return
+    try:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        handler = logging.handlers.RotatingFileHandler(log_dir / "tmt-ops.log", maxBytes=max_bytes,
+                                                       backupCount=backups, encoding="utf-8")
+    except OSError as exc:  # a read-only log dir must not stop a stop
+        print(f"warning: cannot write the toolkit log in {log_dir}: {exc}", file=sys.stderr)
+        return
+    handler.tmt_toolkit_log = True
+    handler.addFilter(_RedactFilter(redactor))
+    handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(message)s"))
+    LOGGER.addHandler(handler)
+    LOGGER.setLevel(logging.INFO)
+    LOGGER.propagate = False

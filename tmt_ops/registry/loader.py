@@ -1,0 +1,347 @@
+"""config/services.yaml -> Registry: parse, expand ${VAR}, check each section, validate, build.
+
+Every problem becomes one ConfigError line naming the file, the place and what is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import yaml
+
+from ..errors import ConfigError
+from . import graph
+from .model import (GROUPS, MODES, PROBE_KINDS, Dependency, HealthSettings, PreStop, Probe, Registry,
+                    Service, Threshold, freeze, suggest)
+
+REQUIRED = object()
+NUMBER = (int, float)
+
+# key -> (accepted types, default or REQUIRED). A default of None means "derived later".
+PROJECT_KEYS = {
+    "name": (str, "tmt"), "root": (str, "."), "default_mode": (str, "native"), "host": (str, "127.0.0.1"),
+    "log_dir": (str, "logs"), "state_dir": (str, ".tmt-state"), "compose_file": (str, "docker-compose.yml"),
+    "compose_project": (str, None),
+}
+DEFAULTS_KEYS = {
+    "startup_timeout": (NUMBER, 60), "stop_grace": (NUMBER, 10), "stop_signal": (str, "SIGTERM"),
+    "probe_timeout": (NUMBER, 2), "log_max_bytes": (int, 10 * 1024 * 1024), "log_backups": (int, 3),
+    "compose_timeout": (NUMBER, 600),
+}
+HEALTH_KEYS = {
+    "deadline": (NUMBER, 4), "state_change_rounds": (int, 2), "monitor_interval": (NUMBER, 30),
+    "disk_paths": (list, ["/"]), "thresholds": (dict, {}),
+}
+THRESHOLD_DEFAULTS = {"cpu_percent": (85, 95), "memory_percent": (85, 95), "disk_percent": (80, 90),
+                      "load_per_cpu": (1.5, 3.0)}
+SERVICE_KEYS = {
+    "display_name": (str, None), "group": (str, REQUIRED), "host": (str, None), "port": (int, REQUIRED),
+    "critical": (bool, True), "managed": (bool, None), "command": (list, None), "cwd": (str, "."),
+    "env": (dict, {}), "health": (dict, {}), "depends_on": (dict, {}), "startup_timeout": (NUMBER, None),
+    "stop_signal": (str, None), "stop_grace": (NUMBER, None), "pre_stop": (dict, None),
+    "compose_service": (str, None),
+}
+HEALTH_PROBE_KEYS = {"type": (str, "tcp"), "path": (str, None), "expect_status": ((int, list), 200),
+                     "timeout": (NUMBER, None)}
+PRE_STOP_KEYS = {"method": (str, "POST"), "path": (str, REQUIRED), "timeout": (NUMBER, 5)}
+TOP_KEYS = {"version": (int, 1), "project": (dict, {}), "defaults": (dict, {}), "health": (dict, {}),
+            "services": (dict, REQUIRED)}
+
+ENV_REF = re.compile(r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\})")
+PLACEHOLDER = re.compile(r"\{\{|\}\}|\{(port|host|port:[^{}]+|health_url:[^{}]+)\}")
+
+
+def default_config_path() -> Path:
+    """--config, else TMT_CONFIG, else config/services.yaml here, else the one beside this package."""
+    env = os.environ.get("TMT_CONFIG")
+    if env:
+        return Path(env)
+    here = Path("config/services.yaml")
+    if here.exists():
+        return here
+    return Path(__file__).resolve().parents[2] / "config" / "services.yaml"
+
+
+def load_registry(path: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None) -> Registry:
+    path = Path(path) if path is not None else default_config_path()
+    return _Loader(path, os.environ if environ is None else environ).load()
+
+
+class _Loader:
+    def __init__(self, path: Path, environ: Mapping[str, str]):
+        self.path = path
+        self.environ = environ
+        self.warnings: list[str] = []
+
+    def fail(self, where: str, problem: str) -> ConfigError:
+        return ConfigError(f"{self.path}: {where + ': ' if where else ''}{problem}")
+
+    # -- parse ----------------------------------------------------------------------------------------
+    def load(self) -> Registry:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"{self.path}: registry not found (pass --config PATH or set TMT_CONFIG)") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{self.path}: cannot read the registry: {exc}") from None
+        try:
+            data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "invalid YAML"
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ConfigError(f"{self.path}: {where}: invalid YAML: {problem}") from None
+        if data is None:
+            raise self.fail("", "the registry is empty (it needs at least a 'services:' section)")
+        if not isinstance(data, dict):
+            raise self.fail("", f"the registry must be a mapping with a 'services:' section, not {_kind(data)}")
+        return self.build(self.expand(data, ""))
+
+    def expand(self, value: Any, where: str) -> Any:
+        """${VAR} and ${VAR:-default} from the environment in every string; $$ is a literal $."""
+        if isinstance(value, dict):
+            return {k: self.expand(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.expand(v, where) for v in value]
+        if not isinstance(value, str) or "$" not in value:
+            return value
+
+        def sub(match: re.Match) -> str:
+            name, default = match.group(1), match.group(2)
+            if name is None:
+                return "$"
+            got = self.environ.get(name)
+            if got:
+                return got
+            if default is not None:
+                return default
+            self.warnings.append(f"{where}: ${{{name}}} is not set; using an empty value")
+            return ""
+
+        return ENV_REF.sub(sub, value)
+
+    # -- sections ---------------------------------------------------------------------------------------
+    def section(self, data: Any, keys: dict, where: str) -> dict:
+        if not isinstance(data, dict):
+            raise self.fail(where, f"must be a mapping, not {_kind(data)}")
+        for key in data:
+            if key not in keys:
+                raise self.fail(where, f"unknown key '{key}'{suggest(str(key), keys)}")
+        out = {}
+        for key, (types, default) in keys.items():
+            if key not in data or data[key] is None and default is not REQUIRED:
+                if default is REQUIRED:
+                    raise self.fail(where, f"missing required key '{key}'")
+                out[key] = default
+                continue
+            value = data[key]
+            if isinstance(value, bool) and bool not in _tuple(types) or not isinstance(value, types):
+                raise self.fail(where, f"{key}: expected {_type_name(types)}, got {_kind(value)} {value!r}")
+            out[key] = value
+        return out
+
+    def positive(self, value: float, where: str, key: str) -> float:
+        if value <= 0:
+            raise self.fail(where, f"{key}: must be greater than 0, got {value}")
+        return float(value)
+
+    def signal_of(self, name: str, where: str) -> signal.Signals:
+        full = name.upper() if name.upper().startswith("SIG") else "SIG" + name.upper()
+        try:
+            return signal.Signals[full]
+        except KeyError:
+            raise self.fail(where, f"stop_signal: unknown signal '{name}' (e.g. SIGTERM, SIGINT, SIGQUIT)") from None
+
+    # -- build --------------------------------------------------------------------------------------------
+    def build(self, data: dict) -> Registry:
+        top = self.section(data, TOP_KEYS, "")
+        if top["version"] != 1:
+            raise self.fail("version", f"unsupported registry version {top['version']} (this toolkit reads 1)")
+        project = self.section(top["project"], PROJECT_KEYS, "project")
+        defaults = self.section(top["defaults"], DEFAULTS_KEYS, "defaults")
+        if project["default_mode"] not in MODES:
+            raise self.fail("project", f"default_mode: must be one of {', '.join(MODES)}, "
+                                       f"got '{project['default_mode']}'")
+        for key in ("startup_timeout", "stop_grace", "probe_timeout", "compose_timeout"):
+            self.positive(defaults[key], "defaults", key)
+        self.signal_of(defaults["stop_signal"], "defaults")
+
+        root = (self.path.resolve().parent / project["root"]).resolve()
+        raw_services = top["services"]
+        if not raw_services:
+            raise self.fail("services", "no services are defined")
+        specs = {name: self.section(spec, SERVICE_KEYS, f"service '{name}'") for name, spec in raw_services.items()}
+        for name, spec in specs.items():
+            self.check_service(name, spec, specs)
+        self.check_ports(specs, project["host"])
+        cycle = graph.find_cycle({n: list(s["depends_on"]) for n, s in specs.items()})
+        if cycle:
+            raise self.fail("services", f"dependency cycle: {' -> '.join(cycle)}")
+
+        services = {name: self.make_service(name, spec, specs, project, defaults, root)
+                    for name, spec in specs.items()}
+        compose_names = [s.compose_service for s in services.values()]
+        for s in services.values():
+            if compose_names.count(s.compose_service) > 1:
+                raise self.fail(f"service '{s.name}'", f"compose_service '{s.compose_service}' is used twice")
+        return Registry(
+            path=self.path, project=project["name"], root=root, default_mode=project["default_mode"],
+            log_dir=root / project["log_dir"], state_dir=root / project["state_dir"],
+            compose_file=root / project["compose_file"],
+            compose_project=project["compose_project"] or project["name"],
+            compose_timeout=float(defaults["compose_timeout"]), log_max_bytes=defaults["log_max_bytes"],
+            log_backups=defaults["log_backups"], health=self.make_health(top["health"], root),
+            services=freeze(services), warnings=tuple(self.warnings))
+
+    def check_service(self, name: str, spec: dict, specs: dict) -> None:
+        where = f"service '{name}'"
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", str(name)):
+            raise self.fail(where, "service names use lower-case letters, digits, '-' and '_'")
+        if spec["group"] not in GROUPS:
+            raise self.fail(where, f"group: must be one of {', '.join(GROUPS)}, got '{spec['group']}'"
+                                   f"{suggest(spec['group'], GROUPS)}")
+        if not 1 <= spec["port"] <= 65535:
+            raise self.fail(where, f"port: {spec['port']} is out of range (1-65535)")
+        managed = spec["managed"] if spec["managed"] is not None else spec["group"] == "core"
+        if managed and not spec["command"]:
+            raise self.fail(where, "a managed service needs a command (an argument list), "
+                                   "or set managed: false")
+        if spec["command"] is not None and not all(isinstance(a, (str, int, float)) for a in spec["command"]):
+            raise self.fail(where, "command: every argument must be a string")
+        for key, value in spec["env"].items():
+            if not isinstance(value, (str, int, float, bool)):
+                raise self.fail(where, f"env.{key}: expected a string, got {_kind(value)}")
+        for dep, kind in spec["depends_on"].items():
+            if dep not in specs:
+                raise self.fail(where, f"depends on unknown service '{dep}'{suggest(str(dep), specs)}")
+            if dep == name:
+                raise self.fail(where, "depends on itself")
+            if kind not in ("required", "optional"):
+                raise self.fail(where, f"depends_on.{dep}: must be 'required' or 'optional', got {kind!r}")
+        probe = self.section(spec["health"], HEALTH_PROBE_KEYS, f"{where}: health")
+        if probe["type"] not in PROBE_KINDS:
+            raise self.fail(where, f"health.type: must be one of {', '.join(PROBE_KINDS)}, got "
+                                   f"'{probe['type']}'{suggest(probe['type'], PROBE_KINDS)}")
+        if probe["type"] == "http" and not (probe["path"] or "").startswith("/"):
+            raise self.fail(where, "health.path: an http probe needs a path starting with '/'")
+        statuses = probe["expect_status"] if isinstance(probe["expect_status"], list) else [probe["expect_status"]]
+        if not statuses or not all(isinstance(c, int) and 100 <= c <= 599 for c in statuses):
+            raise self.fail(where, f"health.expect_status: HTTP status codes (100-599), got {probe['expect_status']!r}")
+        spec["health"] = dict(probe, expect_status=tuple(statuses))
+        if spec["pre_stop"] is not None:
+            spec["pre_stop"] = self.section(spec["pre_stop"], PRE_STOP_KEYS, f"{where}: pre_stop")
+            if not spec["pre_stop"]["path"].startswith("/"):
+                raise self.fail(where, "pre_stop.path: must start with '/'")
+        for key in ("startup_timeout", "stop_grace"):
+            if spec[key] is not None:
+                self.positive(spec[key], where, key)
+        if spec["stop_signal"] is not None:
+            self.signal_of(spec["stop_signal"], where)
+
+    def check_ports(self, specs: dict, default_host: str) -> None:
+        seen: dict[tuple[str, int], str] = {}
+        for name, spec in specs.items():
+            key = (spec["host"] or default_host, spec["port"])
+            if key in seen:
+                raise self.fail(f"service '{name}'", f"port {spec['port']} is already used by service '{seen[key]}'")
+            seen[key] = name
+
+    def make_service(self, name: str, spec: dict, specs: dict, project: dict, defaults: dict, root: Path) -> Service:
+        where = f"service '{name}'"
+        host = spec["host"] or project["host"]
+
+        def fill(text: str) -> str:
+            def sub(match: re.Match) -> str:
+                token = match.group(0)
+                if token in ("{{", "}}"):
+                    return token[0]
+                key = match.group(1)
+                if key == "port":
+                    return str(spec["port"])
+                if key == "host":
+                    return host
+                kind, other = key.split(":", 1)
+                if other not in specs:
+                    raise self.fail(where, f"{{{key}}}: unknown service '{other}'{suggest(other, specs)}")
+                o = specs[other]
+                if kind == "port":
+                    return str(o["port"])
+                if o["health"]["type"] != "http":
+                    raise self.fail(where, f"{{{key}}}: service '{other}' has no http health probe")
+                return f"http://{o['host'] or project['host']}:{o['port']}{o['health']['path']}"
+            return PLACEHOLDER.sub(sub, text)
+
+        command = tuple(fill(str(a)) for a in spec["command"] or ())
+        if command and command[0] in ("python", "python3"):
+            command = (sys.executable,) + command[1:]
+        probe = spec["health"]
+        pre = spec["pre_stop"]
+        return Service(
+            name=name, display_name=spec["display_name"] or name.replace("-", " ").replace("_", " ").title(),
+            group=spec["group"], host=host, port=spec["port"], critical=spec["critical"],
+            managed=spec["managed"] if spec["managed"] is not None else spec["group"] == "core",
+            command=command, cwd=(root / spec["cwd"]).resolve(),
+            env=freeze({str(k): fill(_scalar(v)) for k, v in spec["env"].items()}),
+            probe=Probe(kind=probe["type"], path=probe["path"], expect_status=probe["expect_status"],
+                        timeout=float(probe["timeout"] or defaults["probe_timeout"])),
+            depends_on=tuple(Dependency(d, k == "required") for d, k in spec["depends_on"].items()),
+            startup_timeout=float(spec["startup_timeout"] or defaults["startup_timeout"]),
+            stop_signal=self.signal_of(spec["stop_signal"] or defaults["stop_signal"], where),
+            stop_grace=float(spec["stop_grace"] or defaults["stop_grace"]),
+            pre_stop=PreStop(pre["method"].upper(), pre["path"], float(pre["timeout"])) if pre else None,
+            compose_service=spec["compose_service"] or name)
+
+    def make_health(self, data: Any, root: Path) -> HealthSettings:
+        h = self.section(data, HEALTH_KEYS, "health")
+        self.positive(h["deadline"], "health", "deadline")
+        self.positive(h["monitor_interval"], "health", "monitor_interval")
+        if h["state_change_rounds"] < 1:
+            raise self.fail("health", "state_change_rounds: must be 1 or more")
+        if not all(isinstance(p, str) for p in h["disk_paths"]):
+            raise self.fail("health", "disk_paths: expected a list of paths")
+        keys = {k: (dict, {"warning": w, "critical": c}) for k, (w, c) in THRESHOLD_DEFAULTS.items()}
+        given = self.section(h["thresholds"], keys, "health.thresholds")
+        thresholds = {}
+        for key, value in given.items():
+            t = self.section(value, {"warning": (NUMBER, REQUIRED), "critical": (NUMBER, REQUIRED)},
+                             f"health.thresholds.{key}")
+            if t["warning"] > t["critical"]:
+                raise self.fail(f"health.thresholds.{key}", "warning must not exceed critical")
+            thresholds[key] = Threshold(float(t["warning"]), float(t["critical"]))
+        return HealthSettings(deadline=float(h["deadline"]), state_change_rounds=h["state_change_rounds"],
+                              monitor_interval=float(h["monitor_interval"]),
+                              disk_paths=tuple(root / p for p in h["disk_paths"]), thresholds=freeze(thresholds))
+
+
+def _tuple(types) -> tuple:
+    return types if isinstance(types, tuple) else (types,)
+
+
+def _scalar(value: Any) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+_NAMES: dict[type, str] = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+                           list: "a list", dict: "a mapping"}
+
+
+def _type_name(types) -> str:
+    if types == NUMBER:
+        return "a number"
+    return " or ".join(_NAMES[t] for t in _tuple(types))
+
+
+_KINDS: dict[type, str] = {bool: "boolean", int: "integer", float: "number", str: "string", list: "list",
+                          dict: "mapping"}
+
+
+def _kind(value: Any) -> str:
+    for t, word in _KINDS.items():
+        if isinstance(value, t):
+            return word
+    return "null" if value is None else type(value).__name__

@@ -1,0 +1,163 @@
+"""The registry as validated, frozen objects, and the queries the scripts ask of it."""
+
+from __future__ import annotations
+
+import difflib
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Iterable, Mapping
+
+from ..errors import ConfigError
+from . import graph
+
+GROUPS = ("core", "infrastructure")
+PROBE_KINDS = ("http", "tcp", "redis", "postgres", "kafka")
+MODES = ("native", "docker")
+
+
+@dataclass(frozen=True)
+class Probe:
+    """How to ask a service whether it is healthy."""
+
+    kind: str  # one of PROBE_KINDS
+    timeout: float
+    path: str | None = None  # http only
+    expect_status: tuple[int, ...] = (200,)  # http only
+
+
+@dataclass(frozen=True)
+class Dependency:
+    name: str
+    required: bool
+
+
+@dataclass(frozen=True)
+class PreStop:
+    """An HTTP call made to the service before it is signalled (e.g. "stop taking orders")."""
+
+    method: str
+    path: str
+    timeout: float
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    display_name: str
+    group: str
+    host: str
+    port: int
+    critical: bool
+    managed: bool  # native mode starts and stops it; infrastructure usually is not
+    command: tuple[str, ...]  # resolved: placeholders filled, `python` is the running interpreter
+    cwd: Path
+    env: Mapping[str, str]
+    probe: Probe
+    depends_on: tuple[Dependency, ...]
+    startup_timeout: float
+    stop_signal: signal.Signals
+    stop_grace: float
+    pre_stop: PreStop | None
+    compose_service: str
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """The probe's URL for http probes, else a scheme-style address (redis://host:port)."""
+        if self.probe.kind == "http":
+            return f"http://{self.host}:{self.port}{self.probe.path}"
+        return f"{self.probe.kind}://{self.host}:{self.port}"
+
+    @property
+    def required_deps(self) -> tuple[str, ...]:
+        return tuple(d.name for d in self.depends_on if d.required)
+
+
+@dataclass(frozen=True)
+class Threshold:
+    warning: float
+    critical: float
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    deadline: float  # one round of probes, all at once, ends by then
+    state_change_rounds: int  # monitor: a new state must hold this many rounds before it is reported
+    monitor_interval: float
+    disk_paths: tuple[Path, ...]
+    thresholds: Mapping[str, Threshold]  # cpu_percent, memory_percent, disk_percent, load_per_cpu
+
+
+@dataclass(frozen=True)
+class Registry:
+    path: Path
+    project: str
+    root: Path
+    default_mode: str
+    log_dir: Path
+    state_dir: Path
+    compose_file: Path
+    compose_project: str
+    compose_timeout: float
+    log_max_bytes: int
+    log_backups: int
+    health: HealthSettings
+    services: Mapping[str, Service]  # in registry order
+    warnings: tuple[str, ...] = field(default=())  # e.g. an unset ${VAR}; the CLI shows them
+
+    # -- lookups ---------------------------------------------------------------------------------
+    def service(self, name: str) -> Service:
+        try:
+            return self.services[name]
+        except KeyError:
+            raise ConfigError(f"unknown service '{name}'{suggest(name, self.services)}; "
+                              f"known: {', '.join(self.services)}") from None
+
+    def select(self, names: Iterable[str] | None = None) -> list[Service]:
+        """The named services (all when None), validated, in registry order."""
+        if names is None:
+            return list(self.services.values())
+        wanted = {self.service(n).name for n in names}
+        return [s for s in self.services.values() if s.name in wanted]
+
+    @property
+    def managed(self) -> list[Service]:
+        return [s for s in self.services.values() if s.managed]
+
+    # -- dependency graph -------------------------------------------------------------------------
+    def _deps(self, services: Iterable[Service]) -> dict[str, list[str]]:
+        return {s.name: [d.name for d in s.depends_on] for s in services}
+
+    def start_waves(self, services: Iterable[Service] | None = None) -> list[list[Service]]:
+        """Waves of services whose dependencies (among the selection) are all in earlier waves."""
+        chosen = list(self.services.values()) if services is None else list(services)
+        names = graph.start_waves(self._deps(chosen), list(self.services))
+        return [[self.services[n] for n in wave] for wave in names]
+
+    def stop_waves(self, services: Iterable[Service] | None = None) -> list[list[Service]]:
+        return self.start_waves(services)[::-1]
+
+    def dependents(self, names: Iterable[str]) -> list[Service]:
+        """Transitive dependents of the named services (required or optional), in registry order."""
+        found = graph.dependents(self._deps(self.services.values()), [self.service(n).name for n in names])
+        return [s for s in self.services.values() if s.name in found]
+
+    def with_dependents(self, names: Iterable[str]) -> list[Service]:
+        names = list(names)
+        chosen = {s.name for s in self.select(names)} | {s.name for s in self.dependents(names)}
+        return [s for s in self.services.values() if s.name in chosen]
+
+
+def suggest(word: str, choices: Iterable[str]) -> str:
+    """' (did you mean 'x'?)' for a close match, else ''."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def freeze(mapping: Mapping) -> Mapping:
+    return MappingProxyType(dict(mapping))

@@ -1,0 +1,5 @@
+import sys
+
+from tmt_sim.service import main
+
+sys.exit(main())
