@@ -16,6 +16,8 @@ from typing import IO, Sequence
 from .redact import Redactor
 
 LOGGER = logging.getLogger("tmt_ops")
+# Without an opened toolkit log, warnings must not fall through to logging.lastResort (a second copy on stderr).
+LOGGER.addHandler(logging.NullHandler())
 STYLES = {"ok": "GREEN", "warn": "YELLOW", "error": "RED", "info": "CYAN", "dim": "WHITE", "bold": ""}
 
 
@@ -42,7 +44,9 @@ class Printer:
     def line(self, text: str = "", style: str | None = None, level: int = logging.INFO) -> None:
         text = self.redact(text)
         LOGGER.log(level, text)
-        print(self.paint(text, style), file=self.stream, flush=True)
+        # One write per line: lines printed from several threads (a wave in parallel) never interleave.
+        self.stream.write(self.paint(text, style) + "\n")
+        self.stream.flush()
 
     def ok(self, text: str) -> None:
         self.line(text, "ok")

@@ -30,14 +30,24 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
 
 def port_holders(port: int) -> list[Holder]:
     """Processes with a listening socket on `port` (any address). Costly: call only when the answer is needed."""
-    pids = {c.pid for c in psutil.net_connections(kind="inet")
-            if c.pid and c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN}
-    holders = []
-    for pid in sorted(pids):
-        try:
-            proc = psutil.Process(pid)
-            with proc.oneshot():
-                holders.append(Holder(pid, proc.name(), proc.username(), " ".join(proc.cmdline()) or proc.name()))
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return holders
+    return listeners([port]).get(port, [])
+
+
+def listeners(ports) -> dict[int, list[Holder]]:
+    """port -> processes listening on it, for several ports in one socket scan (the scan is the cost)."""
+    wanted = set(ports)
+    pids: dict[int, set[int]] = {}
+    for c in psutil.net_connections(kind="inet"):
+        if c.pid and c.laddr and c.laddr.port in wanted and c.status == psutil.CONN_LISTEN:
+            pids.setdefault(c.laddr.port, set()).add(c.pid)
+    found: dict[int, list[Holder]] = {}
+    for port, port_pids in pids.items():
+        for pid in sorted(port_pids):
+            try:
+                proc = psutil.Process(pid)
+                with proc.oneshot():
+                    holder = Holder(pid, proc.name(), proc.username(), " ".join(proc.cmdline()) or proc.name())
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            found.setdefault(port, []).append(holder)
+    return found

@@ -1,0 +1,52 @@
+"""Shared by the native lifecycle tests: run the scripts against a registry, look at its processes."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import psutil
+import yaml
+
+from support import run_script
+
+
+def restart(cfg: Path, *args: str, **kw):
+    return run_script("restart-trading-system.py", "--config", str(cfg), *args, **kw)
+
+
+def stop(cfg: Path, *args: str, **kw):
+    return run_script("stop-trading-system.py", "--config", str(cfg), *args, **kw)
+
+
+def state_dir(cfg: Path) -> Path:
+    return Path(yaml.safe_load(cfg.read_text())["project"]["state_dir"])
+
+
+def recorded_pids(cfg: Path) -> dict[str, int]:
+    folder = state_dir(cfg) / "run"
+    return {p.stem: json.loads(p.read_text())["pid"] for p in folder.glob("*.json")} if folder.is_dir() else {}
+
+
+def port_of(cfg: Path, service: str) -> int:
+    return yaml.safe_load(cfg.read_text())["services"][service]["port"]
+
+
+def group_of(pgid: int) -> list[int]:
+    """Live (non-zombie) members of a process group."""
+    found = []
+    for p in psutil.process_iter(["status"]):
+        try:
+            if os.getpgid(p.pid) == pgid and p.info["status"] != psutil.STATUS_ZOMBIE:
+                found.append(p.pid)
+        except ProcessLookupError:
+            continue
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

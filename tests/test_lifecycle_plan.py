@@ -1,0 +1,129 @@
+"""Pure units of planning, records, log rotation and the run lock (no service processes)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+import pytest
+
+from tmt_ops.errors import ConfigError, OperationFailed
+from tmt_ops.lock import run_lock
+from tmt_ops.native import records
+from tmt_ops.native.discovery import Discovery, Found
+from tmt_ops.native.procs import Proc, signal_group
+from tmt_ops.native.records import RunRecord
+from tmt_ops.native.spawn import rotate
+from tmt_ops.operations import select
+from tmt_ops.plan import plan_start, plan_stop
+from tmt_ops.ports import Holder
+from tmt_ops.registry import load_registry
+
+
+@pytest.fixture
+def registry(registry_file):
+    return load_registry(registry_file())
+
+
+def found(name: str, pid: int, pgid: int | None) -> Found:
+    return Found(name, Proc(pid, 1.0), (Proc(pid, 1.0), Proc(pid + 1, 1.0)), pgid, "test")
+
+
+def test_stop_plan_reverses_dependency_order_and_says_why(registry):
+    discovery = Discovery(ours={"orchestrator": found("orchestrator", 100, 100),
+                                "dashboard": found("dashboard", 200, None)},
+                          foreign={"market-analysis": (Holder(300, "nginx", "www", "nginx -g daemon"),)})
+    plan = plan_stop(registry, registry.managed, discovery, force=False)
+    assert [s.service for s in plan.steps] == ["dashboard", "orchestrator"]
+    dashboard, orchestrator = plan.steps
+    assert dashboard.target == "tree" and dashboard.pids == (200, 201)
+    assert orchestrator.target == "group" and orchestrator.pgid == 100
+    assert orchestrator.pre_stop == "POST /api/trading/disable"
+    assert "process group 100" in orchestrator.describe(force=True) and "SIGKILL" in orchestrator.describe(True)
+    assert "pid 300 (nginx" in plan.blocked["market-analysis"] and "--force" in plan.blocked["market-analysis"]
+    assert plan.idle == ("execution-engine",)
+
+
+def test_stop_plan_with_force_targets_the_foreign_holder_with_sigterm(registry):
+    discovery = Discovery(foreign={"market-analysis": (Holder(300, "nginx", "www", "nginx"),)})
+    (step,) = plan_stop(registry, registry.managed, discovery, force=True).steps
+    assert (step.target, step.pids, step.signal) == ("foreign", (300,), signal.SIGTERM)
+
+
+def test_start_plan_waves_and_outside_dependencies(registry):
+    plan = plan_start(registry, registry.managed)
+    assert [w.services for w in plan.waves] == [("orchestrator",), ("market-analysis",), ("execution-engine",),
+                                                ("dashboard",)]
+    assert plan.waves[0].probe_first == ("postgres", "redis", "kafka")
+    partial = plan_start(registry, select(registry, ["execution-engine"]))
+    assert [w.services for w in partial.waves] == [("execution-engine",), ("dashboard",)]
+    assert partial.waves[0].probe_first == ("orchestrator", "market-analysis")
+    assert partial.waves[1].probe_first == ()
+
+
+def test_select_refuses_infrastructure_and_unknown_names(registry):
+    with pytest.raises(ConfigError, match="managed: false"):
+        select(registry, ["redis"])
+    with pytest.raises(ConfigError, match="did you mean 'dashboard'"):
+        select(registry, ["dashbord"])
+    assert [s.name for s in select(registry, ["execution-engine"], with_dependents=False)] == ["execution-engine"]
+
+
+def test_records_round_trip_and_unreadable_files_are_skipped(tmp_path):
+    record = RunRecord("orchestrator", 10, 10, 10, 123.45, ("python", "-m", "x"), "/srv", "/srv/o.log", 99.0)
+    records.write(tmp_path, record)
+    (tmp_path / "run" / "broken.json").write_text("{not json")
+    assert records.read_all(tmp_path) == {"orchestrator": record}
+    assert record.leads_group
+    assert [p.name for p in (tmp_path / "run").iterdir() if p.name.endswith(".tmp")] == []
+    records.remove(tmp_path, "orchestrator")
+    assert "orchestrator" not in records.read_all(tmp_path)
+
+
+def test_log_rotation_keeps_a_few_backups(tmp_path):
+    log = tmp_path / "svc.log"
+    for generation in range(5):
+        log.write_text(f"gen {generation}\n" * 20)
+        rotate(log, max_bytes=100, backups=2)
+    assert not log.exists()
+    assert (tmp_path / "svc.log.1").read_text().startswith("gen 4")
+    assert (tmp_path / "svc.log.2").read_text().startswith("gen 3")
+    assert not (tmp_path / "svc.log.3").exists()
+    log.write_text("small")
+    rotate(log, max_bytes=100, backups=2)
+    assert log.read_text() == "small"
+
+
+def test_second_run_is_told_who_holds_the_lock_and_gives_up(tmp_path):
+    told = []
+    with run_lock(tmp_path, told.append):
+        with pytest.raises(OperationFailed, match=f"pid {os.getpid()}"):
+            with run_lock(tmp_path, told.append, wait=0.2):
+                pass
+    assert told and f"pid {os.getpid()}" in told[0]
+    with run_lock(tmp_path, told.append, wait=0.2):  # released: free again
+        pass
+
+
+def test_lock_is_granted_once_the_holder_finishes(tmp_path):
+    release = threading.Event()
+    holding = threading.Event()
+
+    def hold():
+        with run_lock(tmp_path, print):
+            holding.set()
+            release.wait(5)
+    holder = threading.Thread(target=hold)
+    holder.start()
+    holding.wait(5)
+    threading.Timer(0.2, release.set).start()
+    with run_lock(tmp_path, lambda text: None, wait=3):
+        pass
+    holder.join()
+
+
+def test_never_signals_its_own_group_or_init():
+    for pgid in (0, 1, os.getpgrp()):
+        with pytest.raises(ValueError):
+            signal_group(pgid, signal.SIGTERM)

@@ -1,0 +1,179 @@
+"""stop-trading-system.py against real simulated services: what is ours goes, what is not stays."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import psutil
+import pytest
+
+from native_support import alive, group_of, port_of, recorded_pids, restart, state_dir, stop
+from support import REPO, wait_for
+from tmt_ops.ports import port_open
+
+ALONE = ["market-analysis", "execution-engine", "dashboard"]  # drop these: the orchestrator alone
+
+
+@pytest.fixture
+def strangers():
+    """Processes the test starts that the toolkit must not touch; killed at teardown."""
+    started: list[subprocess.Popen] = []
+
+    def start(*argv: str, **kw) -> subprocess.Popen:
+        proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True, **kw)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.kill()
+        proc.wait()
+
+
+def test_nothing_to_stop_is_success(registry_file):
+    cfg = registry_file()
+    result = stop(cfg)
+    assert result.returncode == 0, result.stderr
+    assert "nothing to stop" in result.stderr
+
+
+def test_decoy_with_a_service_name_survives_stop_force(registry_file, strangers):
+    cfg = registry_file(drop=ALONE)
+    assert restart(cfg, "--skip-health-check").returncode == 0
+    # Same program, same service name, started in the same directory: only the port differs.
+    decoy = strangers(sys.executable, "-m", "tmt_sim", "orchestrator", "--port", "0", cwd=REPO)
+    sleeper = strangers(sys.executable, "-c", "import time; time.sleep(60)", "orchestrator", "app.main", "main.py")
+    result = stop(cfg, "--force")
+    assert result.returncode == 0, result.stderr
+    assert "orchestrator: stopped" in result.stderr
+    assert decoy.poll() is None and sleeper.poll() is None
+
+
+def test_foreign_listener_untouched_without_force_stopped_with_it(registry_file, strangers):
+    cfg = registry_file(drop=ALONE)
+    port = port_of(cfg, "orchestrator")
+    foreign = strangers(sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1")
+    assert wait_for(lambda: psutil.Process(foreign.pid).net_connections("inet"), 10)
+
+    result = stop(cfg)
+    assert result.returncode == 0, result.stderr
+    assert f"port {port} is held by pid {foreign.pid}" in result.stderr and "not a TMT service" in result.stderr
+    assert "--force" in result.stderr
+    assert foreign.poll() is None
+
+    started = restart(cfg)
+    assert started.returncode == 1
+    assert f"pid {foreign.pid}" in started.stderr and foreign.poll() is None
+
+    result = stop(cfg, "--force")
+    assert result.returncode == 0, result.stderr
+    assert wait_for(lambda: foreign.poll() is not None, 5)
+    assert foreign.returncode == -signal.SIGTERM  # SIGTERM first, not a blind SIGKILL
+
+    again = strangers(sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1")
+    assert wait_for(lambda: psutil.Process(again.pid).net_connections("inet"), 10)
+    result = restart(cfg, "--force")
+    assert result.returncode == 0, result.stderr
+    assert again.poll() == -signal.SIGTERM and "orchestrator" in recorded_pids(cfg)
+
+
+def test_service_ignoring_sigterm_fails_without_force_and_is_killed_with_it(registry_file):
+    def short_grace(data):
+        data["services"]["orchestrator"]["stop_grace"] = 0.5
+    cfg = registry_file(drop=ALONE, knobs={"orchestrator": ["--ignore-sigterm"]}, edit=short_grace)
+    assert restart(cfg, "--skip-health-check").returncode == 0
+    pid = recorded_pids(cfg)["orchestrator"]
+
+    result = stop(cfg)
+    assert result.returncode == 1
+    assert "orchestrator" in result.stderr and "--force" in result.stderr and f"pid {pid}" in result.stderr
+    assert alive(pid)
+
+    result = stop(cfg, "--force")
+    assert result.returncode == 0, result.stderr
+    assert "SIGKILL" in result.stderr
+    assert not alive(pid) and recorded_pids(cfg) == {}
+
+
+def test_children_and_wrapped_dashboard_leave_nothing_behind(registry_file):
+    cfg = registry_file(knobs={"orchestrator": ["--spawn-child"], "dashboard": ["--spawn-child"]})
+    result = restart(cfg, "--skip-health-check")
+    assert result.returncode == 0, result.stderr
+    pids = recorded_pids(cfg)
+    # wrapper -> sh -> server -> worker child: four processes in the dashboard's group
+    assert wait_for(lambda: len(group_of(pids["dashboard"])) == 4, 5), group_of(pids["dashboard"])
+    members = {name: group_of(pid) for name, pid in pids.items()}
+    assert len(members["orchestrator"]) == 2
+
+    result = stop(cfg)
+    assert result.returncode == 0, result.stderr
+    for name, group in members.items():
+        assert [p for p in group if alive(p)] == [], name
+    assert "dashboard: stopped" in result.stderr
+
+
+def test_record_with_reused_pid_is_not_signalled(registry_file, strangers):
+    cfg = registry_file(drop=ALONE)
+    sleeper = strangers(sys.executable, "-c", "import time; time.sleep(60)")  # leads its own session too
+    created = psutil.Process(sleeper.pid).create_time()
+    folder = state_dir(cfg) / "run"
+    folder.mkdir(parents=True)
+    (folder / "orchestrator.json").write_text(json.dumps({
+        "service": "orchestrator", "pid": sleeper.pid, "pgid": sleeper.pid, "sid": sleeper.pid,
+        "create_time": created - 1000, "argv": ["python"], "cwd": str(REPO), "log_file": "x.log",
+        "started_at": 0}))
+    result = stop(cfg, "--force")
+    assert result.returncode == 0, result.stderr
+    assert "nothing to stop" in result.stderr
+    assert sleeper.poll() is None
+    assert recorded_pids(cfg) == {}  # the stale record is dropped
+
+
+def test_stop_finds_services_after_the_state_directory_is_deleted(registry_file):
+    cfg = registry_file(drop=["execution-engine", "dashboard"])
+    assert restart(cfg, "--skip-health-check").returncode == 0
+    pids = recorded_pids(cfg)
+    shutil.rmtree(state_dir(cfg))
+    result = stop(cfg, "--dry-run")
+    assert result.returncode == 0 and "no run record" in result.stderr
+    assert all(alive(p) for p in pids.values())
+    result = stop(cfg)
+    assert result.returncode == 0, result.stderr
+    assert not any(alive(p) for p in pids.values())
+    assert "stopped 2 service(s)" in result.stderr
+
+
+def test_foreign_holder_of_infrastructure_port_is_never_touched(registry_file, strangers):
+    cfg = registry_file(drop=ALONE)
+    port = port_of(cfg, "redis")
+    foreign = strangers(sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1")
+    assert wait_for(lambda: psutil.Process(foreign.pid).net_connections("inet"), 10)
+    assert stop(cfg, "--force").returncode == 0
+    assert foreign.poll() is None
+    assert os.path.exists("/proc/%d" % foreign.pid)
+
+
+def test_group_outliving_its_wrapper_is_still_found_and_stopped(registry_file):
+    def dashboard_alone(data):
+        svc = data["services"]["dashboard"]
+        svc["command"] = svc["command"][:svc["command"].index("--requires")]
+        svc["depends_on"] = {}
+    cfg = registry_file(drop=["orchestrator", "market-analysis", "execution-engine"], edit=dashboard_alone)
+    assert restart(cfg, "--skip-health-check").returncode == 0
+    wrapper = recorded_pids(cfg)["dashboard"]
+    assert wait_for(lambda: len(group_of(wrapper)) == 3, 5)
+    os.kill(wrapper, signal.SIGKILL)  # like process-compose #520: the leader dies, the server lives on
+    assert wait_for(lambda: not alive(wrapper), 5)
+    left = group_of(wrapper)
+    assert len(left) == 2
+
+    result = stop(cfg)
+    assert result.returncode == 0, result.stderr
+    assert not any(alive(p) for p in left)
+    assert not port_open("127.0.0.1", port_of(cfg, "dashboard"), 0.2)

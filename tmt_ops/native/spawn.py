@@ -1,0 +1,94 @@
+"""Start one service detached: its own session, stdin closed, output appended to logs/<service>.log.
+
+Own session: closing the terminal or Ctrl-C on the toolkit does not reach it, and its process group
+holds exactly what it starts, so a stop can signal the group (wrapper, shell and grandchild alike).
+Output goes to a file, never to a pipe nobody reads (a chatty service would block once it fills).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from ..errors import OperationFailed
+from ..registry import Registry, Service
+from . import records
+from .records import RunRecord
+
+
+@dataclass
+class Spawned:
+    service: str
+    process: subprocess.Popen
+    record: RunRecord
+    log_offset: int  # where this run's output starts in the log
+    started: float  # time.monotonic() at spawn
+
+
+def log_path(registry: Registry, service: Service) -> Path:
+    return registry.log_dir / f"{service.name}.log"
+
+
+def rotate(path: Path, max_bytes: int, backups: int) -> None:
+    """At spawn time: a log at or over max_bytes becomes .1 (older ones shift up, the oldest drops)."""
+    try:
+        if path.stat().st_size < max_bytes:
+            return
+    except FileNotFoundError:
+        return
+    if backups <= 0:
+        path.unlink(missing_ok=True)
+        return
+    for n in range(backups - 1, 0, -1):
+        older = path.with_name(f"{path.name}.{n}")
+        if older.exists():
+            os.replace(older, path.with_name(f"{path.name}.{n + 1}"))
+    os.replace(path, path.with_name(f"{path.name}.1"))
+
+
+def spawn(registry: Registry, service: Service) -> Spawned:
+    if not service.command:
+        raise OperationFailed(f"{service.name}: no command in the registry; native mode cannot start it")
+    if not service.cwd.is_dir():
+        raise OperationFailed(f"{service.name}: working directory {service.cwd} does not exist")
+    log = log_path(registry, service)
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        rotate(log, registry.log_max_bytes, registry.log_backups)
+        out = open(log, "ab")
+    except OSError as exc:
+        raise OperationFailed(f"{service.name}: cannot write its log {log}: {exc.strerror}") from None
+    with out:
+        offset = out.tell()
+        try:
+            process = subprocess.Popen(list(service.command), cwd=service.cwd, env={**os.environ, **service.env},
+                                       stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                       start_new_session=True, close_fds=True)
+        except OSError as exc:
+            raise OperationFailed(f"{service.name}: cannot run {service.command[0]}: {exc.strerror or exc}") from None
+    started = time.monotonic()
+    try:
+        create_time = psutil.Process(process.pid).create_time()  # a zombie still has one
+    except psutil.NoSuchProcess:
+        create_time = 0.0
+    record = RunRecord(service=service.name, pid=process.pid, pgid=process.pid, sid=process.pid,
+                       create_time=create_time, argv=tuple(service.command), cwd=str(service.cwd),
+                       log_file=str(log), started_at=time.time())
+    records.write(registry.state_dir, record)
+    return Spawned(service.name, process, record, offset, started)
+
+
+def log_tail(path: Path, offset: int = 0, lines: int = 12) -> list[str]:
+    """The last lines written to path since offset (this run's output only)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(offset, os.path.getsize(path) - 64 * 1024))
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return []
+    return text.splitlines()[-lines:]
