@@ -13,7 +13,7 @@ import socket
 import struct
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any, Iterable
 
 from .registry import Service
@@ -26,6 +26,9 @@ STARTING_WORDS = {"starting", "initializing", "initialising", "loading"}
 KAFKA_API_VERSIONS_V0 = bytes.fromhex("0000000c001200000000000100026863")
 PG_SSL_REQUEST = bytes.fromhex("0000000804d2162f")
 PG_CANNOT_CONNECT_NOW = "57P03"  # starting up, shutting down, in recovery
+# 57P03 messages of a server on its way up ("starting up", "not yet accepting connections" before a
+# consistent recovery state, "in recovery mode"); "shutting down" and a disabled hot standby are not.
+PG_STARTING_PHRASES = ("starting up", "not yet accepting", "recovery mode")
 PG_ALIVE_SQLSTATES = {"28000", "28P01", "3D000"}  # auth / unknown role or database: the server answers
 
 
@@ -37,11 +40,13 @@ class ProbeResult:
     details: Any = None  # the parsed health body, or what the protocol said
     error: str | None = None
     http_status: int | None = None
+    port_open: bool | None = None  # did the port accept a connection (None: not known)
 
 
 class _Deadline:
     def __init__(self, seconds: float):
         self.end = time.monotonic() + seconds
+        self.connected = False  # set once the TCP connection is up: tells "port open" on a later timeout
 
     def left(self) -> float:
         left = self.end - time.monotonic()
@@ -77,15 +82,22 @@ def classify_http(code: int, body: Any, expect: tuple[int, ...] = (200,)) -> tup
 def http_request(host: str, port: int, method: str, path: str, timeout: float,
                  body: bytes | None = None) -> tuple[int, Any]:
     """One HTTP request under an overall timeout; returns (status, parsed JSON or text)."""
-    deadline = _Deadline(timeout)
+    return _http_exchange(host, port, method, path, _Deadline(timeout), body)
+
+
+def _http_exchange(host: str, port: int, method: str, path: str, deadline: _Deadline,
+                   body: bytes | None = None) -> tuple[int, Any]:
     conn = http.client.HTTPConnection(host, port, timeout=deadline.left())
     try:
+        conn.connect()
+        deadline.connected = True
+        sock = conn.sock  # getresponse() drops conn.sock when the server closes after the answer (HTTP/1.0)
         conn.request(method, path, body=body, headers={"User-Agent": "tmt-ops", "Accept": "application/json"})
-        conn.sock.settimeout(deadline.left())
+        sock.settimeout(deadline.left())
         response = conn.getresponse()
         chunks, size = [], 0
         while size < MAX_BODY:
-            conn.sock.settimeout(deadline.left())
+            sock.settimeout(deadline.left())
             chunk = response.read1(MAX_BODY - size) if hasattr(response, "read1") else response.read(MAX_BODY)
             if not chunk:
                 break
@@ -102,13 +114,14 @@ def http_request(host: str, port: int, method: str, path: str, timeout: float,
 
 
 def _probe_http(service: Service, deadline: _Deadline) -> ProbeResult:
-    code, body = http_request(service.host, service.port, "GET", service.probe.path or "/", deadline.left())
+    code, body = _http_exchange(service.host, service.port, "GET", service.probe.path or "/", deadline)
     status, error = classify_http(code, body, service.probe.expect_status)
     return ProbeResult(status, service.url, details=body, error=error, http_status=code)
 
 
 def _connect(service: Service, deadline: _Deadline) -> socket.socket:
     sock = socket.create_connection((service.host, service.port), timeout=deadline.left())
+    deadline.connected = True
     sock.settimeout(deadline.left())
     return sock
 
@@ -173,7 +186,7 @@ def _probe_postgres(service: Service, deadline: _Deadline) -> ProbeResult:
         fields = _pg_error_fields(payload)
         message = fields.get("M", "error")
         if fields.get("C") == PG_CANNOT_CONNECT_NOW:
-            state = Health.STARTING if "starting" in message or "recovery" in message else Health.UNHEALTHY
+            state = Health.STARTING if any(w in message for w in PG_STARTING_PHRASES) else Health.UNHEALTHY
             return ProbeResult(state, service.url, details=message, error=message)
         if fields.get("C") in PG_ALIVE_SQLSTATES:
             return ProbeResult(Health.HEALTHY, service.url, details=f"accepting connections ({message})")
@@ -200,9 +213,10 @@ _PROBES = {"http": _probe_http, "tcp": _probe_tcp, "redis": _probe_redis, "postg
 def probe(service: Service, timeout: float | None = None) -> ProbeResult:
     """Run the service's probe; never raises for what the network does."""
     seconds = service.probe.timeout if timeout is None else min(timeout, service.probe.timeout)
+    deadline = _Deadline(seconds)
     started = time.perf_counter()
     try:
-        result = _PROBES[service.probe.kind](service, _Deadline(seconds))
+        result = _PROBES[service.probe.kind](service, deadline)
     except (socket.timeout, TimeoutError):
         result = ProbeResult(Health.TIMEOUT, service.url, error=f"no answer within {seconds:g}s")
     except ConnectionRefusedError:
@@ -210,29 +224,30 @@ def probe(service: Service, timeout: float | None = None) -> ProbeResult:
     except (OSError, http.client.HTTPException, ValueError, struct.error) as exc:
         result = ProbeResult(Health.UNHEALTHY, service.url, error=f"{type(exc).__name__}: {exc}".rstrip(": "))
     elapsed = round((time.perf_counter() - started) * 1000, 1)
-    return ProbeResult(result.status, result.url, elapsed, result.details, result.error, result.http_status)
+    return replace(result, response_time_ms=elapsed, port_open=deadline.connected)
 
 
-@dataclass
-class _Slot:
-    service: Service
-    result: ProbeResult | None = None
-    thread: threading.Thread | None = field(default=None, repr=False)
+DEADLINE_GRACE = 0.05  # lets a probe report its own timeout (with what it knows) before the round gives up on it
 
 
 def probe_all(services: Iterable[Service], deadline: float) -> dict[str, ProbeResult]:
     """Every service's probe at once; whatever has not answered by `deadline` seconds is a timeout.
 
-    Daemon threads, so a probe stuck past the deadline never holds up the caller or interpreter exit.
+    Each probe gets its own timeout, cut to what is left of the deadline. Daemon threads, so a probe stuck
+    past the deadline never holds up the caller or interpreter exit.
     """
-    slots = [_Slot(s) for s in services]
+    services = list(services)
+    results: dict[str, ProbeResult] = {}
     end = time.monotonic() + deadline
-    for slot in slots:
-        slot.thread = threading.Thread(target=lambda sl=slot: setattr(sl, "result", probe(sl.service, deadline)),
-                                       name=f"probe-{slot.service.name}", daemon=True)
-        slot.thread.start()
-    for slot in slots:
-        slot.thread.join(max(0.0, end - time.monotonic()))
-    return {slot.service.name: slot.result or ProbeResult(
-        Health.TIMEOUT, slot.service.url, round(deadline * 1000, 1),
-        error=f"no answer within the overall deadline of {deadline:g}s") for slot in slots}
+
+    def run(service: Service) -> None:
+        results[service.name] = probe(service, max(0.0, end - time.monotonic()))
+
+    threads = [threading.Thread(target=run, args=(s,), name=f"probe-{s.name}", daemon=True) for s in services]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(max(0.0, end + DEADLINE_GRACE - time.monotonic()))
+    return {s.name: results.get(s.name) or ProbeResult(
+        Health.TIMEOUT, s.url, round(deadline * 1000, 1),
+        error=f"no answer within the overall deadline of {deadline:g}s") for s in services}

@@ -1,0 +1,112 @@
+"""system-health.py: one concurrent health report (text, json, nagios, prometheus) or a monitor loop.
+
+Exit codes (Nagios convention): 0 healthy, 1 warning, 2 critical, 3 the check itself could not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from typing import Sequence
+
+from ..console import Printer, open_toolkit_log
+from ..errors import UsageError
+from ..mode import MODES, resolve_mode
+from ..output import FORMATS, redact_tree, renderer
+from ..redact import Redactor
+from ..registry import Registry
+from .common import ArgumentParser, add_config_argument, registry_from, run
+
+UNKNOWN = 3
+
+
+def _positive(kind):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+        return value
+    return parse
+
+
+def _parser() -> ArgumentParser:
+    p = ArgumentParser(prog="system-health.py",
+                       description="Health of every TMT service and infrastructure component, probed at once, "
+                                   "with host resources, issues and the next command to run. "
+                                   "Exit 0 healthy, 1 warning, 2 critical, 3 the check could not run.")
+    add_config_argument(p)
+    p.add_argument("--mode", choices=MODES, default="auto",
+                   help="native, docker, or auto: what runs now decides (default: auto)")
+    p.add_argument("--json", action="store_true", help="JSON on stdout (same as --format json); "
+                                                       "everything human goes to stderr")
+    p.add_argument("--format", choices=FORMATS, help="text (default), json, nagios (one plugin line with "
+                                                     "perfdata) or prometheus (node_exporter textfile)")
+    p.add_argument("--output", metavar="FILE", help="write the report to FILE atomically (temp file + rename), "
+                                                    "for cron and the textfile collector")
+    p.add_argument("--monitor", action="store_true", help="check every --interval seconds until Ctrl-C")
+    p.add_argument("--interval", type=_positive(float), metavar="SECONDS",
+                   help="seconds between monitor rounds (default: the registry's health.monitor_interval, 30)")
+    p.add_argument("--count", type=_positive(int), metavar="N", help="monitor: stop after N rounds")
+    return p
+
+
+def _format(args: argparse.Namespace) -> str:
+    if args.json and args.format not in (None, "json"):
+        raise UsageError(f"--json and --format {args.format} contradict each other: pick one")
+    if (args.interval or args.count) and not args.monitor:
+        raise UsageError("--interval and --count apply to --monitor only")
+    return "json" if args.json else args.format or "text"
+
+
+def _monitor(args: argparse.Namespace, fmt: str, registry: Registry, mode: str, redactor: Redactor) -> int:
+    from ..health.document import change_document, to_document
+    from ..health.monitor import run as monitor
+    from ..output.rounds import RoundWriter
+    open_toolkit_log(registry.log_dir, redactor, registry.log_max_bytes, registry.log_backups)
+    # round and change lines are the data of a text monitor; beside JSON or a file they are commentary
+    human = Printer(sys.stderr if fmt != "text" or args.output else sys.stdout, redactor)
+    writer = RoundWriter(fmt, args.output, human)
+
+    def on_round(number, report, changes) -> None:
+        writer.write(number, redact_tree(to_document(report), redactor),
+                     [change_document(c, registry.services) for c in changes])
+
+    return monitor(registry, mode, args.interval or registry.health.monitor_interval, on_round, args.count)
+
+
+def _main(argv: Sequence[str]) -> int:
+    args = _parser().parse_args(argv)
+    fmt = _format(args)
+    from ..health.resources import CpuSampler
+    cpu = CpuSampler()  # marked now: the one-shot CPU window spans the whole run
+    registry = registry_from(args, Printer(sys.stderr))
+    mode = resolve_mode(args.mode, registry)
+    redactor = Redactor.from_environment(*(s.env for s in registry.services.values()))
+    if args.monitor:
+        return _monitor(args, fmt, registry, mode, redactor)
+    from ..health.document import to_document
+    from ..health.report import build
+    report = build(registry, mode, cpu)
+    document = redact_tree(to_document(report), redactor)
+    if args.output:
+        from ..output.atomic import write_atomic
+        write_atomic(args.output, renderer(fmt)(document))
+    elif fmt == "text":
+        from ..output.text import show
+        show(document, Printer(sys.stdout, redactor))
+    else:
+        sys.stdout.write(renderer(fmt)(document))
+        sys.stdout.flush()
+    return report.overall.exit_code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return run(_main, argv, config_error_code=UNKNOWN, failure_code=UNKNOWN)
+    except Exception:  # a bug: keep its traceback, but never let a crash read as a warning (exit 1) to a monitor
+        traceback.print_exc()
+        return UNKNOWN

@@ -1,0 +1,95 @@
+"""--monitor: a health round every interval, a line per round and a line per (debounced) state change.
+
+A new state is reported only once it has held for registry.health.state_change_rounds rounds in a row, so
+one slow answer does not flap. Nothing accumulates between rounds (flat memory); the CPU sampler spans
+the whole interval, so the CPU figure is the load between rounds, not the checker's own start.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+from ..registry import Registry
+from .report import Report, build
+from .resources import CpuSampler
+
+
+@dataclass(frozen=True)
+class StateChange:
+    subject: str
+    old: str
+    new: str
+    at: float
+    rounds: int  # how many rounds the new state held before it was reported
+
+
+class Debouncer:
+    """Reports a subject's new state after it holds `rounds` consecutive observations."""
+
+    def __init__(self, rounds: int):
+        self.rounds = rounds
+        self.reported: dict[str, str] = {}
+        self.pending: dict[str, tuple[str, int]] = {}
+
+    def observe(self, states: Mapping[str, str], at: float) -> list[StateChange]:
+        changes = []
+        for subject, state in states.items():
+            old = self.reported.setdefault(subject, state)
+            if state == old:
+                self.pending.pop(subject, None)
+                continue
+            seen, count = self.pending.get(subject, (state, 0))
+            count = count + 1 if seen == state else 1
+            if count >= self.rounds:
+                changes.append(StateChange(subject, old, state, at, count))
+                self.reported[subject] = state
+                self.pending.pop(subject, None)
+            else:
+                self.pending[subject] = (state, count)
+        for gone in set(self.reported) - set(states):  # a subject no longer observed: forget it
+            self.reported.pop(gone)
+            self.pending.pop(gone, None)
+        return changes
+
+
+def states_of(report: Report) -> dict[str, str]:
+    """What is watched for changes: every check's status and every resource's severity."""
+    states = {c.service.name: c.status.value for c in report.checks}
+    states.update({f"system:{name}": sev.value for name, sev in report.resources.severities.items()})
+    return states
+
+
+class _Stop(Exception):
+    pass
+
+
+def _raise_stop(signum, frame):
+    raise _Stop()
+
+
+def run(registry: Registry, mode: str, interval: float, on_round: Callable[[int, Report, list[StateChange]], None],
+        count: int | None = None) -> int:
+    """Rounds until Ctrl-C / SIGTERM (or `count` rounds); returns the last round's exit code."""
+    debouncer = Debouncer(registry.health.state_change_rounds)
+    cpu = CpuSampler()
+    exit_code = 3  # no round finished: the check could not run
+    previous = signal.signal(signal.SIGTERM, _raise_stop)
+    n = 0
+    try:
+        while count is None or n < count:
+            n += 1
+            round_started = time.monotonic()
+            report = build(registry, mode, cpu, backend_on_trouble=True)
+            changes = debouncer.observe(states_of(report), report.timestamp)
+            exit_code = report.overall.exit_code
+            on_round(n, report, changes)
+            if count is None or n < count:
+                time.sleep(max(0.0, round_started + interval - time.monotonic()))
+    except (KeyboardInterrupt, _Stop):
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return exit_code

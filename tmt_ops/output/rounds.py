@@ -1,0 +1,41 @@
+"""Monitor output: per round a line (or a JSON document per line, or the format's full render), and a line per
+state change. With --output, the file is rewritten atomically every round and stdout gets the lines."""
+
+from __future__ import annotations
+
+import sys
+from typing import IO
+
+from ..console import Printer
+from . import renderer
+from .atomic import write_atomic
+from .jsonout import render as render_json
+from .text import STYLE, summary
+
+
+class RoundWriter:
+    def __init__(self, fmt: str, output: str | None, printer: Printer, stream: IO | None = None):
+        self.fmt, self.output, self.printer = fmt, output, printer
+        self.stream = stream or sys.stdout
+        self.render = renderer(fmt)
+
+    def _data(self, text: str) -> None:
+        self.stream.write(text)
+        self.stream.flush()
+
+    def write(self, number: int, document: dict, changes: list[dict]) -> None:
+        if self.output:
+            write_atomic(self.output, self.render(document))
+        if self.fmt == "json" and not self.output:
+            self._data(render_json({"type": "round", "round": number, **document}, compact=True))
+            for change in changes:
+                self._data(render_json({"type": "state_change", "round": number, **change}, compact=True))
+            return
+        if self.fmt in ("text", "json") or self.output:
+            self.printer.line(f"round {number}: {summary(document)}", STYLE[document["overall_status"]])
+        else:
+            self._data(self.render(document))
+        for c in changes:
+            style = STYLE.get(c["severity"], None)
+            self.printer.line(f"{c['time']} {c['subject']}: {c['old']} -> {c['new']} "
+                              f"(held {c['held_rounds']} rounds)", style)

@@ -1,0 +1,96 @@
+"""Human output: a compact table of every check, host resources, then issues and recommendations.
+
+Colour and redaction are the Printer's business (colour only on a terminal without NO_COLOR).
+"""
+
+from __future__ import annotations
+
+import io
+
+from ..console import Printer
+from ..redact import Redactor
+
+STYLE = {"healthy": "ok", "warning": "warn", "critical": "error"}
+
+
+def _ms(value) -> str:
+    return "-" if value is None else f"{value:.0f} ms" if value >= 10 else f"{value:.1f} ms"
+
+
+def _backend(check: dict) -> str:
+    b = check.get("backend")
+    if not b:
+        return "-"
+    if b.get("container"):
+        health = f"/{b['engine_health']}" if b.get("engine_health") else ""
+        return f"{b['state']}{health}"
+    pids = ",".join(map(str, b.get("pids") or []))
+    return f"{b['state']}{' pid ' + pids if pids else ''}"
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB"
+
+
+def summary(document: dict) -> str:
+    """One line: overall, counts, resources (the monitor prints this per round)."""
+    checks = [*document["services"].values(), *document["infrastructure"].values()]
+    counts = {sev: sum(c["severity"] == sev for c in checks) for sev in ("healthy", "warning", "critical")}
+    m = document["system_metrics"]
+    return (f"{document['timestamp']} {document['overall_status'].upper()}: {counts['healthy']} healthy, "
+            f"{counts['warning']} warning, {counts['critical']} critical; cpu {m['cpu_percent']:g}% "
+            f"mem {m['memory_percent']:g}% disk {m['disk_percent']:g}% load/cpu {m['load_per_cpu']:g} "
+            f"({document['duration_ms'] / 1000:.2f} s)")
+
+
+def show(document: dict, printer: Printer) -> None:
+    overall = document["overall_status"]
+    printer.line(f"TMT system health: {overall.upper()} ({document['deployment_mode']} mode, "
+                 f"{document['timestamp']}, {document['duration_ms'] / 1000:.2f} s)", STYLE[overall])
+    printer.line()
+    rows, styles = [], []
+    for group in ("services", "infrastructure"):
+        for check in document[group].values():
+            note = check["error"] or ""
+            if check["port_holders"]:
+                note += ("; " if note else "") + "port held by " + ", ".join(
+                    f"pid {h['pid']} ({h['name']}{'' if h['ours'] is None else ', ours' if h['ours'] else ', foreign'})"
+                    for h in check["port_holders"])
+            rows.append([check["name"], "core" if group == "services" else "infra",
+                         "yes" if check["critical"] else "no", check["status"], _ms(check["response_time_ms"]),
+                         check["address"], _backend(check), note])
+            styles.append(STYLE[check["severity"]])
+    printer.table(["SERVICE", "GROUP", "CRITICAL", "STATUS", "TIME", "ADDRESS", "BACKEND", "NOTE"], rows, styles)
+    printer.line()
+    m = document["system_metrics"]
+    sev = m["severity"]
+    printer.line(f"cpu       {m['cpu_percent']:g}% busy over {m['cpu_sample_seconds']:g} s ({m['cpu_count']} CPUs)",
+                 STYLE[sev["cpu_percent"]])
+    printer.line(f"memory    {m['memory_percent']:g}% used, {_gib(m['memory_available_bytes'])} available "
+                 f"of {_gib(m['memory_total_bytes'])}", STYLE[sev["memory_percent"]])
+    for disk in m["disks"]:
+        printer.line(f"disk      {disk['percent']:g}% used, {_gib(disk['free_bytes'])} free: {disk['path']}",
+                     STYLE[disk["severity"]])
+    load = m["load_average"]
+    printer.line(f"load      {load[0]:g} {load[1]:g} {load[2]:g} ({m['load_per_cpu']:g} per CPU)",
+                 STYLE[sev["load_per_cpu"]])
+    if document["findings"]:
+        printer.line()
+        printer.line(f"Issues ({document['critical_issues_count']} critical):", "bold")
+        for finding in document["findings"]:
+            printer.line(f"  [{finding['severity']}] {finding['subject']}: {finding['message']}",
+                         STYLE[finding["severity"]])
+        printer.line()
+        printer.line("Recommendations:", "bold")
+        for finding in document["findings"]:
+            for step in finding["steps"]:
+                printer.line(f"  {finding['subject']}: {step['why']}:")
+                printer.line(f"      {step['command']}", "info")
+    for note in document["notes"]:
+        printer.line(f"note: {note}", "dim")
+
+
+def render(document: dict) -> str:
+    buffer = io.StringIO()
+    show(document, Printer(buffer, Redactor(), colour=False))
+    return buffer.getvalue()
