@@ -1,0 +1,68 @@
+"""One container as the engine inspects it, and what that means in the toolkit's vocabulary."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from ..states import ServiceState
+from .engine import SERVICE_LABEL
+
+_ENGINE_TIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?Z")
+
+
+def engine_time(text: str | None) -> float | None:
+    """Epoch seconds of an engine timestamp ('2026-11-24T00:19:07.425790881Z'); None for the zero time."""
+    m = _ENGINE_TIME.fullmatch(text or "")
+    if not m or m.group(1).startswith("0001"):
+        return None
+    whole = datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+    return whole + float(f"0.{m.group(2) or 0}")
+
+
+@dataclass(frozen=True)
+class Container:
+    service: str  # the compose service
+    name: str
+    status: str  # the engine's word: created, running, paused, restarting, removing, exited, dead
+    health: str | None  # starting / healthy / unhealthy; None without a healthcheck
+    ports: tuple[str, ...]  # published, as "HOST_IP:HOST_PORT->PORT/tcp"
+    started_at: float | None
+    restart_count: int
+    exit_code: int | None  # only once it has stopped
+    image: str
+
+    @classmethod
+    def from_inspect(cls, data: dict) -> "Container":
+        state = data["State"]
+        ports = []
+        for inside, bindings in sorted((data["NetworkSettings"].get("Ports") or {}).items()):
+            for b in bindings or ():
+                ports.append(f"{b['HostIp']}:{b['HostPort']}->{inside}")
+        status = state["Status"]
+        stopped = status in ("exited", "dead")
+        return cls(service=data["Config"]["Labels"].get(SERVICE_LABEL, ""), name=data["Name"].lstrip("/"),
+                   status=status, health=(state.get("Health") or {}).get("Status"), ports=tuple(ports),
+                   started_at=engine_time(state.get("StartedAt")), restart_count=data.get("RestartCount", 0),
+                   exit_code=state.get("ExitCode") if stopped else None, image=data["Config"]["Image"])
+
+    @property
+    def uptime_seconds(self) -> float | None:
+        if self.status != "running" or self.started_at is None:
+            return None
+        return round(max(0.0, time.time() - self.started_at), 1)
+
+    @property
+    def state(self) -> ServiceState:
+        if self.status == "running":
+            return ServiceState.STARTING if self.health == "starting" else ServiceState.RUNNING
+        if self.status in ("restarting", "dead") or self.status == "exited" and self.exit_code:
+            return ServiceState.FAILED
+        return ServiceState.STOPPED  # created, paused, removing, exited 0
+
+    def as_json(self) -> dict:
+        return {"service": self.service, "container": self.name, "status": self.status, "state": self.state.value,
+                "health": self.health, "ports": list(self.ports), "uptime_seconds": self.uptime_seconds,
+                "restart_count": self.restart_count, "exit_code": self.exit_code, "image": self.image}

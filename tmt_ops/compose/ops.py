@@ -1,0 +1,193 @@
+"""The docker-mode operations: start, stop, restart, status, logs, clean. Each returns an exit code.
+
+Compose changes the project (always with -p, so nothing of another project is touched); the engine is
+read to learn what happened. Human lines go through the Printer; logs go to the stream the caller gives.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from http.client import HTTPException
+from typing import Callable, TextIO
+
+from ..console import Printer
+from ..errors import OperationFailed, UsageError
+from ..probes import http_request, probe_all
+from ..states import Health
+from .containers import Container
+from .project import Project
+from .ready import wait_ready
+from .stackfile import built, pulled
+
+FAILED_LOG_LINES = 30
+
+
+def _grace(project: Project) -> int:
+    """Seconds compose gives a container between SIGTERM and SIGKILL: the registry's longest stop_grace."""
+    return math.ceil(max(s.stop_grace for s in project.registry.services.values()))
+
+
+def build(project: Project, printer: Printer) -> None:
+    """Pull what is pulled (offline: a warning, local images are used), then build what is built."""
+    project.engine.ping()
+    services = project.services
+    to_pull = pulled(services)
+    if to_pull:
+        try:
+            project.compose.run("pull", *to_pull)
+        except OperationFailed as exc:
+            printer.warn(f"pull failed, using local images: {exc}")
+    to_build = built(services)
+    if to_build:
+        printer.info(f"building images of project {project.name} (minutes the first time, seconds when cached)")
+        project.compose.run("build", *to_build)
+
+
+def up(project: Project, printer: Printer, *, wait: bool = True) -> int:
+    """`up -d` (no build: build() did it) and wait until every service is ready; 1 and its logs if not."""
+    services = list(project.services)
+    printer.info(f"starting project {project.name}: {', '.join(services)}")
+    up_args = ("up", "-d", "--no-build", "--remove-orphans")
+    if not wait:  # compose itself still waits for the healthy dependencies that depends_on names
+        project.compose.run(*up_args)
+        return 0
+    outcome = wait_ready(project, services, project.compose.start(*up_args))
+    for service in outcome.ready:
+        printer.ok(f"  {service}: ready")
+    for service, why in outcome.failed.items():
+        printer.error(f"  {service}: {why}")
+    for service in outcome.pending:
+        printer.warn(f"  {service}: not ready (the start stopped when another service failed)")
+    for service in outcome.failed:
+        show_logs(project, printer, service)
+    return 1 if outcome.failed else 0
+
+
+def show_logs(project: Project, printer: Printer, service: str) -> None:
+    done = project.compose.run("logs", "--no-color", "--tail", str(FAILED_LOG_LINES), service)
+    printer.line(f"--- last {FAILED_LOG_LINES} log lines of {service} ---", "dim")
+    for line in done.stdout.splitlines():
+        printer.line(line)
+
+
+def start(project: Project, printer: Printer) -> int:
+    build(project, printer)
+    return up(project, printer)
+
+
+def _pre_stop(project: Project, printer: Printer, running: list[Container]) -> None:
+    """The registry's pre-stop hooks (e.g. stop taking orders), dependents first, on the published ports."""
+    names = {c.service for c in running if c.status == "running"}
+    known = [s for s in project.registry.services.values() if s.compose_service in names and s.pre_stop]
+    for wave in project.registry.stop_waves(known):
+        for service in wave:
+            hook = service.pre_stop
+            try:
+                status, _ = http_request(service.host, service.port, hook.method, hook.path, hook.timeout)
+                message = f"{service.name}: pre-stop {hook.method} {hook.path} -> HTTP {status}"
+                (printer.info if status < 400 else printer.warn)(message)
+            except (OSError, HTTPException) as exc:
+                printer.warn(f"{service.name}: pre-stop {hook.method} {hook.path} failed ({exc}); stopping anyway")
+
+
+def stop(project: Project, printer: Printer, *, volumes: bool = False) -> int:
+    """`down` of this project only; then the engine must show none of its containers left."""
+    project.engine.ping()
+    running = project.containers()
+    if not running:
+        printer.info(f"project {project.name}: no containers")
+    else:
+        _pre_stop(project, printer, running)
+        printer.info(f"stopping project {project.name}: {', '.join(c.name for c in running)}")
+    args = ["down", "--remove-orphans", "--timeout", str(_grace(project))] + (["--volumes"] if volumes else [])
+    project.compose.run(*args)
+    left = project.containers()
+    if left:
+        raise OperationFailed(f"project {project.name}: still there after down: {', '.join(c.name for c in left)}")
+    printer.ok(f"project {project.name} stopped")
+    return 0
+
+
+def validate(project: Project, printer: Printer) -> int:
+    """The registry's probes, from the host, of every registry service the stack runs: ports published right.
+
+    1 when a critical service does not answer healthy (degraded is a warning), else 0.
+    """
+    services = [s for s in project.registry.services.values() if s.compose_service in project.services]
+    failed = 0
+    results = probe_all(services, project.registry.health.deadline)
+    for service in services:
+        result = results[service.name]
+        where = f"{result.url}, {result.response_time_ms:g} ms"
+        if result.status is Health.HEALTHY:
+            printer.ok(f"  {service.name}: healthy ({where})")
+        elif result.status is Health.DEGRADED or not service.critical:
+            printer.warn(f"  {service.name}: {result.status.value} ({where}): {result.error}")
+        else:
+            failed += 1
+            printer.error(f"  {service.name}: {result.status.value} ({where}): {result.error}")
+    return 1 if failed else 0
+
+
+def restart(project: Project, printer: Printer, *, skip_health_check: bool = False,
+            show_status: Callable[[Project], None] | None = None) -> int:
+    """Build first (a failed build leaves the running stack alone), then stop, start, and show the status."""
+    build(project, printer)
+    stop(project, printer)
+    code = up(project, printer, wait=not skip_health_check)
+    if code == 0 and not skip_health_check:
+        printer.info("validating from the host")
+        code = validate(project, printer)
+    if show_status:
+        show_status(project)
+    return code
+
+
+def logs(project: Project, service: str | None, tail: int | None, follow: bool, out: TextIO = sys.stdout) -> int:
+    """The project's logs (one service's, by registry or compose name), redacted, to `out`."""
+    args = ["logs", "--no-color"] + (["--tail", str(tail)] if tail is not None else []) + (["--follow"] if follow else [])
+    args += [project.compose_name(service)] if service else []
+    project.engine.ping()
+    redact = Printer().redact
+    proc = subprocess.Popen(project.compose.argv(*args), env=dict(project.compose.env), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, text=True, errors="replace")
+    try:
+        for line in proc.stdout:
+            out.write(redact(line))
+            out.flush()
+    except BaseException:  # Ctrl-C reaches only us when we are not in the terminal's foreground group
+        proc.terminate()
+        raise
+    finally:
+        proc.stdout.close()
+        code = proc.wait()
+    return 1 if code else 0
+
+
+def clean(project: Project, printer: Printer, *, yes: bool, ask: Callable[[str], str] = input,
+          interactive: bool | None = None) -> int:
+    """Remove this project's containers, networks and volumes (after confirmation), then start it again."""
+    project.engine.ping()
+    containers = project.containers()
+    volumes = project.engine.volumes(project.name)
+    networks = project.engine.networks(project.name)
+    printer.warn(f"clean removes project {project.name} only: {len(containers)} container(s), "
+                 f"networks: {', '.join(networks) or 'none'}")
+    printer.warn(f"volumes to delete (their data is lost): {', '.join(volumes) or 'none'}")
+    if not yes:
+        if not (sys.stdin.isatty() if interactive is None else interactive):
+            raise UsageError("clean deletes this project's containers and volumes: pass --yes to confirm "
+                             "(no terminal to ask on)")
+        if ask("Delete them and restart? [y/N] ").strip().lower() not in ("y", "yes"):
+            printer.info("clean cancelled: nothing removed")
+            return 1
+    build(project, printer)
+    stop(project, printer, volumes=True)
+    # down leaves what belongs to services outside the active profiles; the list shown above goes all the same
+    for volume in sorted(set(volumes) & set(project.engine.volumes(project.name))):
+        project.engine.remove("volumes", volume)
+    for network in sorted(set(networks) & set(project.engine.networks(project.name))):
+        project.engine.remove("networks", network)
+    return up(project, printer)

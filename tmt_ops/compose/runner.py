@@ -1,0 +1,91 @@
+"""Running the compose CLI for one project: argument lists, the registry's ports in the environment, timeouts."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Mapping
+
+from ..errors import OperationFailed
+from ..registry import Registry
+
+PORT_VARIABLE_PREFIX = "TMT_PORT_"
+
+
+def port_variable(compose_service: str) -> str:
+    """TMT_PORT_<NAME>, upper-case, other characters as "_": the variable the compose file publishes it from."""
+    return PORT_VARIABLE_PREFIX + re.sub(r"[^A-Z0-9]", "_", compose_service.upper())
+
+
+def compose_environment(registry: Registry, base: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The caller's environment plus every registry service's port, so compose publishes what the registry says."""
+    env = dict(base)
+    env.update({port_variable(s.compose_service): str(s.port) for s in registry.services.values()})
+    return env
+
+
+@dataclass(frozen=True)
+class Compose:
+    command: tuple[str, ...]  # ("docker", "compose") or ("docker-compose",)
+    project: str
+    file: Path
+    env: Mapping[str, str]
+    timeout: float  # the registry's compose_timeout: long enough for a real build
+
+    def argv(self, *args: str) -> list[str]:
+        return [*self.command, "-p", self.project, "-f", str(self.file), *args]
+
+    def run(self, *args: str) -> subprocess.CompletedProcess:
+        """Run to the end, output captured; a failure or a timeout is OperationFailed with compose's last words."""
+        try:
+            done = subprocess.run(self.argv(*args), env=dict(self.env), stdin=subprocess.DEVNULL, text=True,
+                                  timeout=self.timeout, capture_output=True)
+        except subprocess.TimeoutExpired:
+            raise OperationFailed(f"`{' '.join(self.command)} {args[0]}` did not finish within {self.timeout:g}s "
+                                  "(defaults.compose_timeout in the registry)") from None
+        if done.returncode != 0:
+            raise OperationFailed(f"`{' '.join(self.command)} {' '.join(args)}` failed (exit {done.returncode})"
+                                  f"{': ' + last_line(done.stderr) if done.stderr.strip() else ''}")
+        return done
+
+    def start(self, *args: str) -> "Background":
+        """Start without waiting; stderr goes to a temporary file (a pipe nobody reads could fill and block)."""
+        log = tempfile.TemporaryFile("w+")
+        proc = subprocess.Popen(self.argv(*args), env=dict(self.env), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=log, text=True)
+        return Background(proc, log)
+
+
+@dataclass(frozen=True)
+class Background:
+    """A compose command running while the caller watches the engine."""
+
+    proc: subprocess.Popen
+    log: IO[str]
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    def error_line(self) -> str:
+        self.log.seek(0)
+        return last_line(self.log.read())
+
+    def stop(self) -> None:
+        """Used when a dependency failed while compose still waits for it."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def last_line(text: str | None) -> str:
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    return lines[-1] if lines else ""

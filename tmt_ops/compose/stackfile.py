@@ -1,0 +1,42 @@
+"""What the compose file declares: its services active under COMPOSE_PROFILES, and which ones build."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping
+
+import yaml
+
+from ..errors import ConfigError
+
+
+def active_services(path: Path, environ: Mapping[str, str] = os.environ) -> dict[str, dict]:
+    """The compose file's services that `up` starts: no profile, or a profile named in COMPOSE_PROFILES."""
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except FileNotFoundError:
+        raise ConfigError(f"compose file {path} not found: pass --compose-file PATH or set project.compose_file "
+                          "in the registry") from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"compose file {path}: cannot read it: {str(exc).splitlines()[0]}") from None
+    services = data.get("services") if isinstance(data, dict) else None
+    if not isinstance(services, dict) or not services:
+        raise ConfigError(f"compose file {path}: it declares no services")
+    enabled = {p.strip() for p in environ.get("COMPOSE_PROFILES", "").split(",") if p.strip()}
+    return {name: spec or {} for name, spec in services.items()
+            if not (spec or {}).get("profiles") or enabled & set(spec["profiles"]) or "*" in enabled}
+
+
+def built(services: Mapping[str, dict]) -> list[str]:
+    """One service per image to build: services that share a build and an image name share one build."""
+    chosen: dict[object, str] = {}
+    for name, spec in services.items():
+        if "build" in spec:
+            chosen.setdefault(spec.get("image") or name, name)
+    return list(chosen.values())
+
+
+def pulled(services: Mapping[str, dict]) -> list[str]:
+    """Services whose image comes from a registry (no build section): the ones `pull` is for."""
+    return [name for name, spec in services.items() if "build" not in spec]

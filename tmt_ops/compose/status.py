@@ -1,0 +1,63 @@
+"""The project's containers as data: the ServiceStatus contract, the status table and the --json document."""
+
+from __future__ import annotations
+
+from ..backend import ServiceStatus
+from ..console import Printer
+from ..states import ServiceState
+from .containers import Container
+from .project import Project
+
+JSON_VERSION = 1  # only ever add fields
+
+
+def service_statuses(project: Project) -> dict[str, ServiceStatus]:
+    by_service = {c.service: c for c in project.containers()}
+    found = {}
+    for service in project.registry.services.values():
+        c = by_service.get(service.compose_service)
+        if c is None:
+            if service.compose_service in project.services:
+                found[service.name] = ServiceStatus(service.name, ServiceState.STOPPED, detail="no container")
+            continue
+        found[service.name] = ServiceStatus(service.name, c.state, container=c.name, engine_health=c.health,
+                                            uptime_seconds=c.uptime_seconds, restart_count=c.restart_count,
+                                            exit_code=c.exit_code, detail=c.status)
+    return found
+
+
+def document(project: Project, containers: list[Container]) -> dict:
+    return {"version": JSON_VERSION, "project": project.name, "compose_file": str(project.file),
+            "containers": [dict(c.as_json(), registry_service=getattr(project.registry_service(c.service), "name", None))
+                           for c in containers]}
+
+
+def _uptime(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def _style(c: Container) -> str:
+    if c.status == "running" and c.health in (None, "healthy"):
+        return "ok"
+    return "warn" if c.state is ServiceState.STARTING or c.state is ServiceState.STOPPED else "error"
+
+
+def print_table(project: Project, printer: Printer, containers: list[Container] | None = None) -> None:
+    containers = project.containers() if containers is None else containers
+    if not containers:
+        printer.warn(f"project {project.name}: no containers")
+        return
+    rows = [(c.service, c.name, c.status, c.health or "-", ", ".join(c.ports) or "-", _uptime(c.uptime_seconds),
+             c.restart_count, "-" if c.exit_code is None else c.exit_code) for c in containers]
+    printer.table(("SERVICE", "CONTAINER", "STATE", "HEALTH", "PORTS", "UPTIME", "RESTARTS", "EXIT"), rows,
+                  [_style(c) for c in containers])
+
+
+def status_code(containers: list[Container], project: Project) -> int:
+    """0 when every service of the stack has a running container, healthy where it has a healthcheck; else 1."""
+    running = {c.service for c in containers if c.status == "running" and c.health in (None, "healthy")}
+    return 0 if set(project.services) <= running else 1
