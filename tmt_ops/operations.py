@@ -8,7 +8,7 @@ from .console import Printer, open_toolkit_log
 from .errors import OperationFailed, UsageError
 from .lifecycle import Outcome, execute_start, execute_stop, forget_stale, validate
 from .native.discovery import discover
-from .plan import describe_start, plan_start, plan_stop
+from .plan import StopPlan, describe_start, plan_start, plan_stop
 from .redact import Redactor
 from .registry import Registry, Service
 
@@ -33,6 +33,12 @@ def select(registry: Registry, only: Iterable[str] | None, with_dependents: bool
     return [s for s in chosen if s.managed]
 
 
+def print_stop_plan(printer: Printer, plan: StopPlan, force: bool) -> None:
+    for n, wave in enumerate(plan.waves, 1):
+        for step in wave:
+            printer.line(f"stop wave {n}: {step.describe(force)}")
+
+
 def stop(registry: Registry, printer: Printer, services: list[Service], *, force: bool, dry_run: bool) -> int:
     found = discover(registry, services)
     plan = plan_stop(registry, services, found, force=force)
@@ -40,9 +46,7 @@ def stop(registry: Registry, printer: Printer, services: list[Service], *, force
         printer.warn(f"{name}: {why}")
     if dry_run:
         printer.info("dry run: nothing is signalled" if plan.steps else "dry run: nothing to stop")
-        for n, wave in enumerate(plan.waves, 1):
-            for step in wave:
-                printer.line(f"stop wave {n}: {step.describe(force)}")
+        print_stop_plan(printer, plan, force)
         return 0
     if not plan.steps:
         printer.ok("nothing to stop: no TMT service of this registry runs natively")
@@ -77,9 +81,7 @@ def restart(registry: Registry, printer: Printer, services: list[Service], *, fo
         printer.info("dry run: nothing is signalled or started")
         for name, why in stop_plan.blocked.items():
             printer.warn(f"{name}: {why}; it will not start")
-        for n, wave in enumerate(stop_plan.waves, 1):
-            for step in wave:
-                printer.line(f"stop wave {n}: {step.describe(force)}")
+        print_stop_plan(printer, stop_plan, force)
         for line in describe_start(registry, start_plan):
             printer.line(line)
         return 0
