@@ -21,11 +21,27 @@ CORE = ["orchestrator", "market-analysis", "execution-engine", "dashboard"]  # t
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
+def stack_config(tmp_path_factory):
     """A registry (free ports, its own compose project) shared by a module's tests; its project is removed after."""
     config = write_registry(tmp_path_factory.mktemp("stack"))
     yield config
     down(config)
+
+
+@pytest.fixture
+def stack(stack_config):
+    """The shared stack, running: started here unless an earlier test left it running and healthy, so the
+    module's tests share one start in file order and each still runs alone."""
+    if sorted(healthy_containers(stack_config)) != sorted(CORE):
+        done = dr(stack_config, "start", timeout=300)
+        assert done.returncode == 0, done.stderr
+    return stack_config
+
+
+def healthy_containers(config: Path) -> dict[str, str]:
+    """compose service -> container id, of the project's running and healthy containers."""
+    return {c["Config"]["Labels"]["com.docker.compose.service"]: c["Id"] for c in Engine().containers(project_of(config))
+            if c["State"]["Running"] and (c["State"].get("Health") or {}).get("Status") == "healthy"}
 
 
 def dr(config: Path, *args: str, **kw):

@@ -7,19 +7,11 @@ import json
 
 import pytest
 
-from docker_helpers import CORE, project_of, stack  # noqa: F401  (stack: the shared fixture)
+from docker_helpers import CORE, healthy_containers, project_of, stack, stack_config  # noqa: F401  (fixtures)
 from support import run_script
 
-from tmt_ops.compose.engine import Engine
 
 pytestmark = pytest.mark.docker
-
-
-
-def healthy_containers(config) -> dict[str, str]:
-    """compose service -> container id, of the project's running and healthy containers."""
-    return {c["Config"]["Labels"]["com.docker.compose.service"]: c["Id"] for c in Engine().containers(project_of(config))
-            if c["State"]["Running"] and c["State"]["Health"]["Status"] == "healthy"}
 
 
 def test_restart_trading_system_in_docker_mode(stack):

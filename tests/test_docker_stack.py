@@ -1,7 +1,8 @@
 """docker-restart.py against a real engine: one stack, started once, driven through every subcommand.
 
-The tests run in file order on a shared stack (a start costs seconds): start, status, logs, clean
-refusal, restart, clean, stop. Another compose project with the same service names lives beside it and
+The tests share one stack (a start costs seconds): in file order it is started once by the start test and
+driven through status, logs, clean refusal, restart, clean and stop; run alone, a test gets it started by
+the `stack` fixture. Another compose project with the same service names lives beside it and
 must survive every one of them.
 """
 
@@ -16,7 +17,7 @@ import sys
 import docker
 import pytest
 
-from docker_helpers import CORE, dr, project_of, stack  # noqa: F401  (stack: the shared fixture)
+from docker_helpers import CORE, dr, project_of, stack, stack_config  # noqa: F401  (fixtures)
 from support import REPO, wait_for, write_registry
 
 from tmt_ops import compose
@@ -45,13 +46,13 @@ def neighbour(tmp_path_factory):
     volume.remove(force=True)
 
 
-
 def containers(config):
     engine = Engine()
     return {c["Config"]["Labels"]["com.docker.compose.service"]: c for c in engine.containers(project_of(config))}
 
 
-def test_start_waits_until_every_service_is_healthy(stack, neighbour):
+def test_start_waits_until_every_service_is_healthy(stack_config, neighbour):
+    stack = stack_config
     done = dr(stack, "start", timeout=300)
     assert done.returncode == 0, done.stderr
     found = containers(stack)

@@ -51,7 +51,6 @@ def document():
         "critical_issues_count": 0,
         "findings": [{"severity": "warning", "subject": "dashboard", "message": "Dashboard is timeout",
                       "steps": [{"why": "read its log", "command": "tail -n 50 logs/dashboard.log"}]}],
-        "notes": [],
     }
 
 

@@ -85,6 +85,9 @@ class Engine:
     def ping(self) -> None:
         self._get("/_ping")
 
+    def info(self) -> dict:
+        return self._get("/info")
+
     @staticmethod
     def _project_filter(project: str) -> str:
         return quote(json.dumps({"label": [f"{PROJECT_LABEL}={project}"]}))

@@ -22,23 +22,19 @@ DEFAULT_DOCKER_ROOT = Path("/var/lib/docker")
 class BackendView:
     statuses: dict[str, ServiceStatus] | None = None  # None: the backend could not be asked
     problem: str | None = None  # why not (an engine that does not answer is worth a finding)
-    notes: list[str] = field(default_factory=list)  # facts for the reader, not problems
     disk_paths: list[Path] = field(default_factory=list)
 
 
 def _native(registry: Registry) -> BackendView:
     from .. import native
-    statuses = getattr(native, "statuses", None)
-    if statuses is None:
-        return BackendView(notes=["native process ids are left out: this build has no tmt_ops.native.statuses"])
-    return BackendView(statuses=dict(statuses(registry)))
+    return BackendView(statuses=dict(native.statuses(registry)))
 
 
 def _docker_root_dir() -> Path:
+    from ..compose.engine import Engine
     try:
-        import docker
-        return Path(docker.from_env(timeout=2).info().get("DockerRootDir") or DEFAULT_DOCKER_ROOT)
-    except Exception:  # the engine's own answer is a nicety; the default location is right almost always
+        return Path(Engine(timeout=2).info().get("DockerRootDir") or DEFAULT_DOCKER_ROOT)
+    except TmtError:  # the engine's own answer is a nicety; the default location is right almost always
         return DEFAULT_DOCKER_ROOT
 
 

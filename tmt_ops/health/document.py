@@ -76,7 +76,6 @@ def to_document(report: Report) -> dict[str, Any]:
         "recommendations": [f"{f['subject']}: {s['why']}: {s['command']}" for f in findings for s in f["steps"]],
         "critical_issues_count": sum(f["severity"] == "critical" for f in findings),
         "findings": findings,
-        "notes": list(report.notes),
     }
 
 

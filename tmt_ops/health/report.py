@@ -47,7 +47,6 @@ class Report:
     checks: tuple[Check, ...]
     resources: Resources
     findings: tuple[advice.Finding, ...]
-    notes: tuple[str, ...]
     duration_ms: float
 
     @property
@@ -124,5 +123,5 @@ def build(registry: Registry, mode: str, cpu: CpuSampler | None = None, *, backe
     paths = [*registry.health.disk_paths, registry.log_dir, *view.disk_paths]
     resources = measure(registry.health.thresholds, paths, cpu)
     findings = advice.findings(registry, mode, checks, resources, view.problem)
-    return Report(time.time(), mode, checks, resources, tuple(findings), tuple(view.notes),
+    return Report(time.time(), mode, checks, resources, tuple(findings),
                   round((time.monotonic() - started) * 1000, 1))

@@ -86,8 +86,6 @@ def show(document: dict, printer: Printer) -> None:
             for step in finding["steps"]:
                 printer.line(f"  {finding['subject']}: {step['why']}:")
                 printer.line(f"      {step['command']}", "info")
-    for note in document["notes"]:
-        printer.line(f"note: {note}", "dim")
 
 
 def render(document: dict) -> str:
