@@ -26,9 +26,15 @@ if [ ${#packages[@]} -gt 0 ]; then
 fi
 
 if ! docker info >/dev/null 2>&1; then
+    # An engine killed with its session leaves its pid files; once that pid is reused, dockerd refuses
+    # to start ("pid file found"). With no live dockerd (a zombie awaiting its reaper does not count),
+    # they are stale.
+    if ! ps -C dockerd -o stat= | grep -qv '^Z'; then
+        rm -f /var/run/docker.pid /var/run/docker/containerd/containerd.pid
+    fi
     log "starting dockerd"
     nohup dockerd >/var/log/dockerd.log 2>&1 &
-    for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+    for _ in $(seq 1 120); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
     docker info >/dev/null 2>&1 || { log "dockerd did not come up; see /var/log/dockerd.log"; exit 1; }
 fi
 
