@@ -121,7 +121,7 @@ def discover(registry: Registry, services: Iterable[Service] | None = None) -> D
 
 
 def describe_holders(service: Service, holders: Iterable[Holder]) -> str:
-    """'port 8000 is held by pid 4242 (nginx, user www): nginx -g ..., not a TMT service'."""
+    """'port N is held by pid 4242 (nginx, user www): nginx -g ..., not a TMT service'."""
     holders = list(holders)
     who = "; ".join(h.describe() for h in holders) or "a process this user cannot see"
     return f"port {service.port} is held by {who}, not a TMT service"
