@@ -93,7 +93,7 @@ def _main(argv: Sequence[str]) -> int:
     report = build(registry, mode, cpu)
     document = redact_tree(to_document(report), redactor)
     if args.output:
-        from ..output.atomic import write_atomic
+        from ..atomic import write_atomic
         write_atomic(args.output, renderer(fmt)(document))
     elif fmt == "text":
         from ..output.text import show

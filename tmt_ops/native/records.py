@@ -7,10 +7,10 @@ A record outlives the toolkit process so a later stop can find the service again
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from ..atomic import write_atomic
 
 RECORDS = "run"  # sub-directory of the state directory
 
@@ -41,14 +41,7 @@ def write(state_dir: Path, record: RunRecord) -> None:
     """Atomically: a reader sees the old record or the new one, never half of one."""
     path = _path(state_dir, record.service)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{record.service}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(asdict(record), f, indent=1)  # no fsync: a machine crash ends the services too
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, json.dumps(asdict(record), indent=1))
 
 
 def read_all(state_dir: Path) -> dict[str, RunRecord]:

@@ -8,7 +8,7 @@ from typing import IO
 
 from ..console import Printer
 from . import renderer
-from .atomic import write_atomic
+from ..atomic import write_atomic
 from .jsonout import render as render_json
 from .text import STYLE, summary
 

@@ -1,4 +1,5 @@
-"""Write a file so that a reader (cron mail, node_exporter) sees the old content or the new, never half."""
+"""Write a file so that a reader (a later stop, cron mail, node_exporter) sees the old content or the new,
+never half of it."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from ..errors import OperationFailed
+from .errors import OperationFailed
 
 
 def write_atomic(path: str | os.PathLike, text: str, mode: int = 0o644) -> None:
