@@ -177,3 +177,22 @@ def test_group_outliving_its_wrapper_is_still_found_and_stopped(registry_file):
     assert result.returncode == 0, result.stderr
     assert not any(alive(p) for p in left)
     assert not port_open("127.0.0.1", port_of(cfg, "dashboard"), 0.2)
+
+
+def test_pre_stop_hook_runs_before_the_stop_signal_and_a_failing_one_does_not_block(registry_file):
+    cfg = registry_file(drop=ALONE)
+    assert restart(cfg, "--skip-health-check").returncode == 0
+    result = stop(cfg)
+    assert result.returncode == 0, result.stderr
+    log = (state_dir(cfg).parent / "logs" / "orchestrator.log").read_text()
+    assert log.index("trading disabled (pre-stop)") < log.index("received SIGTERM")
+
+    def broken_hook(data):
+        data["services"]["orchestrator"]["pre_stop"]["path"] = "/no-such-hook"
+
+    cfg = registry_file(drop=ALONE, edit=broken_hook, name="broken.yaml")
+    assert restart(cfg, "--skip-health-check").returncode == 0
+    result = stop(cfg)
+    assert result.returncode == 0, result.stderr
+    assert "orchestrator: pre-stop POST /no-such-hook answered HTTP 404; stopping anyway" in result.stderr
+    assert not port_open("127.0.0.1", port_of(cfg, "orchestrator"))

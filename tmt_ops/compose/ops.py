@@ -9,12 +9,12 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
-from http.client import HTTPException
 from typing import Callable, TextIO
 
 from ..console import Printer
 from ..errors import OperationFailed, UsageError
-from ..probes import http_request, probe_all
+from ..prestop import call_pre_stop
+from ..probes import probe_all
 from ..states import Health
 from .containers import Container
 from .project import Project
@@ -83,13 +83,8 @@ def _pre_stop(project: Project, printer: Printer, running: list[Container]) -> N
     known = [s for s in project.registry.services.values() if s.compose_service in names and s.pre_stop]
     for wave in project.registry.stop_waves(known):
         for service in wave:
-            hook = service.pre_stop
-            try:
-                status, _ = http_request(service.host, service.port, hook.method, hook.path, hook.timeout)
-                message = f"{service.name}: pre-stop {hook.method} {hook.path} -> HTTP {status}"
-                (printer.info if status < 400 else printer.warn)(message)
-            except (OSError, HTTPException) as exc:
-                printer.warn(f"{service.name}: pre-stop {hook.method} {hook.path} failed ({exc}); stopping anyway")
+            answered, message = call_pre_stop(service)
+            (printer.info if answered else printer.warn)(message)
 
 
 def stop(project: Project, printer: Printer, *, volumes: bool = False) -> int:

@@ -3,7 +3,6 @@ then prove nothing of it is left and its port is free. Waits watch the processes
 
 from __future__ import annotations
 
-import http.client
 import signal
 import time
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ from typing import Callable
 import psutil
 
 from ..ports import Holder, port_open
-from ..probes import http_request
+from ..prestop import call_pre_stop
 from ..registry import Service
 from .discovery import Found
 from .procs import describe, group_members, live, running, signal_group, signal_procs, wait_any_exit
@@ -30,20 +29,6 @@ class StopResult:
     survivors: tuple[str, ...] = ()
     seconds: float = 0.0
     warnings: tuple[str, ...] = ()
-
-
-def pre_stop(service: Service) -> str | None:
-    """Call the service's pre-stop hook; a warning text when it did not answer well, else None."""
-    hook = service.pre_stop
-    if hook is None:
-        return None
-    try:
-        status, _ = http_request(service.host, service.port, hook.method, hook.path, hook.timeout, body=b"")
-    except (OSError, ValueError, http.client.HTTPException) as exc:
-        return f"{service.name}: pre-stop {hook.method} {hook.path} failed ({type(exc).__name__}: {exc}); stopping anyway"
-    if status >= 400:
-        return f"{service.name}: pre-stop {hook.method} {hook.path} answered HTTP {status}; stopping anyway"
-    return None
 
 
 def _watch(current: Callable[[], list[psutil.Process]], seconds: float) -> list[psutil.Process]:
@@ -104,7 +89,8 @@ def stop_found(service: Service, found: Found, *, force: bool) -> StopResult:
 
     if not current():
         return StopResult(service.name, True, "already gone", (), 0.0)
-    warnings = tuple(w for w in [pre_stop(service)] if w)
+    hook = call_pre_stop(service)
+    warnings = (hook[1],) if hook and not hook[0] else ()
     try:
         send(service.stop_signal)
         alive = _watch(current, service.stop_grace)
