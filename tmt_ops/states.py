@@ -10,7 +10,6 @@ class ServiceState(str, Enum):
     STARTING = "starting"
     STOPPED = "stopped"
     FAILED = "failed"  # exited with an error, or a container that is dead / restarting
-    UNKNOWN = "unknown"
 
 
 class Health(str, Enum):

@@ -33,10 +33,6 @@ class Found:
     pgid: int | None  # the group to signal where the service leads it; None: signal the tree
     how: str  # why we know it is ours
 
-    @property
-    def pid(self) -> int | None:
-        return self.root.pid if self.root else None
-
 
 @dataclass(frozen=True)
 class Discovery:
