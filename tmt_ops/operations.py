@@ -17,7 +17,7 @@ INTERRUPTED = 130
 
 def prepare_output(printer: Printer, registry: Registry) -> None:
     """Mask the registry's secret values too (not only the environment's), and log to logs/tmt-ops.log."""
-    printer.redact = Redactor.from_environment(*(s.env for s in registry.services.values()))
+    printer.redact = Redactor.for_registry(registry)
     open_toolkit_log(registry.log_dir, printer.redact, registry.log_max_bytes, registry.log_backups)
 
 

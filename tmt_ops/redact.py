@@ -36,6 +36,11 @@ class Redactor:
     def from_environment(cls, *extra: Mapping[str, str]) -> "Redactor":
         return cls(secret_values(os.environ, *extra))
 
+    @classmethod
+    def for_registry(cls, registry) -> "Redactor":
+        """The environment's secrets and those written into the registry's service env (a Registry)."""
+        return cls.from_environment(*(s.env for s in registry.services.values()))
+
     def __call__(self, text: str) -> str:
         for secret in self.secrets:
             text = text.replace(secret, MASK)

@@ -9,6 +9,7 @@ from typing import Sequence
 from ..console import Printer, open_toolkit_log
 from ..errors import UsageError
 from ..lock import run_lock
+from ..redact import Redactor
 from .common import ArgumentParser, add_config_argument, registry_from, run
 
 COMMANDS = ("restart", "start", "stop", "status", "logs", "clean")
@@ -51,6 +52,7 @@ def _main(argv: Sequence[str]) -> int:
     _check(args)
     printer = Printer()
     registry = registry_from(args, printer)
+    printer.redact = Redactor.for_registry(registry)
     from ..compose import status
     from ..compose.project import Project
     project = Project(registry, args.project_name, args.compose_file)
@@ -59,11 +61,11 @@ def _main(argv: Sequence[str]) -> int:
         if args.json:
             print(json.dumps(status.document(project, containers), indent=2))
         else:
-            status.print_table(project, Printer(sys.stdout), containers)
+            status.print_table(project, Printer(sys.stdout, printer.redact), containers)
         return status.status_code(containers, project)
     from ..compose import ops
     if args.command == "logs":
-        return ops.logs(project, args.service, args.tail, args.follow)
+        return ops.logs(project, args.service, args.tail, args.follow, printer.redact)
     open_toolkit_log(registry.log_dir, printer.redact, registry.log_max_bytes, registry.log_backups)
     with run_lock(registry.state_dir, printer.warn):  # one change at a time, whichever script makes it
         if args.command == "start":
@@ -73,7 +75,7 @@ def _main(argv: Sequence[str]) -> int:
         if args.command == "clean":
             return ops.clean(project, printer, yes=args.yes)
         return ops.restart(project, printer, skip_health_check=args.skip_health_check,
-                           show_status=lambda p: status.print_table(p, Printer(sys.stdout)))
+                           show_status=lambda p: status.print_table(p, Printer(sys.stdout, printer.redact)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -85,7 +85,7 @@ def _main(argv: Sequence[str]) -> int:
     cpu = CpuSampler()  # marked now: the one-shot CPU window spans the whole run
     registry = registry_from(args, Printer(sys.stderr))
     mode = resolve_mode(args.mode, registry)
-    redactor = Redactor.from_environment(*(s.env for s in registry.services.values()))
+    redactor = Redactor.for_registry(registry)
     if args.monitor:
         return _monitor(args, fmt, registry, mode, redactor)
     from ..health.document import to_document

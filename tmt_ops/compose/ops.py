@@ -140,12 +140,12 @@ def restart(project: Project, printer: Printer, *, skip_health_check: bool = Fal
     return code
 
 
-def logs(project: Project, service: str | None, tail: int | None, follow: bool, out: TextIO = sys.stdout) -> int:
+def logs(project: Project, service: str | None, tail: int | None, follow: bool, redact: Callable[[str], str],
+         out: TextIO = sys.stdout) -> int:
     """The project's logs (one service's, by registry or compose name), redacted, to `out`."""
     args = ["logs", "--no-color"] + (["--tail", str(tail)] if tail is not None else []) + (["--follow"] if follow else [])
     args += [project.compose_name(service)] if service else []
     project.engine.ping()
-    redact = Printer().redact
     proc = subprocess.Popen(project.compose.argv(*args), env=dict(project.compose.env), stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, text=True, errors="replace")
     try:
