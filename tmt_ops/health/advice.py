@@ -59,7 +59,7 @@ class _Commands:
         return f"docker compose -p {shlex.quote(r.compose_project)} -f {shlex.quote(_shown(r.compose_file))} {args}"
 
     def log_file(self, service: Service) -> str:
-        return _shown(self.registry.log_dir / f"{service.name}.log")
+        return _shown(self.registry.log_file(service))
 
 
 def _service_steps(cmd: _Commands, mode: str, check: "Check") -> tuple[Step, ...]:

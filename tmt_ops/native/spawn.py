@@ -30,10 +30,6 @@ class Spawned:
     started: float  # time.monotonic() at spawn
 
 
-def log_path(registry: Registry, service: Service) -> Path:
-    return registry.log_dir / f"{service.name}.log"
-
-
 def rotate(path: Path, max_bytes: int, backups: int) -> None:
     """At spawn time: a log at or over max_bytes becomes .1 (older ones shift up, the oldest drops)."""
     try:
@@ -56,7 +52,7 @@ def spawn(registry: Registry, service: Service) -> Spawned:
         raise OperationFailed(f"{service.name}: no command in the registry; native mode cannot start it")
     if not service.cwd.is_dir():
         raise OperationFailed(f"{service.name}: working directory {service.cwd} does not exist")
-    log = log_path(registry, service)
+    log = registry.log_file(service)
     try:
         log.parent.mkdir(parents=True, exist_ok=True)
         rotate(log, registry.log_max_bytes, registry.log_backups)

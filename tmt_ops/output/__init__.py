@@ -1,5 +1,5 @@
-"""Renderers of a health document (tmt_ops.health.document): text, json, nagios, prometheus; and an atomic
-file writer for cron. Every renderer takes the document as plain data and knows nothing of how it was made.
+"""Renderers of a health document (tmt_ops.health.document): text, json, nagios, prometheus. Every renderer
+takes the document as plain data and knows nothing of how it was made.
 """
 
 from __future__ import annotations

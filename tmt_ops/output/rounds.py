@@ -6,9 +6,9 @@ from __future__ import annotations
 import sys
 from typing import IO
 
+from ..atomic import write_atomic
 from ..console import Printer
 from . import renderer
-from ..atomic import write_atomic
 from .jsonout import render as render_json
 from .text import STYLE, summary
 

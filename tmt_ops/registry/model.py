@@ -125,6 +125,10 @@ class Registry:
         wanted = {self.service(n).name for n in names}
         return [s for s in self.services.values() if s.name in wanted]
 
+    def log_file(self, service: Service) -> Path:
+        """Where a natively run service's stdout and stderr go."""
+        return self.log_dir / f"{service.name}.log"
+
     @property
     def managed(self) -> list[Service]:
         return [s for s in self.services.values() if s.managed]
