@@ -61,6 +61,37 @@ def test_environment_expansion(tmp_path):
     assert reg.warnings == ("services.api.env.UNSET: ${NOPE} is not set; using an empty value",)
 
 
+def test_anchors_and_merge_keys_work_and_a_key_may_override_a_merged_one(tmp_path):
+    path = write(tmp_path, """
+        services:
+          a: &a {group: core, port: 9100, command: &cmd ["python", "-c", "pass"], stop_grace: 3}
+          b:
+            <<: *a
+            port: 9101
+            stop_grace: 7
+          c: {<<: [*a], port: 9102, command: *cmd, env: {PORT_OF_B: "{port:b}"}}
+    """)
+    reg = load_registry(path, environ={})
+    assert [(s.port, s.stop_grace, s.command[1:]) for s in reg.services.values()] == \
+        [(9100, 3.0, ("-c", "pass")), (9101, 7.0, ("-c", "pass")), (9102, 3.0, ("-c", "pass"))]
+    assert reg.services["c"].env == {"PORT_OF_B": "9101"}
+
+
+def test_double_braces_are_literal_and_the_environments_braces_are_never_placeholders(tmp_path):
+    path = write(tmp_path, """
+        services:
+          api:
+            group: core
+            port: 9100
+            command: ["python", "-c", "print({{'port': {port}}})", "--password=${PASSWORD}"]
+            env: {PASSWORD: "${PASSWORD}", JSON: '{{"a": {{"b": 1}}}}'}
+    """)
+    reg = load_registry(path, environ={"PASSWORD": "p{ss}w{o}rd{port}{"})
+    api = reg.services["api"]
+    assert api.command[2:] == ("print({'port': 9100})", "--password=p{ss}w{o}rd{port}{")
+    assert api.env == {"PASSWORD": "p{ss}w{o}rd{port}{", "JSON": '{"a": {"b": 1}}'}
+
+
 def test_defaults_apply_and_relative_paths_follow_project_root(tmp_path):
     path = write(tmp_path, """
         project: {root: .., log_dir: var/log}

@@ -53,7 +53,17 @@ TOP_KEYS = {"version": (int, 1), "project": (dict, {}), "defaults": (dict, {}), 
             "services": (dict, REQUIRED)}
 
 ENV_REF = re.compile(r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\})")
-PLACEHOLDER = re.compile(r"\{\{|\}\}|\{(port|host|port:[^{}]+|health_url:[^{}]+)\}")
+# {{ and }} are literal braces; any other brace must open or close a placeholder
+PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
+PLACEHOLDERS = "{port}, {host}, {port:NAME} or {health_url:NAME}"
+FILLED = re.compile(r"services\.[^.]+\.(command|env\..+)")  # where placeholders are filled (see expand)
+
+# Limits far above any real registry (the shipped one is 7 KiB, 4 levels deep) that keep a hostile or broken
+# file from exhausting memory, time or the stack: the file's size, its size once aliases are expanded (an
+# "alias bomb" of nested *refs is a few hundred bytes), and its nesting.
+MAX_BYTES = 1024 * 1024
+MAX_DEPTH = 50
+MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 def default_config_path() -> Path:
@@ -84,23 +94,86 @@ class _Loader:
     # -- parse ----------------------------------------------------------------------------------------
     def load(self) -> Registry:
         try:
-            text = self.path.read_text(encoding="utf-8")
+            with self.path.open("rb") as file:
+                raw = file.read(MAX_BYTES + 1)  # bounded: --config /dev/zero must not fill the memory
+            if len(raw) > MAX_BYTES:
+                raise self.fail("", f"the file is larger than {MAX_BYTES >> 20} MiB, far more than any registry: "
+                                    "is --config (or TMT_CONFIG) the right file?")
+            text = raw.decode("utf-8")
         except FileNotFoundError:
             raise ConfigError(f"{self.path}: registry not found (pass --config PATH or set TMT_CONFIG)") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{self.path}: cannot read the registry: {exc}") from None
+        parser = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
         try:
-            data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+            node = parser.get_single_node()
+            data = None
+            if node is not None:  # an empty file has none
+                self.check_nodes(node)  # first: construction shares an alias's objects, expand() copies them
+                data = parser.construct_document(node)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "invalid YAML"
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
             raise ConfigError(f"{self.path}: {where}: invalid YAML: {problem}") from None
+        except RecursionError:  # the pure-Python composer recurses per level, before check_nodes can look
+            raise self.too_deep("") from None
+        finally:
+            parser.dispose()
         if data is None:
             raise self.fail("", "the registry is empty (it needs at least a 'services:' section)")
         if not isinstance(data, dict):
             raise self.fail("", f"the registry must be a mapping with a 'services:' section, not {_kind(data)}")
         return self.build(self.expand(data, ""))
+
+    def check_nodes(self, root: yaml.Node) -> None:
+        """Refuse duplicate keys, and a document that expands past MAX_BYTES or nests deeper than MAX_DEPTH.
+
+        Sizes are of the document as expand() will copy it, each alias in full (a scalar counts its length,
+        at least 1; a list or mapping 1 plus its items), memoised per node so that this takes linear time.
+        """
+        measured: dict[int, tuple[int, int]] = {}  # id(node) -> (expanded size, levels of nesting inside)
+
+        def measure(node: yaml.Node, depth: int) -> tuple[int, int]:
+            if depth > MAX_DEPTH:  # before recursing: this walk must not exhaust the stack either
+                raise self.too_deep(_line(node))
+            if id(node) not in measured:
+                if isinstance(node, yaml.ScalarNode):
+                    size, levels = max(1, len(node.value)), 0
+                else:
+                    items = node.value
+                    if isinstance(node, yaml.MappingNode):
+                        self.check_keys(node)
+                        items = [n for pair in node.value for n in pair]
+                    inside = [measure(item, depth + 1) for item in items]
+                    size = 1 + sum(s for s, _ in inside)
+                    levels = 1 + max((n for _, n in inside), default=0)
+                if size > MAX_BYTES:
+                    raise self.fail(_line(node), f"aliases (*name) expand the registry past {MAX_BYTES >> 20} MiB "
+                                                 "here, like an alias bomb: write it with fewer aliases, not nested "
+                                                 "repeats")
+                if depth + levels > MAX_DEPTH:  # an alias used down here brings the levels inside it along
+                    raise self.too_deep(_line(node))
+                measured[id(node)] = (size, levels)
+            return measured[id(node)]
+
+        measure(root, 0)
+
+    def check_keys(self, node: yaml.MappingNode) -> None:
+        """A key given twice is an error (PyYAML keeps the last); merged keys (<<) may be overridden."""
+        first_line: dict[tuple[str, str], int] = {}
+        for key, _ in node.value:
+            if not isinstance(key, yaml.ScalarNode) or key.tag == MERGE_TAG:
+                continue
+            same = (key.tag, key.value)
+            if same in first_line:
+                raise self.fail(_line(key), f"duplicate key '{key.value}' (its first value is on line "
+                                            f"{first_line[same]}): remove one")
+            first_line[same] = key.start_mark.line + 1
+
+    def too_deep(self, where: str) -> ConfigError:
+        return self.fail(where, f"nested more than {MAX_DEPTH} levels deep, far more than any registry: "
+                                "check the brackets and indentation")
 
     def expand(self, value: Any, where: str) -> Any:
         """${VAR} and ${VAR:-default} from the environment in every string; $$ is a literal $."""
@@ -116,8 +189,8 @@ class _Loader:
             if name is None:
                 return "$"
             got = self.environ.get(name)
-            if got:
-                return got
+            if got:  # the environment's text is data: its braces reach the service as they are, never placeholders
+                return got.replace("{", "{{").replace("}", "}}") if FILLED.fullmatch(where) else got
             if default is not None:
                 return default
             self.warnings.append(f"{where}: ${{{name}}} is not set; using an empty value")
@@ -172,6 +245,9 @@ class _Loader:
         self.signal_of(defaults["stop_signal"], "defaults")
 
         root = (self.path.resolve().parent / project["root"]).resolve()
+        if not root.is_dir():  # log and state directories would be created under it
+            raise self.fail("project", f"root: {root} does not exist or is not a directory: fix project.root "
+                                       f"(a relative root is relative to the registry's directory)")
         raw_services = top["services"]
         if not raw_services:
             raise self.fail("services", "no services are defined")
@@ -255,17 +331,23 @@ class _Loader:
         where = f"service '{name}'"
         host = spec["host"] or project["host"]
 
-        def fill(text: str) -> str:
+        def fill(text: str, field: str) -> str:
             def sub(match: re.Match) -> str:
-                token = match.group(0)
+                token, key = match.group(0), match.group(1)
                 if token in ("{{", "}}"):
                     return token[0]
-                key = match.group(1)
+                if key is None:
+                    raise self.fail(where, f"{field}: a lone '{token}': write '{token * 2}' for a literal '{token}'")
                 if key == "port":
                     return str(spec["port"])
                 if key == "host":
                     return host
-                kind, other = key.split(":", 1)
+                kind, _, other = key.partition(":")
+                if kind not in ("port", "health_url") or not other:
+                    name = other or "NAME"
+                    forms = ("{port}", "{host}", f"{{port:{name}}}", f"{{health_url:{name}}}")
+                    raise self.fail(where, f"{field}: unknown placeholder '{token}'{suggest(token, forms)}: use "
+                                           f"{PLACEHOLDERS}, and {{{{ or }}}} for a literal brace")
                 if other not in specs:
                     raise self.fail(where, f"{{{key}}}: unknown service '{other}'{suggest(other, specs)}")
                 o = specs[other]
@@ -276,7 +358,7 @@ class _Loader:
                 return f"http://{o['host'] or project['host']}:{o['port']}{o['health']['path']}"
             return PLACEHOLDER.sub(sub, text)
 
-        command = tuple(fill(str(a)) for a in spec["command"] or ())
+        command = tuple(fill(str(a), "command") for a in spec["command"] or ())
         if command and command[0] in ("python", "python3"):
             command = (sys.executable,) + command[1:]
         probe = spec["health"]
@@ -286,7 +368,7 @@ class _Loader:
             group=spec["group"], host=host, port=spec["port"], critical=spec["critical"],
             managed=spec["managed"] if spec["managed"] is not None else spec["group"] == "core",
             command=command, cwd=(root / spec["cwd"]).resolve(),
-            env=freeze({str(k): fill(_scalar(v)) for k, v in spec["env"].items()}),
+            env=freeze({str(k): fill(_scalar(v), f"env.{k}") for k, v in spec["env"].items()}),
             probe=Probe(kind=probe["type"], path=probe["path"], expect_status=probe["expect_status"],
                         timeout=float(probe["timeout"] or defaults["probe_timeout"])),
             depends_on=tuple(Dependency(d, k == "required") for d, k in spec["depends_on"].items()),
@@ -316,6 +398,10 @@ class _Loader:
         return HealthSettings(deadline=float(h["deadline"]), state_change_rounds=h["state_change_rounds"],
                               monitor_interval=float(h["monitor_interval"]),
                               disk_paths=tuple(root / p for p in h["disk_paths"]), thresholds=freeze(thresholds))
+
+
+def _line(node: yaml.Node) -> str:
+    return f"line {node.start_mark.line + 1}"
 
 
 def _tuple(types) -> tuple:
