@@ -23,6 +23,10 @@ MAX_BODY = 64 * 1024
 HEALTHY_WORDS = {"healthy", "ok", "running", "pass", "up", "ready"}
 DEGRADED_WORDS = {"degraded", "warning", "warn"}
 STARTING_WORDS = {"starting", "initializing", "initialising", "loading"}
+WORD_HEALTH = {**dict.fromkeys(HEALTHY_WORDS, Health.HEALTHY), **dict.fromkeys(DEGRADED_WORDS, Health.DEGRADED),
+               **dict.fromkeys(STARTING_WORDS, Health.STARTING)}
+SEVERITY = (Health.HEALTHY, Health.DEGRADED, Health.STARTING, Health.UNHEALTHY)
+JSON_KINDS = {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list", dict: "an object"}
 KAFKA_API_VERSIONS_V0 = bytes.fromhex("0000000c001200000000000100026863")
 PG_SSL_REQUEST = bytes.fromhex("0000000804d2162f")
 PG_CANNOT_CONNECT_NOW = "57P03"  # starting up, shutting down, in recovery
@@ -30,6 +34,11 @@ PG_CANNOT_CONNECT_NOW = "57P03"  # starting up, shutting down, in recovery
 # consistent recovery state, "in recovery mode"); "shutting down" and a disabled hot standby are not.
 PG_STARTING_PHRASES = ("starting up", "not yet accepting", "recovery mode")
 PG_ALIVE_SQLSTATES = {"28000", "28P01", "3D000"}  # auth / unknown role or database: the server answers
+PG_AUTH_OK = bytes(4)  # an Authentication message with code 0; any other code asks for a password
+# What a server sends between the startup packet and ReadyForQuery: Authentication, ParameterStatus,
+# BackendKeyData, NoticeResponse.
+PG_SESSION_START = {b"R", b"S", b"K", b"N"}
+PG_TERMINATE = b"X\0\0\0\x04"
 
 
 @dataclass(frozen=True)
@@ -55,28 +64,50 @@ class _Deadline:
         return left
 
 
-def classify_http(code: int, body: Any, expect: tuple[int, ...] = (200,)) -> tuple[Health, str | None]:
-    """Health from an HTTP answer: the status code first, then the body's own words."""
-    words = []
-    if isinstance(body, dict):
-        words = [str(body[k]).lower() for k in ("status", "system_health") if isinstance(body.get(k), str)]
-    if code not in expect:
-        if code == 503 and not any(w not in STARTING_WORDS for w in words):
-            return Health.STARTING, f"HTTP 503: not ready yet"
-        return Health.UNHEALTHY, f"HTTP {code}, expected {'/'.join(map(str, expect))}"
+def _shown(value: Any) -> str:
+    """A JSON value as an error names it: `true (a boolean)`, `null`."""
+    if value is None:
+        return "null"
+    text = json.dumps(value)
+    text = text if len(text) <= 60 else text[:57] + "..."
+    return f"{text} ({JSON_KINDS[type(value)]})"
+
+
+def _body_verdicts(body: Any) -> list[tuple[Health, str]]:
+    """(verdict, reason) for each health key the body holds; a body with none leaves it to the status code.
+
+    A key's value is read only in its documented shape: anything else says the service is not healthy, since
+    a probe that counts `{"status": false}` as healthy reports a dead engine as up.
+    """
+    if not isinstance(body, dict):
+        return []
     verdicts = []
-    for word in words:
-        if word in HEALTHY_WORDS:
-            verdicts.append(Health.HEALTHY)
-        elif word in DEGRADED_WORDS:
-            verdicts.append(Health.DEGRADED)
-        elif word in STARTING_WORDS:
-            verdicts.append(Health.STARTING)
+    for key in ("status", "system_health"):  # system_health: the orchestrator's
+        if key not in body:
+            continue
+        value = body[key]
+        if isinstance(value, str):
+            verdicts.append((WORD_HEALTH.get(value.lower(), Health.UNHEALTHY), f"reports {value}"))
         else:
-            verdicts.append(Health.UNHEALTHY)
-    order = [Health.HEALTHY, Health.DEGRADED, Health.STARTING, Health.UNHEALTHY]
-    worst = max(verdicts, key=order.index, default=Health.HEALTHY)
-    return worst, None if worst is Health.HEALTHY else f"reports {'/'.join(words)}"
+            verdicts.append((Health.UNHEALTHY, f"{key} is {_shown(value)}, not a status word"))
+    for key in ("healthy", "ok"):
+        if key in body:
+            value = body[key]
+            verdicts.append((Health.HEALTHY if value is True else Health.UNHEALTHY, f"{key} is {_shown(value)}"))
+    return verdicts
+
+
+def classify_http(code: int, body: Any, expect: tuple[int, ...] = (200,)) -> tuple[Health, str | None]:
+    """Health from an HTTP answer: the status code first, then the body's health keys, the worst one winning."""
+    verdicts = _body_verdicts(body)
+    if code not in expect:
+        if code == 503 and all(verdict is Health.STARTING for verdict, _ in verdicts):
+            return Health.STARTING, "HTTP 503: not ready yet"
+        return Health.UNHEALTHY, f"HTTP {code}, expected {'/'.join(map(str, expect))}"
+    worst = max((verdict for verdict, _ in verdicts), key=SEVERITY.index, default=Health.HEALTHY)
+    if worst is Health.HEALTHY:
+        return worst, None
+    return worst, "; ".join(reason for verdict, reason in verdicts if verdict is not Health.HEALTHY)
 
 
 def http_request(host: str, port: int, method: str, path: str, timeout: float,
@@ -166,22 +197,94 @@ def _pg_error_fields(payload: bytes) -> dict[str, str]:
     return fields
 
 
+def _pg_message(sock: socket.socket, deadline: _Deadline) -> tuple[bytes, bytes]:
+    """One backend message, read whole: a socket closed with data unread sends a reset, which the server logs
+    ("could not receive data from client: Connection reset by peer")."""
+    kind = _recv_exact(sock, 1, deadline)
+    (length,) = struct.unpack("!i", _recv_exact(sock, 4, deadline))
+    if not 4 <= length <= MAX_BODY:
+        raise ValueError(f"not a PostgreSQL message (type {kind!r}, length {length})")
+    return kind, _recv_exact(sock, length - 4, deadline)
+
+
+def _pg_startup(sock: socket.socket, deadline: _Deadline) -> tuple[bytes, bytes]:
+    """The startup packet, then the server's messages read whole up to the one that decides: (kind, payload).
+
+    The same over a plain socket and over TLS (an ssl.SSLSocket reads and writes like one).
+    """
+    params = b"user\0postgres\0database\0postgres\0application_name\0tmt-ops-probe\0\0"
+    sock.settimeout(deadline.left())
+    sock.sendall(struct.pack("!ii", 8 + len(params), 196608) + params)
+    while True:
+        kind, payload = _pg_message(sock, deadline)
+        if kind not in PG_SESSION_START or kind == b"R" and payload != PG_AUTH_OK:
+            break  # ReadyForQuery, an error, a password prompt (hanging up there is silent), or garbage
+    if kind == b"Z":
+        sock.settimeout(deadline.left())
+        sock.sendall(PG_TERMINATE)
+    return kind, payload
+
+
+def _pg_startup_over_tls(sock: socket.socket, deadline: _Deadline) -> tuple[bytes, bytes]:
+    """After the server's 'S': the TLS handshake on the same socket, the startup flow, and a clean TLS close.
+
+    Hanging up without a handshake, or without close_notify, is what the server logs ("could not accept SSL
+    connection: EOF detected", "SSL error: unexpected eof while reading"); pg_isready (sslmode=prefer) does
+    neither.
+    """
+    import ssl  # here, not at the top: only a server that offers TLS needs it
+
+    # No certificate verification, on purpose: this checks that a configured address is alive and ready, it
+    # sends no password and trusts nothing the server says beyond that. Verifying would report a server with
+    # a self-signed or private-CA certificate as down, which is a trust decision a liveness probe cannot make.
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    # Like libpq: without it, Nagle holds the startup packet back behind the handshake's last flight until
+    # the server's delayed ACK, some 40 ms a probe.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    tls = context.wrap_socket(sock, do_handshake_on_connect=False)  # takes over sock's descriptor
+    handshaken = False
+    try:
+        tls.settimeout(deadline.left())
+        tls.do_handshake()  # one timeout bounds the whole handshake
+        handshaken = True
+        return _pg_startup(tls, deadline)
+    finally:
+        if handshaken:
+            try:
+                # close_notify: the server reads a clean end of stream, which it does not log (a password
+                # prompt left unanswered included); it answers with its own, or has already sent it.
+                tls.settimeout(deadline.left())
+                tls.unwrap()
+            except OSError:  # the server closed first, or no time left: the verdict is already read
+                pass
+        tls.close()
+
+
 def _probe_postgres(service: Service, deadline: _Deadline) -> ProbeResult:
-    """SSLRequest proves the postmaster answers; after 'N' a startup packet tells ready from starting."""
+    """SSLRequest proves the postmaster answers; a startup packet (over TLS when the server says 'S') then
+    tells ready from starting.
+
+    Like pg_isready, it leaves nothing in the server's log when the server is ready, with TLS or without: a
+    session it is let into is read to ReadyForQuery and ended with Terminate; at a password prompt it hangs
+    up, which the server takes as a client without a password, silently; over TLS it sends close_notify
+    before it closes. A refusal (starting up, shutting down) is logged by the server whoever asks.
+    """
     with _connect(service, deadline) as sock:
         sock.sendall(PG_SSL_REQUEST)
         answer = _recv_exact(sock, 1, deadline)
         if answer == b"S":
-            return ProbeResult(Health.HEALTHY, service.url, details="answers (TLS offered; readiness not read)")
-        if answer != b"N":
+            kind, payload = _pg_startup_over_tls(sock, deadline)
+        elif answer == b"N":
+            kind, payload = _pg_startup(sock, deadline)
+        else:
             return ProbeResult(Health.UNHEALTHY, service.url, error=f"not a PostgreSQL answer: {answer!r}")
-        params = b"user\0postgres\0database\0postgres\0application_name\0tmt-ops-probe\0\0"
-        sock.sendall(struct.pack("!ii", 8 + len(params), 196608) + params)
-        kind = _recv_exact(sock, 1, deadline)
-        (length,) = struct.unpack("!i", _recv_exact(sock, 4, deadline))
-        payload = _recv_exact(sock, min(length - 4, 4096), deadline) if length > 4 else b""
-    if kind == b"R":
+    if kind == b"Z":
         return ProbeResult(Health.HEALTHY, service.url, details="accepting connections")
+    if kind == b"R":
+        return ProbeResult(Health.HEALTHY, service.url, details="accepting connections (asks for a password)")
     if kind == b"E":
         fields = _pg_error_fields(payload)
         message = fields.get("M", "error")
