@@ -6,7 +6,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from support import free_ports, kill_listeners, write_registry  # noqa: E402
+from support import free_ports, kill_listeners, remove_cgroups, write_registry  # noqa: E402
 
 
 def _engine_answers() -> str | None:
@@ -47,6 +47,7 @@ def registry_file(tmp_path):
     for path in written:
         data = yaml.safe_load(path.read_text())
         kill_listeners(svc["port"] for svc in data["services"].values())
+        remove_cgroups(Path(data["project"]["state_dir"]), data["services"])
 
 
 @pytest.fixture

@@ -124,12 +124,44 @@ def _pg_template() -> Path:
     return _template[0]
 
 
+_tls: list[tuple[Path, Path]] = []
+
+
+def openssl_available() -> bool:
+    return shutil.which("openssl") is not None
+
+
+def tls_certificate() -> tuple[Path, Path]:
+    """(certificate, key): self-signed, made once per test session, the key readable by the server's user only."""
+    if not _tls:
+        root = _owned_tempdir("tmt-pg-tls-")
+        cert, key = root / "server.crt", root / "server.key"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                        "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1"],
+                       check=True, capture_output=True)
+        key.chmod(0o600)
+        if PG_USER:
+            for path in (cert, key):
+                shutil.chown(path, PG_USER)
+        _tls.append((cert, key))
+    return _tls[0]
+
+
+def pg_tls_settings() -> tuple[str, ...]:
+    """Settings for Postgres(...) that turn TLS on with the session's self-signed certificate."""
+    cert, key = tls_certificate()
+    return "ssl=on", f"ssl_cert_file={cert}", f"ssl_key_file={key}"
+
+
 class Postgres(Proc):
-    def __init__(self, port: int, *settings: str, recovery: bool = False):
+    def __init__(self, port: int, *settings: str, recovery: bool = False, hba: str | None = None):
+        """`hba` replaces pg_hba.conf (the template trusts everyone), e.g. to ask TCP clients for a password."""
         self.port = port
         self.root = _owned_tempdir("tmt-pg-")
         data = self.root / "data"
         shutil.copytree(_pg_template(), data, symlinks=True)
+        if hba is not None:
+            (data / "pg_hba.conf").write_text(hba)
         if recovery:
             (data / "recovery.signal").touch()
         if PG_USER:
@@ -157,6 +189,23 @@ class Postgres(Proc):
             except psutil.NoSuchProcess:
                 pass
         psutil.wait_procs(family, timeout=5)
+
+    def wait_clients_gone(self, timeout: float = 10) -> bool:
+        """Waits until no backend serves a client: a backend has written its log lines by the time it exits."""
+        import psutil
+
+        def serving() -> bool:
+            titles = []
+            for child in psutil.Process(self.pid).children():
+                try:
+                    titles.append(child.cmdline()[0])
+                except (psutil.NoSuchProcess, IndexError):  # gone, or a zombie: its lines are written
+                    pass
+            # Auxiliary processes are titled "postgres: checkpointer" and the like; a client's backend
+            # "postgres: user database host(port) state", or, just forked, still like the postmaster.
+            return any("(" in title or not title.startswith("postgres: ") for title in titles)
+
+        return wait_for(lambda: not serving(), timeout)
 
     def session(self) -> socket.socket:
         """A real client session (trust auth, up to ReadyForQuery), left open by the caller."""
@@ -217,6 +266,73 @@ class KafkaStandIn:
         self.running = False
         self.thread.join(2)
         self.server.close()
+
+
+# -- a PostgreSQL peer that offers TLS and then stalls ------------------------------------------------------------
+class StallingTlsPostgres:
+    """Answers the SSLRequest with 'S', then hangs: before the TLS handshake, or (handshake=True) after it,
+    never answering the startup packet."""
+
+    def __init__(self, port: int, handshake: bool = False):
+        import ssl
+        self.context = None
+        if handshake:
+            self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.context.load_cert_chain(*map(str, tls_certificate()))
+        self.server = socket.create_server(("127.0.0.1", port))
+        self.server.settimeout(0.2)
+        self.held: list[socket.socket] = []
+        self.running = True
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while self.running:
+            try:
+                conn, _ = self.server.accept()
+            except (socket.timeout, OSError):
+                continue
+            try:
+                conn.settimeout(5)
+                conn.recv(8)
+                conn.sendall(b"S")
+                if self.context is not None:
+                    conn = self.context.wrap_socket(conn, server_side=True)
+                self.held.append(conn)
+            except OSError:
+                conn.close()
+
+    def stop(self) -> None:
+        self.running = False
+        self.thread.join(2)
+        self.server.close()
+        for conn in self.held:
+            conn.close()
+
+
+# -- an impostor ---------------------------------------------------------------------------------------------------
+IMPOSTOR = """
+import http.server, json, sys
+class Healthy(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({"system_health": "healthy", "status": "healthy"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Healthy).serve_forever()
+"""
+
+
+def start_impostor(port: int, log: Path) -> Proc:
+    """A process that is no TMT service but answers every GET with a "healthy" body, on `port`."""
+    import sys
+    proc = Proc([sys.executable, "-c", IMPOSTOR, str(port)], log)
+    wait_listening(proc, port)
+    return proc
 
 
 # -- a hanging peer ------------------------------------------------------------------------------------------------

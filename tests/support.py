@@ -77,6 +77,17 @@ def kill_listeners(ports: Iterable[int]) -> None:
                 pass
 
 
+def remove_cgroups(state_dir: Path, services: Iterable[str]) -> None:
+    """Teardown: kill what is left in a test registry's service cgroups and remove them."""
+    from tmt_ops.native import proof
+    for service in services:
+        folder = proof.cgroup_dir(state_dir, service)
+        if folder is not None and folder.exists():
+            proof.kill_cgroup(folder)
+            wait_for(lambda: not proof.cgroup_pids(folder), 5)
+            proof.remove_cgroup(folder)
+
+
 def run_script(script: str, *args: str, env: dict | None = None, timeout: float = 120, **kw):
     """Run one of the five root scripts as an operator would; returns CompletedProcess (text)."""
     import subprocess

@@ -8,7 +8,7 @@ import pytest
 from support import write_registry
 from tmt_ops.backend import ServiceStatus
 from tmt_ops.health import advice
-from tmt_ops.health.merge import merge_docker, merge_native
+from tmt_ops.health.merge import impostor, merge_docker, merge_native
 from tmt_ops.health.monitor import Debouncer
 from tmt_ops.health.report import Check, PortHolder
 from tmt_ops.health.resources import CpuSampler
@@ -40,20 +40,33 @@ def status(state, **kw):
      "container tmt-orchestrator-1 is stopped (exit code 137)"),
     (REFUSED, status(ServiceState.FAILED, container="c", exit_code=1, detail="restarting"), Health.UNHEALTHY,
      "is failed (exit code 1); restarting"),
-    (OK, status(ServiceState.STOPPED, container="c", exit_code=0), Health.DEGRADED, "answers, but its container"),
-    (OK, None, Health.DEGRADED, "no container of compose project 'tmt'"),
     (REFUSED, status(ServiceState.STOPPED), Health.UNHEALTHY, "refused on 127.0.0.1:8000; no container"),
-    (REFUSED, None, Health.UNHEALTHY, "no container of compose project 'tmt'"),
+    # infrastructure outside the compose project (installed on the host): its probe alone decides
+    (OK, None, Health.HEALTHY, None),
+    (REFUSED, None, Health.UNHEALTHY, "connection refused"),
 ])
 def test_docker_merge(result, backend, expected, words):
-    health, error = merge_docker(result, backend, "tmt")
+    health, error = merge_docker(result, backend)
     assert health is expected
     assert (error is None) if words is None else (words in error), error
 
 
 def test_docker_merge_keeps_the_probe_error_first():
-    _, error = merge_docker(REFUSED, status(ServiceState.STOPPED, container="c"), "tmt")
+    _, error = merge_docker(REFUSED, status(ServiceState.STOPPED, container="c"))
     assert error.startswith("connection refused") and "container c is stopped" in error
+
+
+@pytest.mark.parametrize("result, backend, expected", [
+    (OK, status(ServiceState.STOPPED, container="c", exit_code=0), True),  # its container is down: not its answer
+    (OK, status(ServiceState.STOPPED, detail="port 8000 is held by pid 9"), True),  # native: nothing of it runs
+    (OK, status(ServiceState.RUNNING, pids=(10,), holds_port=False), True),  # runs, but another process answers
+    (OK, status(ServiceState.RUNNING, container="c", holds_port=False), True),  # its container does not publish it
+    (OK, status(ServiceState.RUNNING, pids=(10,), holds_port=True), False),
+    (OK, None, False),  # no backend view (infrastructure): the probe alone decides
+    (REFUSED, status(ServiceState.STOPPED), False),  # nothing answers: nothing to attribute
+])
+def test_an_answer_counts_only_when_it_comes_from_the_service(result, backend, expected):
+    assert impostor(result, backend) is expected
 
 
 @pytest.mark.parametrize("result, backend, expected, words", [

@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from tmt_ops.errors import ConfigError, OperationFailed
-from tmt_ops.lock import run_lock
+from tmt_ops.lock import holder, run_lock
 from tmt_ops.native import records
 from tmt_ops.native.discovery import Discovery, Found
 from tmt_ops.native.procs import Proc, signal_group
@@ -27,7 +27,8 @@ def registry(registry_file):
 
 
 def found(name: str, pid: int, pgid: int | None) -> Found:
-    return Found(name, Proc(pid, 1.0), (Proc(pid, 1.0), Proc(pid + 1, 1.0)), pgid, "test")
+    return Found(name, Proc(pid, 1.0), (Proc(pid, 1.0), Proc(pid + 1, 1.0)), "group" if pgid else "tree", "test",
+                 pgid=pgid)
 
 
 def test_stop_plan_reverses_dependency_order_and_says_why(registry):
@@ -71,11 +72,17 @@ def test_select_refuses_infrastructure_and_unknown_names(registry):
 
 
 def test_records_round_trip_and_unreadable_files_are_skipped(tmp_path):
-    record = RunRecord("orchestrator", 10, 10, 10, 123.45, ("python", "-m", "x"), "/srv", "/srv/o.log", 99.0)
+    record = RunRecord("orchestrator", 10, 10, 10, 123.45, "/srv/o.log", 99.0, "k/orchestrator/r", "/cg/orchestrator")
     records.write(tmp_path, record)
     (tmp_path / "run" / "broken.json").write_text("{not json")
     assert records.read_all(tmp_path) == {"orchestrator": record}
     assert record.leads_group
+    assert (tmp_path / "run" / "orchestrator.json").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "run").stat().st_mode & 0o777 == 0o700
+    # a record of an older version (with argv and cwd) is still read
+    (tmp_path / "run" / "old.json").write_text('{"service": "old", "pid": 5, "pgid": 5, "sid": 5, "create_time": 1.0,'
+                                              ' "argv": ["python"], "cwd": "/srv", "log_file": "o.log", "started_at": 2}')
+    assert records.read_all(tmp_path)["old"].pid == 5
     assert [p.name for p in (tmp_path / "run").iterdir() if p.name.endswith(".tmp")] == []
     records.remove(tmp_path, "orchestrator")
     assert "orchestrator" not in records.read_all(tmp_path)
@@ -96,6 +103,7 @@ def test_log_rotation_keeps_a_few_backups(tmp_path):
 
 
 def test_second_run_is_told_who_holds_the_lock_and_gives_up(tmp_path):
+    assert holder(tmp_path) is None
     told = []
     with run_lock(tmp_path, told.append):
         with pytest.raises(OperationFailed, match=f"pid {os.getpid()}"):

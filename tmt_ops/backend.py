@@ -18,3 +18,7 @@ class ServiceStatus:
     restart_count: int | None = None
     exit_code: int | None = None
     detail: str = ""
+    # Is the service's port answered by the service itself: native, the listening socket is held by one of
+    # its processes; docker, its running container publishes the port. None: nothing to say (not running,
+    # or nothing listens).
+    holds_port: bool | None = None

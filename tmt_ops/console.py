@@ -2,6 +2,10 @@
 
 Printer writes human lines (coloured on a terminal unless NO_COLOR is set) to stderr or stdout and copies
 them, uncoloured, to logs/tmt-ops.log. Everything it writes passes through the Redactor.
+
+A stream that fails (a closed pipe as in `restart ... | head -3`, a terminal that hung up) is dropped, never
+raised: the operation carries on and the toolkit log keeps every line. The failed file descriptor is
+pointed at /dev/null, so no later write, not even the interpreter's last flush at exit, can fail on it.
 """
 
 from __future__ import annotations
@@ -22,12 +26,40 @@ STYLES = {"ok": "GREEN", "warn": "YELLOW", "error": "RED", "info": "CYAN", "dim"
 
 
 def wants_colour(stream: IO) -> bool:
-    return "NO_COLOR" not in os.environ and hasattr(stream, "isatty") and stream.isatty()
+    try:
+        return "NO_COLOR" not in os.environ and hasattr(stream, "isatty") and stream.isatty()
+    except ValueError:  # closed
+        return False
+
+
+def silence(stream: IO) -> None:
+    """Point a failed stream's descriptor at /dev/null: what is still buffered, and every later write, goes
+    nowhere instead of failing again (Python's final flush at exit would otherwise print an error)."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError, AttributeError):  # no descriptor (a StringIO), or closed
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
+def write_out(stream: IO, text: str) -> bool:
+    """Write and flush; False (and the stream silenced) when its reader has gone."""
+    try:
+        stream.write(text)
+        stream.flush()
+        return True
+    except (OSError, ValueError):  # EPIPE, EIO after a hang-up, a closed file
+        silence(stream)
+        return False
 
 
 class Printer:
     def __init__(self, stream: IO | None = None, redactor: Redactor | None = None, colour: bool | None = None):
-        self.stream = stream or sys.stderr
+        self.stream: IO | None = stream or sys.stderr
         self.redact = redactor or Redactor.from_environment()
         self.colour = wants_colour(self.stream) if colour is None else colour
         if self.colour:
@@ -45,8 +77,8 @@ class Printer:
         text = self.redact(text)
         LOGGER.log(level, text)
         # One write per line: lines printed from several threads (a wave in parallel) never interleave.
-        self.stream.write(self.paint(text, style) + "\n")
-        self.stream.flush()
+        if self.stream is not None and not write_out(self.stream, self.paint(text, style) + "\n"):
+            self.stream = None  # its reader has gone; the toolkit log carries on
 
     def ok(self, text: str) -> None:
         self.line(text, "ok")
@@ -88,7 +120,7 @@ def open_toolkit_log(log_dir: Path, redactor: Redactor, max_bytes: int, backups:
         handler = logging.handlers.RotatingFileHandler(log_dir / "tmt-ops.log", maxBytes=max_bytes,
                                                        backupCount=backups, encoding="utf-8")
     except OSError as exc:  # a read-only log dir must not stop a stop
-        print(f"warning: cannot write the toolkit log in {log_dir}: {exc}", file=sys.stderr)
+        write_out(sys.stderr, f"warning: cannot write the toolkit log in {log_dir}: {exc}\n")
         return
     handler.tmt_toolkit_log = True
     handler.addFilter(_RedactFilter(redactor))

@@ -1,16 +1,19 @@
 """Carrying out plans: stop waves and start waves, each wave's services in parallel threads.
 
-Starting: outside dependencies are probed before the wave that needs them; each service is spawned,
-then its probe polled until it passes, its startup timeout ends, or its process exits (fail at once).
-A failed service's dependents are not started. Ctrl-C (cancel) stops launching; what runs keeps its record.
+Stopping: wave by wave; a wave in flight always finishes. After a wave in which a service would not stop,
+or once an interrupt was requested, no further wave starts: the caller decides what to start again.
+Starting: outside dependencies are probed before the wave that needs them; each service is spawned, then
+its probe polled until it passes, its startup timeout ends, or its process exits (fail at once). A failed
+service's dependents are not started. When `cancel` is set nothing more is launched; what runs keeps its
+record.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, TypeVar
 
@@ -22,12 +25,13 @@ from .native.spawn import Spawned, log_tail, spawn
 from .native.stop import StopResult, stop_found, stop_foreign
 from .plan import StartPlan, StopPlan
 from .ports import port_holders, port_open
+from .preflight import READY
 from .probes import ProbeResult, probe, probe_all
 from .registry import Registry, Service
 from .states import Health
 
 POLL = 0.01  # seconds between readiness probes (a probe of a local port costs about a millisecond)
-READY = (Health.HEALTHY, Health.DEGRADED)  # it answers and serves; degraded is reported, not fatal
+UP = ("running", "degraded")  # summary states of a service that serves
 
 T = TypeVar("T")
 
@@ -37,37 +41,50 @@ class Outcome:
     """One row of the summary."""
 
     service: str
-    state: str  # running / failed / starting / not started / stopped
+    state: str  # running / degraded / failed / starting / not started / unhealthy / not stopped / untouched
     port: int
     pid: int | None = None
     ready_seconds: float | None = None
     detail: str = ""
 
+    @property
+    def up(self) -> bool:
+        return self.state in UP
 
-def run_wave(jobs: dict[str, Callable[[], T]], cancel: threading.Event) -> dict[str, T]:
-    """Run the jobs of one wave at once. Ctrl-C sets cancel: the jobs notice, return, and their results
-    (a service spawned but not yet ready, say) are still reported; the caller checks cancel."""
+
+def run_wave(jobs: dict[str, Callable[[], T]]) -> dict[str, T]:
+    """Run the jobs of one wave at once and wait for all of them (an interrupt only sets a flag: the jobs
+    that watch it return early, the others finish)."""
     if not jobs:
         return {}
-    pool = ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="wave")
-    futures = {name: pool.submit(job) for name, job in jobs.items()}
-    try:
-        pending = set(futures.values())
-        while pending:
-            _, pending = wait(pending, timeout=0.1, return_when=FIRST_EXCEPTION)
-    except KeyboardInterrupt:
-        cancel.set()
-    finally:
-        pool.shutdown(wait=True)
+    with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="wave") as pool:
+        futures = {name: pool.submit(job) for name, job in jobs.items()}
     return {name: future.result() for name, future in futures.items()}
 
 
 # -- stopping -------------------------------------------------------------------------------------
-def execute_stop(registry: Registry, plan: StopPlan, found: Discovery, printer: Printer, *,
-                 force: bool) -> dict[str, StopResult]:
-    results: dict[str, StopResult] = {}
-    cancel = threading.Event()
-    for wave in plan.waves:
+@dataclass
+class StopRun:
+    results: dict[str, StopResult] = field(default_factory=dict)
+    halted: bool = False  # a wave after the last one run was not started (a survivor, or an interrupt)
+
+    @property
+    def stopped(self) -> list[str]:
+        return [name for name, r in self.results.items() if r.stopped]
+
+    @property
+    def failed(self) -> list[str]:
+        return [name for name, r in self.results.items() if not r.stopped]
+
+
+def execute_stop(registry: Registry, plan: StopPlan, found: Discovery, printer: Printer, *, force: bool,
+                 interrupted: Callable[[], bool] = lambda: False) -> StopRun:
+    """Stop wave by wave; after a wave with a survivor, or once `interrupted()`, stop no further wave."""
+    run = StopRun()
+    for n, wave in enumerate(plan.waves):
+        if n and (run.failed or interrupted()):
+            run.halted = True
+            break
         jobs = {}
         for step in wave:
             service = registry.service(step.service)
@@ -75,8 +92,8 @@ def execute_stop(registry: Registry, plan: StopPlan, found: Discovery, printer: 
                 jobs[step.service] = lambda s=service: stop_foreign(s, found.foreign[s.name])
             else:
                 jobs[step.service] = lambda s=service: stop_found(s, found.ours[s.name], force=force)
-        for name, result in run_wave(jobs, cancel).items():
-            results[name] = result
+        for name, result in run_wave(jobs).items():
+            run.results[name] = result
             for warning in result.warnings:
                 printer.warn(warning)
             if result.stopped:
@@ -86,10 +103,8 @@ def execute_stop(registry: Registry, plan: StopPlan, found: Discovery, printer: 
                 printer.error(f"{name}: {result.detail}")
                 for survivor in result.survivors:
                     printer.line(f"    {survivor}")
-        if cancel.is_set():
-            raise KeyboardInterrupt
     forget_stale(registry, found)
-    return results
+    return run
 
 
 def forget_stale(registry: Registry, found: Discovery) -> None:
@@ -99,23 +114,24 @@ def forget_stale(registry: Registry, found: Discovery) -> None:
 
 
 # -- starting -------------------------------------------------------------------------------------
-def wait_ready(service: Service, spawned: Spawned, cancel: threading.Event) -> tuple[bool, str]:
-    """(ready, why not): poll the probe until it passes, the process exits, or the startup timeout ends."""
+def wait_ready(service: Service, spawned: Spawned, cancel: threading.Event) -> tuple[Health | None, str]:
+    """(the probe's last verdict once it serves, else None; why not): poll until it serves, the process
+    exits, or the startup timeout ends."""
     deadline = spawned.started + service.startup_timeout
     last: ProbeResult | None = None
     while not cancel.is_set():
         code = spawned.process.poll()
         if code is not None:
-            return False, f"exited with code {code} before it was ready"
+            return None, f"exited with code {code} before it was ready"
         left = deadline - time.monotonic()
         if left <= 0:
             why = last.error if last and last.error else (last.status.value if last else "no answer")
-            return False, f"not ready after {service.startup_timeout:g}s (last probe: {why})"
+            return None, f"not ready after {service.startup_timeout:g}s (last probe: {why})"
         last = probe(service, timeout=max(left, 0.05))
         if last.status in READY:
-            return True, "" if last.status is Health.HEALTHY else f"ready but {last.status.value}: {last.error}"
+            return last.status, "" if last.status is Health.HEALTHY else f"{last.status.value}: {last.error}"
         time.sleep(POLL)
-    return False, "interrupted before it was ready"
+    return None, "interrupted before it was ready"
 
 
 def start_service(registry: Registry, service: Service, printer: Printer, cancel: threading.Event) -> Outcome:
@@ -131,9 +147,10 @@ def start_service(registry: Registry, service: Service, printer: Printer, cancel
         return Outcome(service.name, "failed", service.port, detail=str(exc))
     pid = spawned.process.pid
     printer.line(f"  {service.name}: started pid {pid}: {' '.join(service.command)}")
-    ready, why = wait_ready(service, spawned, cancel)
-    if ready:
-        return Outcome(service.name, "running", service.port, pid, round(time.monotonic() - spawned.started, 2), why)
+    serving, why = wait_ready(service, spawned, cancel)
+    if serving is not None:
+        return Outcome(service.name, "running" if serving is Health.HEALTHY else "degraded", service.port, pid,
+                       round(time.monotonic() - spawned.started, 2), why)
     if cancel.is_set():
         return Outcome(service.name, "starting", service.port, pid, detail=why)
     exited = spawned.process.poll() is not None
@@ -150,7 +167,7 @@ def start_service(registry: Registry, service: Service, printer: Printer, cancel
 def _blocked_by(service: Service, outcomes: dict[str, Outcome], outside: dict[str, ProbeResult],
                 registry: Registry) -> str | None:
     for dep in service.required_deps:
-        if dep in outcomes and outcomes[dep].state != "running":
+        if dep in outcomes and not outcomes[dep].up:
             return f"requires {dep}, which {'failed' if outcomes[dep].state == 'failed' else 'did not start'}"
         if dep in outside and outside[dep].status not in READY:
             d = registry.service(dep)
@@ -159,55 +176,59 @@ def _blocked_by(service: Service, outcomes: dict[str, Outcome], outside: dict[st
     return None
 
 
-def execute_start(registry: Registry, plan: StartPlan, printer: Printer) -> tuple[dict[str, Outcome], bool]:
-    """(outcomes by service, interrupted)."""
+def execute_start(registry: Registry, plan: StartPlan, printer: Printer,
+                  cancel: threading.Event) -> tuple[dict[str, Outcome], bool]:
+    """(outcomes by service, interrupted): once `cancel` is set, nothing more is launched."""
     outcomes: dict[str, Outcome] = {}
     outside: dict[str, ProbeResult] = {}
-    cancel = threading.Event()
-    try:
-        for n, wave in enumerate(plan.waves, 1):
-            if wave.probe_first:
-                deps = [registry.service(d) for d in wave.probe_first]
-                outside.update(probe_all(deps, max(d.probe.timeout for d in deps)))
-                for dep in deps:
-                    result = outside[dep.name]
-                    if result.status not in READY and not any(
-                            dep.name in registry.service(s).required_deps for s in plan.services):
-                        printer.warn(f"{dep.display_name} at {dep.address} does not answer "
-                                     f"({result.error or result.status.value}); optional, starting anyway")
-            jobs = {}
-            for name in wave.services:
-                service = registry.service(name)
-                blocked = _blocked_by(service, outcomes, outside, registry)
-                if blocked:
-                    outcomes[name] = Outcome(name, "not started", service.port, detail=blocked)
-                    printer.error(f"{name}: not started: {blocked}")
-                else:
-                    jobs[name] = lambda s=service: start_service(registry, s, printer, cancel)
-            if jobs:
-                printer.info(f"wave {n}: starting {', '.join(jobs)}")
-            for name, outcome in run_wave(jobs, cancel).items():
-                outcomes[name] = outcome
-                if outcome.state == "running":
-                    extra = f" ({outcome.detail})" if outcome.detail else ""
-                    printer.ok(f"{name}: ready in {outcome.ready_seconds:.2f}s (pid {outcome.pid}){extra}")
-            if cancel.is_set():
-                raise KeyboardInterrupt
-    except KeyboardInterrupt:
-        for name in plan.services:
-            if name not in outcomes:
-                outcomes[name] = Outcome(name, "not started", registry.service(name).port, detail="interrupted")
-        return outcomes, True
-    return outcomes, False
+    for n, wave in enumerate(plan.waves, 1):
+        if cancel.is_set():
+            break
+        if wave.probe_first:
+            deps = [registry.service(d) for d in wave.probe_first]
+            outside.update(probe_all(deps, max(d.probe.timeout for d in deps)))
+            for dep in deps:
+                result = outside[dep.name]
+                if result.status not in READY and not any(
+                        dep.name in registry.service(s).required_deps for s in plan.services):
+                    printer.warn(f"{dep.display_name} at {dep.address} does not answer "
+                                 f"({result.error or result.status.value}); optional, starting anyway")
+        jobs = {}
+        for name in wave.services:
+            service = registry.service(name)
+            blocked = _blocked_by(service, outcomes, outside, registry)
+            if blocked:
+                outcomes[name] = Outcome(name, "not started", service.port, detail=blocked)
+                printer.error(f"{name}: not started: {blocked}")
+            else:
+                jobs[name] = lambda s=service: start_service(registry, s, printer, cancel)
+        if jobs:
+            printer.info(f"wave {n}: starting {', '.join(jobs)}")
+        for name, outcome in run_wave(jobs).items():
+            outcomes[name] = outcome
+            if outcome.up:
+                extra = f" ({outcome.detail})" if outcome.detail else ""
+                say = printer.ok if outcome.state == "running" else printer.warn
+                say(f"{name}: ready in {outcome.ready_seconds:.2f}s (pid {outcome.pid}){extra}")
+    interrupted = cancel.is_set()
+    for name in plan.services:
+        if name not in outcomes:
+            outcomes[name] = Outcome(name, "not started", registry.service(name).port, detail="interrupted")
+    return outcomes, interrupted
 
 
 def validate(registry: Registry, outcomes: dict[str, Outcome]) -> list[str]:
-    """Final health validation of what started: one probe round; the names of failing services."""
-    running = [registry.service(n) for n, o in outcomes.items() if o.state == "running"]
+    """Final health validation of what started: one probe round; the names of services that do not serve.
+    A service that answers degraded stays up, with the state "degraded"."""
+    running = [registry.service(n) for n, o in outcomes.items() if o.up]
     failing = []
     for name, result in probe_all(running, registry.health.deadline).items():
-        if result.status not in READY:
+        if result.status is Health.HEALTHY:
+            continue
+        outcomes[name].detail = result.error or result.status.value
+        if result.status is Health.DEGRADED:
+            outcomes[name].state = "degraded"
+        else:
             outcomes[name].state = "unhealthy"
-            outcomes[name].detail = result.error or result.status.value
             failing.append(name)
     return failing

@@ -1,17 +1,28 @@
-"""One restart or stop at a time: an fcntl lock on state_dir/lock that names its holder.
+"""One restart or stop at a time per state directory, whichever script runs it.
 
-The kernel drops an flock when its holder dies, so a crashed run never leaves a stale lock behind.
+The lock is a listening socket in Linux's abstract unix namespace, named after the state directory's real
+path: no file holds it, so deleting or replacing the state directory during a run cannot let a second run
+in (a lock file would be recreated with a new inode and granted again). The kernel releases it when its
+holder exits, however it exits, so a crashed run never leaves a stale lock. A waiting run learns the
+holder's pid from the socket itself (SO_PEERCRED) and names it.
+
+Limits: Linux only, and runs in different network namespaces (one inside a container, one outside) do not
+see each other's lock.
 """
 
 from __future__ import annotations
 
-import fcntl
+import errno
+import hashlib
 import os
-import sys
+import socket
+import struct
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
+
+import psutil
 
 from .errors import OperationFailed
 
@@ -19,46 +30,56 @@ WAIT = 3.0  # seconds a second run waits for the first before giving up
 POLL = 0.05
 
 
-def _holder(path: Path) -> str:
+def _address(state_dir: Path) -> bytes:
+    digest = hashlib.sha256(os.path.realpath(state_dir).encode()).hexdigest()[:32]
+    return b"\0tmt-ops-lock-" + digest.encode()
+
+
+def holder(state_dir: Path) -> str | None:
+    """'pid N (command) since HH:MM:SS' of the run holding the lock, 'another tmt-ops run' when it cannot be
+    asked, None when the lock is free."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.5)
+        try:
+            probe.connect(_address(state_dir))
+        except ConnectionRefusedError:
+            return None
+        except OSError:  # its backlog is full: someone holds it
+            return "another tmt-ops run"
+        pid, _, _ = struct.unpack("3i", probe.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
     try:
-        text = path.read_text(encoding="utf-8").strip()
-    except OSError:
-        text = ""
-    return text or "another tmt-ops run"
+        proc = psutil.Process(pid)
+        with proc.oneshot():
+            command = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(proc.cmdline()))
+            command = " ".join(command.split())[:160]  # one line, whatever its arguments hold
+            since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(proc.create_time()))
+        return f"pid {pid} ({command}) since {since}"
+    except psutil.Error:
+        return f"pid {pid}"
 
 
 @contextmanager
 def run_lock(state_dir: Path, notify: Callable[[str], None], wait: float = WAIT) -> Iterator[None]:
     """Hold the lock for the block; notify(text) once if another run holds it; OperationFailed after `wait`."""
-    path = Path(state_dir) / "lock"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise OperationFailed(f"cannot use the state directory {path.parent}: {exc.strerror} "
-                              f"(set project.state_dir in the registry to a writable directory)") from None
+    lock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # not inherited by what the run spawns (PEP 446)
     try:
         deadline = time.monotonic() + wait
-        told = False
+        told = None
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                lock.bind(_address(state_dir))
+                lock.listen(16)
                 break
-            except BlockingIOError:
-                if not told:
-                    notify(f"another run holds the lock ({_holder(path)}); waiting up to {wait:g}s")
-                    told = True
-                if time.monotonic() >= deadline:
-                    raise OperationFailed(f"another run still holds {path}: {_holder(path)}; "
-                                          f"try again when it has finished") from None
-                time.sleep(POLL)
-        command = " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:])
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} ({command}) since {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
-        try:
-            yield
-        finally:
-            os.ftruncate(fd, 0)
-            fcntl.flock(fd, fcntl.LOCK_UN)
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise OperationFailed(f"cannot take the run lock for {state_dir}: {exc.strerror}") from None
+            if told is None:
+                told = holder(state_dir) or "another tmt-ops run"
+                notify(f"another run holds the lock ({told}); waiting up to {wait:g}s")
+            if time.monotonic() >= deadline:
+                raise OperationFailed(f"another run still holds the lock of {state_dir}: {told}; "
+                                      f"try again when it has finished")
+            time.sleep(POLL)
+        yield
     finally:
-        os.close(fd)
+        lock.close()

@@ -15,20 +15,24 @@ from .registry import Registry, Service
 @dataclass(frozen=True)
 class StopStep:
     service: str
-    target: str  # "group" (the service leads it), "tree" (found without a record), "foreign" (--force)
+    target: str  # as Found.target ("cgroup", "group", "tree", "pids"), or "foreign" (a port holder, --force)
     signal: signal.Signals
     grace: float
     pids: tuple[int, ...]
     pgid: int | None = None
     pre_stop: str | None = None  # "POST /api/trading/disable"
     why: str = ""
+    cgroup: str | None = None
 
     def describe(self, force: bool) -> str:
         then = "then SIGKILL" if force else "then fail (no --force)"
+        pids = ", ".join(map(str, self.pids))
         if self.target == "group":
-            whom = f"process group {self.pgid} (pids {', '.join(map(str, self.pids))})"
+            whom = f"process group {self.pgid} (pids {pids})"
+        elif self.target == "cgroup":
+            whom = f"cgroup {self.cgroup} (pids {pids})"
         else:
-            whom = f"pids {', '.join(map(str, self.pids))}" + (" (process tree)" if self.target == "tree" else "")
+            whom = f"pids {pids}" + {"tree": " (process tree)", "pids": " (carrying its run tag)"}.get(self.target, "")
         hook = f"{self.pre_stop}, then " if self.pre_stop else ""
         return f"{self.service}: {hook}{self.signal.name} to {whom}, {self.grace:g}s grace, {then} - {self.why}"
 
@@ -67,9 +71,8 @@ def plan_stop(registry: Registry, services: Iterable[Service], found: Discovery,
             ours = found.ours.get(service.name)
             if ours is not None:
                 hook = f"{service.pre_stop.method} {service.pre_stop.path}" if service.pre_stop else None
-                steps.append(StopStep(service.name, "group" if ours.pgid else "tree", service.stop_signal,
-                                      service.stop_grace, tuple(p.pid for p in ours.members), ours.pgid, hook,
-                                      ours.how))
+                steps.append(StopStep(service.name, ours.target, service.stop_signal, service.stop_grace,
+                                      tuple(p.pid for p in ours.members), ours.pgid, hook, ours.how, ours.cgroup))
             elif service.name in found.foreign:
                 holders: tuple[Holder, ...] = found.foreign[service.name]
                 if force:

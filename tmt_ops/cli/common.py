@@ -8,9 +8,10 @@ from typing import Callable, Sequence
 
 from ..console import Printer
 from ..errors import TmtError, UsageError
+from ..interrupts import INTERRUPTED
+from ..redact import Redactor
 from ..registry import Registry, load_registry
 
-INTERRUPTED = 130
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -25,28 +26,32 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
                         help="service registry (default: $TMT_CONFIG, else config/services.yaml)")
 
 
-def registry_from(args: argparse.Namespace, printer: Printer | None = None) -> Registry:
+def registry_from(args: argparse.Namespace, printer: Printer) -> Registry:
+    """The registry named by --config; the printer now masks its secrets too."""
     registry = load_registry(args.config)
-    if printer is not None:
-        for warning in registry.warnings:
-            printer.warn(f"registry: {warning}")
+    printer.redact = Redactor.for_registry(registry)
+    for warning in registry.warnings:
+        printer.warn(f"registry: {warning}")
     return registry
 
 
-def run(body: Callable[[Sequence[str]], int], argv: Sequence[str] | None, *, config_error_code: int | None = None,
-        failure_code: int | None = None) -> int:
-    """Call body(argv); TmtError -> one line on stderr and its exit code; Ctrl-C -> 130.
+def run(body: Callable[[Sequence[str], Printer], int], argv: Sequence[str] | None, *,
+        config_error_code: int | None = None, failure_code: int | None = None) -> int:
+    """Call body(argv, printer); TmtError -> one line and its exit code; Ctrl-C -> 130.
 
-    system-health maps every error of its own to 3 (UNKNOWN): config_error_code / failure_code override.
+    The final line goes through the same printer as every other (secrets masked, copied to the toolkit log
+    once the body opened it). system-health maps every error of its own to 3 (UNKNOWN):
+    config_error_code / failure_code override.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
+    printer = Printer()
     try:
-        return body(argv)
+        return body(argv, printer)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        printer.warn("interrupted")
         return INTERRUPTED
     except TmtError as exc:
-        print(f"error: {Printer().redact(str(exc))}", file=sys.stderr)
+        printer.error(f"error: {exc}")
         if exc.exit_code == 2 and config_error_code is not None:
             return config_error_code
         return failure_code if failure_code is not None else exc.exit_code

@@ -6,10 +6,10 @@ import json
 import sys
 from typing import Sequence
 
-from ..console import Printer, open_toolkit_log
+from ..console import Printer, open_toolkit_log, write_out
 from ..errors import UsageError
 from ..lock import run_lock
-from ..redact import Redactor
+from ..interrupts import Interrupts
 from .common import ArgumentParser, add_config_argument, registry_from, run
 
 COMMANDS = ("restart", "start", "stop", "status", "logs", "clean")
@@ -47,19 +47,18 @@ def _check(args) -> None:
         raise UsageError("docker-restart.py: --yes goes with clean")
 
 
-def _main(argv: Sequence[str]) -> int:
+def _main(argv: Sequence[str], printer: Printer) -> int:
     args = _parser().parse_intermixed_args(argv)
     _check(args)
-    printer = Printer()
+    interrupts = Interrupts().install(printer.warn) if args.command not in ("status", "logs") else None
     registry = registry_from(args, printer)
-    printer.redact = Redactor.for_registry(registry)
     from ..compose import status
     from ..compose.project import Project
     project = Project(registry, args.project_name, args.compose_file)
     if args.command == "status":  # the quick path: no compose CLI, no probes
         containers = project.containers()
         if args.json:
-            print(json.dumps(status.document(project, containers), indent=2))
+            write_out(sys.stdout, json.dumps(status.document(project, containers), indent=2) + "\n")
         else:
             status.print_table(project, Printer(sys.stdout, printer.redact), containers)
         return status.status_code(containers, project)
@@ -69,12 +68,12 @@ def _main(argv: Sequence[str]) -> int:
     open_toolkit_log(registry.log_dir, printer.redact, registry.log_max_bytes, registry.log_backups)
     with run_lock(registry.state_dir, printer.warn):  # one change at a time, whichever script makes it
         if args.command == "start":
-            return ops.start(project, printer)
+            return ops.start(project, printer, interrupts)
         if args.command == "stop":
-            return ops.stop(project, printer)
+            return ops.stop(project, printer, interrupts)
         if args.command == "clean":
             return ops.clean(project, printer, yes=args.yes)
-        return ops.restart(project, printer, skip_health_check=args.skip_health_check,
+        return ops.restart(project, printer, interrupts, skip_health_check=args.skip_health_check,
                            show_status=lambda p: status.print_table(p, Printer(sys.stdout, printer.redact)))
 
 

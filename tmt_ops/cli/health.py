@@ -6,11 +6,12 @@ Exit codes (Nagios convention): 0 healthy, 1 warning, 2 critical, 3 the check it
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import traceback
 from typing import Sequence
 
-from ..console import Printer, open_toolkit_log
+from ..console import Printer, open_toolkit_log, write_out
 from ..errors import UsageError
 from ..mode import MODES, resolve_mode
 from ..output import FORMATS, redact_tree, renderer
@@ -27,8 +28,8 @@ def _positive(kind):
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+        if not 0 < value < math.inf:  # nan fails every comparison
+            raise argparse.ArgumentTypeError(f"must be a finite number greater than 0, got {text}")
         return value
     return parse
 
@@ -78,14 +79,14 @@ def _monitor(args: argparse.Namespace, fmt: str, registry: Registry, mode: str, 
     return monitor(registry, mode, args.interval or registry.health.monitor_interval, on_round, args.count)
 
 
-def _main(argv: Sequence[str]) -> int:
+def _main(argv: Sequence[str], printer: Printer) -> int:
     args = _parser().parse_args(argv)
     fmt = _format(args)
     from ..health.resources import CpuSampler
     cpu = CpuSampler()  # marked now: the one-shot CPU window spans the whole run
-    registry = registry_from(args, Printer(sys.stderr))
+    registry = registry_from(args, printer)
     mode = resolve_mode(args.mode, registry)
-    redactor = Redactor.for_registry(registry)
+    redactor = printer.redact
     if args.monitor:
         return _monitor(args, fmt, registry, mode, redactor)
     from ..health.document import to_document
@@ -99,8 +100,7 @@ def _main(argv: Sequence[str]) -> int:
         from ..output.text import show
         show(document, Printer(sys.stdout, redactor))
     else:
-        sys.stdout.write(renderer(fmt)(document))
-        sys.stdout.flush()
+        write_out(sys.stdout, renderer(fmt)(document))  # a reader that went away (`| head -1`) ends it quietly
     return report.overall.exit_code
 
 

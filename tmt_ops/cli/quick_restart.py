@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from ..console import Printer
 from ..mode import resolve_mode
 from .common import ArgumentParser, add_config_argument, run
 from .restart import load_for_operation, restart_in_mode
@@ -19,12 +20,12 @@ def _parser() -> ArgumentParser:
     return parser
 
 
-def _main(argv: Sequence[str]) -> int:
+def _main(argv: Sequence[str], printer: Printer) -> int:
     args = _parser().parse_args(argv)
-    printer, registry = load_for_operation(args)
+    interrupts, registry = load_for_operation(args, printer)
     mode = args.mode or resolve_mode("auto", registry)
     printer.info(f"mode: {mode}" + ("" if args.mode else " (detected)"))
-    return restart_in_mode(registry, printer, mode, force=args.force, skip_health_check=False)
+    return restart_in_mode(registry, printer, interrupts, mode, force=args.force, skip_health_check=False)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

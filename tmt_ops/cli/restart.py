@@ -7,6 +7,7 @@ from typing import Sequence
 from .. import operations
 from ..console import Printer
 from ..errors import UsageError
+from ..interrupts import Interrupts
 from ..lock import run_lock
 from ..mode import resolve_mode
 from ..registry import Registry
@@ -32,41 +33,44 @@ def _parser() -> ArgumentParser:
     return parser
 
 
-def load_for_operation(args) -> tuple[Printer, Registry]:
-    """The registry named by --config, and a printer that masks its secrets and copies to the toolkit log."""
-    printer = Printer()
+def load_for_operation(args, printer: Printer) -> tuple[Interrupts, Registry]:
+    """For a script that changes the system: its signal handling (installed first, so a hang-up or Ctrl-C at
+    any moment is handled), the registry named by --config, and the toolkit log."""
+    interrupts = Interrupts().install(printer.warn)
     registry = registry_from(args, printer)
     operations.prepare_output(printer, registry)
-    return printer, registry
+    return interrupts, registry
 
 
-def restart_in_mode(registry: Registry, printer: Printer, mode: str, *, force: bool, skip_health_check: bool,
-                    only: Sequence[str] | None = None, no_deps: bool = False, dry_run: bool = False) -> int:
+def restart_in_mode(registry: Registry, printer: Printer, interrupts: Interrupts, mode: str, *, force: bool,
+                    skip_health_check: bool, only: Sequence[str] | None = None, no_deps: bool = False,
+                    dry_run: bool = False) -> int:
     """Shared by restart-trading-system.py and quick-restart.py: one run at a time, in the chosen mode."""
     if mode == "docker":
         if only or no_deps or dry_run:
             raise UsageError("--only, --no-deps and --dry-run work in native mode only")
         from .. import compose
         with run_lock(registry.state_dir, printer.warn):
-            return compose.restart(registry, printer, force=force, skip_health_check=skip_health_check)
+            return compose.restart(registry, printer, interrupts, force=force, skip_health_check=skip_health_check)
     services = operations.select(registry, only, not no_deps)
     if dry_run:
         return operations.restart(registry, printer, services, force=force, skip_health_check=skip_health_check,
                                   dry_run=True)
     with run_lock(registry.state_dir, printer.warn):
         return operations.restart(registry, printer, services, force=force, skip_health_check=skip_health_check,
-                                  dry_run=False)
+                                  dry_run=False, interrupts=interrupts)
 
 
-def _main(argv: Sequence[str]) -> int:
+def _main(argv: Sequence[str], printer: Printer) -> int:
     args = _parser().parse_args(argv)
     if args.no_deps and not args.only:
         raise UsageError("--no-deps needs --only SERVICE...")
-    printer, registry = load_for_operation(args)
+    interrupts, registry = load_for_operation(args, printer)
     mode = resolve_mode(args.mode, registry)
     printer.info(f"mode: {mode}")
-    return restart_in_mode(registry, printer, mode, force=args.force, skip_health_check=args.skip_health_check,
-                           only=args.only, no_deps=args.no_deps, dry_run=args.dry_run)
+    return restart_in_mode(registry, printer, interrupts, mode, force=args.force,
+                           skip_health_check=args.skip_health_check, only=args.only, no_deps=args.no_deps,
+                           dry_run=args.dry_run)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from .. import operations
+from ..console import Printer
 from ..errors import UsageError
 from ..lock import run_lock
 from .common import ArgumentParser, add_config_argument, run
@@ -24,16 +25,16 @@ def _parser() -> ArgumentParser:
     return parser
 
 
-def _main(argv: Sequence[str]) -> int:
+def _main(argv: Sequence[str], printer: Printer) -> int:
     args = _parser().parse_args(argv)
     if args.no_deps and not args.only:
         raise UsageError("--no-deps needs --only SERVICE...")
-    printer, registry = load_for_operation(args)
+    interrupts, registry = load_for_operation(args, printer)
     services = operations.select(registry, args.only, not args.no_deps)
     if args.dry_run:
         return operations.stop(registry, printer, services, force=args.force, dry_run=True)
     with run_lock(registry.state_dir, printer.warn):
-        return operations.stop(registry, printer, services, force=args.force, dry_run=False)
+        return operations.stop(registry, printer, services, force=args.force, dry_run=False, interrupts=interrupts)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

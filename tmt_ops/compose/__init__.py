@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ..backend import ServiceStatus
     from ..console import Printer
+    from ..interrupts import Interrupts
     from ..registry import Registry
 
 
@@ -33,13 +34,14 @@ def statuses(registry: "Registry") -> dict[str, "ServiceStatus"]:
     return service_statuses(Project(registry))
 
 
-def restart(registry: "Registry", printer: "Printer", *, force: bool = False, skip_health_check: bool = False) -> int:
-    """Build, stop, start and validate the stack; the exit code (0 done, 1 failed).
+def restart(registry: "Registry", printer: "Printer", interrupts: "Interrupts", *, force: bool = False,
+            skip_health_check: bool = False) -> int:
+    """Preflight, build, stop, start and validate the stack; the exit code (0 done, 1 failed, 130 interrupted).
 
     `force` changes nothing here: the engine always SIGKILLs a container still running after its grace.
     """
     from .ops import restart as restart_project
     from .project import Project
     from .status import print_table
-    return restart_project(Project(registry), printer, skip_health_check=skip_health_check,
+    return restart_project(Project(registry), printer, interrupts, skip_health_check=skip_health_check,
                            show_status=lambda project: print_table(project, printer))

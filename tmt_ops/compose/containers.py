@@ -30,6 +30,7 @@ class Container:
     health: str | None  # starting / healthy / unhealthy; None without a healthcheck
     ports: tuple[str, ...]  # published, as "HOST_IP:HOST_PORT->PORT/tcp"
     started_at: float | None
+    finished_at: float | None  # when it last stopped
     restart_count: int
     exit_code: int | None  # only once it has stopped
     image: str
@@ -45,8 +46,13 @@ class Container:
         stopped = status in ("exited", "dead")
         return cls(service=data["Config"]["Labels"].get(SERVICE_LABEL, ""), name=data["Name"].lstrip("/"),
                    status=status, health=(state.get("Health") or {}).get("Status"), ports=tuple(ports),
-                   started_at=engine_time(state.get("StartedAt")), restart_count=data.get("RestartCount", 0),
+                   started_at=engine_time(state.get("StartedAt")), finished_at=engine_time(state.get("FinishedAt")),
+                   restart_count=data.get("RestartCount", 0),
                    exit_code=state.get("ExitCode") if stopped else None, image=data["Config"]["Image"])
+
+    def publishes(self, port: int) -> bool:
+        """The container runs and publishes `port` on the host (so what answers there is this container)."""
+        return self.status == "running" and any(p.split("->")[0].rsplit(":", 1)[-1] == str(port) for p in self.ports)
 
     @property
     def uptime_seconds(self) -> float | None:

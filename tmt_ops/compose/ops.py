@@ -9,10 +9,14 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+import threading
+import time
 from typing import Callable, TextIO
 
-from ..console import Printer
+from .. import preflight
+from ..console import Printer, write_out
 from ..errors import OperationFailed, UsageError
+from ..interrupts import INTERRUPTED, Interrupts
 from ..prestop import call_pre_stop
 from ..probes import probe_all
 from ..states import Health
@@ -45,24 +49,42 @@ def build(project: Project, printer: Printer) -> None:
         project.compose.run("build", *to_build)
 
 
-def up(project: Project, printer: Printer, *, wait: bool = True) -> int:
-    """`up -d` (no build: build() did it) and wait until every service is ready; 1 and its logs if not."""
+def up(project: Project, printer: Printer, *, wait: bool = True, cancel: threading.Event | None = None) -> int:
+    """`up -d` (no build: build() did it) and wait until every service is ready; 1 and its logs if not,
+    130 when `cancel` was set before every service was ready (nothing more is started then)."""
     services = list(project.services)
     printer.info(f"starting project {project.name}: {', '.join(services)}")
     up_args = ("up", "-d", "--no-build", "--remove-orphans")
     if not wait:  # compose itself still waits for the healthy dependencies that depends_on names
         project.compose.run(*up_args)
         return 0
-    outcome = wait_ready(project, services, project.compose.start(*up_args))
+    since = time.time()
+    outcome = wait_ready(project, services, project.compose.start(*up_args), since, cancel or threading.Event())
     for service in outcome.ready:
         printer.ok(f"  {service}: ready")
     for service, why in outcome.failed.items():
         printer.error(f"  {service}: {why}")
+    why_pending = "interrupted" if outcome.interrupted else "the start stopped when another service failed"
     for service in outcome.pending:
-        printer.warn(f"  {service}: not ready (the start stopped when another service failed)")
+        printer.warn(f"  {service}: not ready ({why_pending})")
     for service in outcome.failed:
         show_logs(project, printer, service)
-    return 1 if outcome.failed else 0
+    if outcome.failed or outcome.pending:
+        say_what_runs(project, printer)
+    return 1 if outcome.failed else INTERRUPTED if outcome.interrupted else 0
+
+
+def say_what_runs(project: Project, printer: Printer) -> None:
+    """After a start that did not finish: exactly which services run now and which do not, from the engine."""
+    by_service = {c.service: c for c in project.containers()}
+    running, down = [], []
+    for service in project.services:
+        c = by_service.get(service)
+        if c is not None and c.status == "running":
+            running.append(service + ("" if c.health in (None, "healthy") else f" ({c.health})"))
+        else:
+            down.append(f"{service} ({'no container' if c is None else c.status})")
+    printer.warn(f"now running: {', '.join(running) or 'nothing'}; not running: {', '.join(down) or 'nothing'}")
 
 
 def show_logs(project: Project, printer: Printer, service: str) -> None:
@@ -72,9 +94,10 @@ def show_logs(project: Project, printer: Printer, service: str) -> None:
         printer.line(line)
 
 
-def start(project: Project, printer: Printer) -> int:
+def start(project: Project, printer: Printer, interrupts: Interrupts) -> int:
     build(project, printer)
-    return up(project, printer)
+    interrupts.begin_changes("nothing more is started; what runs keeps running")
+    return up(project, printer, cancel=interrupts.requested)
 
 
 def _pre_stop(project: Project, printer: Printer, running: list[Container]) -> None:
@@ -87,9 +110,12 @@ def _pre_stop(project: Project, printer: Printer, running: list[Container]) -> N
             (printer.info if answered else printer.warn)(message)
 
 
-def stop(project: Project, printer: Printer, *, volumes: bool = False) -> int:
-    """`down` of this project only; then the engine must show none of its containers left."""
+def stop(project: Project, printer: Printer, interrupts: Interrupts | None = None, *, volumes: bool = False) -> int:
+    """`down` of this project only; then the engine must show none of its containers left. An interrupt lets
+    `down` finish (exit 130)."""
     project.engine.ping()
+    if interrupts is not None:
+        interrupts.begin_changes("finishing `down`")
     running = project.containers()
     if not running:
         printer.info(f"project {project.name}: no containers")
@@ -102,7 +128,7 @@ def stop(project: Project, printer: Printer, *, volumes: bool = False) -> int:
     if left:
         raise OperationFailed(f"project {project.name}: still there after down: {', '.join(c.name for c in left)}")
     printer.ok(f"project {project.name} stopped")
-    return 0
+    return INTERRUPTED if interrupts is not None and interrupts.requested.is_set() else 0
 
 
 def validate(project: Project, printer: Printer) -> int:
@@ -126,17 +152,34 @@ def validate(project: Project, printer: Printer) -> int:
     return 1 if failed else 0
 
 
-def restart(project: Project, printer: Printer, *, skip_health_check: bool = False,
+def restart(project: Project, printer: Printer, interrupts: Interrupts, *, skip_health_check: bool = False,
             show_status: Callable[[Project], None] | None = None) -> int:
-    """Build first (a failed build leaves the running stack alone), then stop, start, and show the status."""
+    """Check everything and build first (a bad compose file, a failed build or a required dependency that is
+    down leaves the running stack alone), then stop, start, and show the status.
+
+    An interrupt during the stop lets `down` finish, then starts the stack again (exit 130); during the
+    start, nothing more is started (exit 130)."""
+    problems = preflight.compose(project)
+    for problem in problems:
+        printer.error(f"preflight: {problem.text}")
+    preflight.check(problems)
     build(project, printer)
+    interrupts.begin_changes("finishing `down`, then starting the stack again")
     stop(project, printer)
-    code = up(project, printer, wait=not skip_health_check)
+    restoring = interrupts.requested.is_set()
+    if not restoring:
+        interrupts.then = "nothing more is started; what runs keeps running"
+    # Once `down` ran, starting the stack again is the restore: only a second interrupt may cut it short.
+    code = up(project, printer, wait=not skip_health_check,
+              cancel=threading.Event() if restoring else interrupts.requested)
     if code == 0 and not skip_health_check:
         printer.info("validating from the host")
         code = validate(project, printer)
     if show_status:
         show_status(project)
+    if restoring and code != 1:
+        printer.warn("interrupted: the stack was stopped and started again")
+        return INTERRUPTED
     return code
 
 
@@ -147,18 +190,19 @@ def logs(project: Project, service: str | None, tail: int | None, follow: bool, 
     args += [project.compose_name(service)] if service else []
     project.engine.ping()
     proc = subprocess.Popen(project.compose.argv(*args), env=dict(project.compose.env), stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, text=True, errors="replace")
+                            stdout=subprocess.PIPE, text=True, errors="replace", start_new_session=True)
     try:
         for line in proc.stdout:
-            out.write(redact(line))
-            out.flush()
-    except BaseException:  # Ctrl-C reaches only us when we are not in the terminal's foreground group
+            if not write_out(out, redact(line)):  # the reader went away (`| head`): stop following, quietly
+                proc.terminate()
+                break
+    except BaseException:  # Ctrl-C: compose runs in its own session, so only we hear it
         proc.terminate()
         raise
     finally:
         proc.stdout.close()
         code = proc.wait()
-    return 1 if code else 0
+    return 1 if code > 0 else 0
 
 
 def clean(project: Project, printer: Printer, *, yes: bool, ask: Callable[[str], str] = input,

@@ -7,6 +7,7 @@ Each service's clock starts when its container starts; a build or a wait for a d
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -23,7 +24,8 @@ DEFAULT_STARTUP_TIMEOUT = 60.0  # for a compose service the registry does not kn
 class Outcome:
     ready: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # compose service -> why
-    pending: list[str] = field(default_factory=list)  # not ready yet when the wait ended (another one failed)
+    pending: list[str] = field(default_factory=list)  # not ready when the wait ended (another failed, or cancel)
+    interrupted: bool = False
 
 
 def startup_timeout(project: Project, service: str) -> float:
@@ -31,11 +33,14 @@ def startup_timeout(project: Project, service: str) -> float:
     return known.startup_timeout if known else DEFAULT_STARTUP_TIMEOUT
 
 
-def _verdict(project: Project, c: Container | None, now: float) -> str | None:
-    """'' when ready, None while it may still become ready, else why it failed."""
+def _verdict(project: Project, c: Container | None, now: float, since: float) -> str | None:
+    """'' when ready, None while it may still become ready, else why it failed. A container that stopped
+    before this start (`since`) is one compose is about to start again, not a failure."""
     if c is None or c.status == "created":
         return None
     if c.status in ("exited", "dead"):
+        if c.finished_at is None or c.finished_at < since:
+            return None
         return f"container {c.name} exited with code {c.exit_code}"
     if c.status == "running":
         if c.health == "healthy":
@@ -57,8 +62,10 @@ def overall_limit(project: Project, services: list[str]) -> float:
     return sum(max(s.startup_timeout for s in wave) for wave in waves) + unknown
 
 
-def wait_ready(project: Project, services: list[str], up: Background) -> Outcome:
-    """Poll the engine until every service is ready, one fails, `up` fails, or the overall limit passes."""
+def wait_ready(project: Project, services: list[str], up: Background, since: float,
+               cancel: threading.Event) -> Outcome:
+    """Poll the engine until every service is ready, one fails, `up` fails, the overall limit passes, or
+    `cancel` is set (then `up` is stopped: nothing more is started). `since`: when `up` was launched."""
     end = time.monotonic() + overall_limit(project, services)
     while True:
         rc = up.poll()
@@ -66,7 +73,7 @@ def wait_ready(project: Project, services: list[str], up: Background) -> Outcome
         by_service = {c.service: c for c in project.containers()}
         outcome = Outcome()
         for service in services:
-            verdict = _verdict(project, by_service.get(service), now)
+            verdict = _verdict(project, by_service.get(service), now, since)
             if verdict == "":
                 outcome.ready.append(service)
             elif verdict is not None:
@@ -79,9 +86,11 @@ def wait_ready(project: Project, services: list[str], up: Background) -> Outcome
             outcome.failed, outcome.pending = dict.fromkeys(waiting, why), []
         if outcome.failed or not waiting and rc is not None or time.monotonic() > end:
             break
-        time.sleep(POLL)
+        if cancel.wait(POLL):
+            outcome.interrupted = True
+            break
     up.stop()
-    if outcome.pending and not outcome.failed:
+    if outcome.pending and not outcome.failed and not outcome.interrupted:
         outcome.failed = dict.fromkeys(outcome.pending, "not ready when the overall start limit passed")
         outcome.pending = []
     return outcome

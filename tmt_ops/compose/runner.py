@@ -40,10 +40,13 @@ class Compose:
         return [*self.command, "-p", self.project, "-f", str(self.file), *args]
 
     def run(self, *args: str) -> subprocess.CompletedProcess:
-        """Run to the end, output captured; a failure or a timeout is OperationFailed with compose's last words."""
+        """Run to the end, output captured; a failure or a timeout is OperationFailed with compose's last words.
+
+        Compose runs in a session of its own: a terminal's hang-up or Ctrl-C reaches only the toolkit, which
+        decides (interrupts.py) whether the compose call in flight finishes."""
         try:
             done = subprocess.run(self.argv(*args), env=dict(self.env), stdin=subprocess.DEVNULL, text=True,
-                                  timeout=self.timeout, capture_output=True)
+                                  timeout=self.timeout, capture_output=True, start_new_session=True)
         except subprocess.TimeoutExpired:
             raise OperationFailed(f"`{' '.join(self.command)} {args[0]}` did not finish within {self.timeout:g}s "
                                   "(defaults.compose_timeout in the registry)") from None
@@ -56,7 +59,7 @@ class Compose:
         """Start without waiting; stderr goes to a temporary file (a pipe nobody reads could fill and block)."""
         log = tempfile.TemporaryFile("w+")
         proc = subprocess.Popen(self.argv(*args), env=dict(self.env), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=log, text=True)
+                                stdout=subprocess.DEVNULL, stderr=log, text=True, start_new_session=True)
         return Background(proc, log)
 
 

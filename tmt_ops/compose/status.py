@@ -22,7 +22,8 @@ def service_statuses(project: Project) -> dict[str, ServiceStatus]:
             continue
         found[service.name] = ServiceStatus(service.name, c.state, container=c.name, engine_health=c.health,
                                             uptime_seconds=c.uptime_seconds, restart_count=c.restart_count,
-                                            exit_code=c.exit_code, detail=c.status)
+                                            exit_code=c.exit_code, detail=c.status,
+                                            holds_port=c.publishes(service.port))
     return found
 
 

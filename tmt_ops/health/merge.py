@@ -1,8 +1,13 @@
 """Pure rules: a probe's verdict joined with what the backend says about the same service.
 
-The probe says whether the service answers; the backend says what runs it (a container and its engine
-healthcheck, or our process). Where they disagree the report says so, and a service that is merely on its
-way up counts as starting rather than down.
+The probe says whether something answers on the service's port; the backend says what runs the service
+(a container and its engine healthcheck, or our processes) and whether the port is the service's own. An
+answer counts for the service only when it is: anything else answering there (a stray process, another
+project's container) leaves the service "not running", whatever it said. Where probe and backend disagree
+otherwise the report says so, and a service that is merely on its way up counts as starting.
+
+A service the backend has nothing to say about (status None: infrastructure that is not part of the
+deployment, such as a database installed on the host) is judged by its probe alone.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ def _join(*parts: str | None) -> str | None:
     return text or None
 
 
-def _container_words(status: ServiceStatus) -> str:
+def container_words(status: ServiceStatus) -> str:
     if status.container is None:
         return status.detail or "no container"
     words = f"container {status.container} is {status.state.value}"
@@ -28,16 +33,21 @@ def _container_words(status: ServiceStatus) -> str:
     return _join(words, status.detail) or words
 
 
-def merge_docker(result: ProbeResult, status: ServiceStatus | None, project: str) -> tuple[Health, str | None]:
-    answered = result.status is Health.HEALTHY
+def impostor(result: ProbeResult, status: ServiceStatus | None) -> bool:
+    """The port accepted a connection, but the backend cannot show that the service is what answers there:
+    nothing of the service runs, or the port is held by another process (native) or not published by the
+    service's running container (docker). Such an answer never counts for the service."""
+    if not result.port_open or status is None:
+        return False
+    return status.state in NOT_RUNNING or status.holds_port is False
+
+
+def merge_docker(result: ProbeResult, status: ServiceStatus | None) -> tuple[Health, str | None]:
     if status is None:
-        if answered:
-            return Health.DEGRADED, f"answers, but no container of compose project '{project}' runs it"
-        return result.status, _join(result.error, f"no container of compose project '{project}'")
+        return result.status, result.error
+    answered = result.status is Health.HEALTHY
     if status.state in NOT_RUNNING:
-        if answered:
-            return Health.DEGRADED, f"answers, but its {_container_words(status)}"
-        return result.status, _join(result.error, _container_words(status))
+        return result.status, _join(result.error, container_words(status))
     if status.state is ServiceState.STARTING or status.engine_health == "starting":
         if answered:
             return result.status, result.error
@@ -57,6 +67,6 @@ def merge_native(result: ProbeResult, status: ServiceStatus | None) -> tuple[Hea
         return Health.STARTING, _join(result.error, "process is starting")
     if status.state is ServiceState.RUNNING and result.port_open is False and status.pids:
         return result.status, _join(result.error, f"process {status.pids[0]} runs but does not accept connections")
-    if status.state is ServiceState.FAILED and not answered:
+    if status.state is ServiceState.FAILED:
         return result.status, _join(result.error, status.detail or "process failed")
     return result.status, result.error

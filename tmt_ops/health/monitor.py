@@ -72,24 +72,26 @@ def _raise_stop(signum, frame):
 
 def run(registry: Registry, mode: str, interval: float, on_round: Callable[[int, Report, list[StateChange]], None],
         count: int | None = None) -> int:
-    """Rounds until Ctrl-C / SIGTERM (or `count` rounds); returns the last round's exit code."""
+    """Rounds until Ctrl-C, SIGTERM or SIGHUP (or `count` rounds, or the reader of its output goes away);
+    returns the last round's exit code."""
     debouncer = Debouncer(registry.health.state_change_rounds)
     cpu = CpuSampler()
     exit_code = 3  # no round finished: the check could not run
-    previous = signal.signal(signal.SIGTERM, _raise_stop)
+    previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
     n = 0
     try:
         while count is None or n < count:
             n += 1
             round_started = time.monotonic()
-            report = build(registry, mode, cpu, backend_on_trouble=True)
+            report = build(registry, mode, cpu)
             changes = debouncer.observe(states_of(report), report.timestamp)
             exit_code = report.overall.exit_code
             on_round(n, report, changes)
             if count is None or n < count:
                 time.sleep(max(0.0, round_started + interval - time.monotonic()))
-    except (KeyboardInterrupt, _Stop):
+    except (KeyboardInterrupt, _Stop, BrokenPipeError):  # Ctrl-C, SIGTERM, SIGHUP, or no one reads on
         pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return exit_code

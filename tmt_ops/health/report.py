@@ -12,7 +12,7 @@ from ..registry import Registry, Service
 from ..states import Health, Overall, ServiceState
 from . import advice
 from .backends import BackendQuery, BackendView
-from .merge import merge_docker, merge_native
+from .merge import container_words, impostor, merge_docker, merge_native
 from .resources import CpuSampler, Resources, measure
 from .severity import of_health, worst
 
@@ -55,70 +55,68 @@ class Report:
                       *(f.severity for f in self.findings)])
 
 
-def _owner_matters(mode: str, status: Health, result: ProbeResult, backend: ServiceStatus | None) -> bool:
-    """Scanning sockets is costly: only when something holds the port and it may not be the service."""
-    if not result.port_open:
-        return False
-    if status in (Health.UNHEALTHY, Health.TIMEOUT, Health.ERROR):
-        return True  # something listens but does not answer as the service would: is it the service?
-    if mode == "docker":
-        return False
-    return backend is not None and backend.state in (ServiceState.STOPPED, ServiceState.FAILED)
-
-
-def _classify(service: Service, mode: str, holders) -> tuple[PortHolder, ...]:
-    out = []
-    for h in holders:
-        ours = None
-        if mode == "native" and service.managed:
-            from ..native.identity import service_root
-            ours = service_root(service, h.pid) is not None
-        out.append(PortHolder(h.pid, h.name, h.user, h.cmdline, ours))
-    return tuple(out)
+def _not_running(service: Service, holders, backend: ServiceStatus | None, problem: str | None) -> str:
+    """Why an answer on the service's port does not count for it, naming what answers there."""
+    port = service.port
+    if problem is not None:
+        return (f"not verified: port {port} answers, but whether {service.display_name} is what answers there "
+                f"cannot be told ({problem})")
+    who = "; ".join(h.describe() for h in holders) or "a process that could not be identified"
+    text = f"not running: port {port} is answered by {who}, not by {service.display_name}"
+    return text + (f"; {container_words(backend)}" if backend is not None and backend.container else "")
 
 
 def make_checks(registry: Registry, mode: str, results: dict[str, ProbeResult], view: BackendView) -> tuple[Check, ...]:
-    merged = {}
-    for name, result in results.items():
-        backend = (view.statuses or {}).get(name)
-        if mode == "docker" and view.statuses is not None:
-            merged[name] = (*merge_docker(result, backend, registry.compose_project), backend)
-        else:
-            merged[name] = (*merge_native(result, backend), backend)
-    wanted = [registry.services[n].port for n, (status, _, backend) in merged.items()
-              if _owner_matters(mode, status, results[n], backend)]
+    statuses = view.statuses
+    backends: dict[str, ServiceStatus | None] = {}
+    for name in results:
+        backend = None if statuses is None else statuses.get(name)
+        if backend is None and statuses is not None and mode == "docker" and registry.services[name].managed:
+            backend = ServiceStatus(name, ServiceState.STOPPED,
+                                    detail=f"not a service of compose project '{registry.compose_project}'")
+        backends[name] = backend
+    # An answer counts only when the backend shows it comes from the service (merge.impostor); without a
+    # backend view, a managed service's answer cannot be attributed at all.
+    foreign = {n for n, r in results.items() if impostor(r, backends[n]) or
+               statuses is None and registry.services[n].managed and r.port_open}
+    wanted = [registry.services[n].port for n, r in results.items()
+              if n in foreign or r.port_open and r.status in (Health.UNHEALTHY, Health.TIMEOUT, Health.ERROR)]
     held = {}
     if wanted:
         from ..ports import listeners
         held = listeners(wanted)  # one socket scan for every port whose owner matters
     checks = []
-    for name, (status, error, backend) in merged.items():
-        service = registry.services[name]
-        checks.append(Check(service, results[name], status, error, backend,
-                            _classify(service, mode, held.get(service.port, ()))))
+    for name, result in results.items():
+        service, backend = registry.services[name], backends[name]
+        holders = held.get(service.port, ())
+        mine = set(backend.pids) if backend is not None else set()
+        classified = tuple(PortHolder(h.pid, h.name, h.user, h.cmdline,
+                                      h.pid in mine if mine else (False if name in foreign else None))
+                           for h in holders)
+        if name in foreign:
+            status, error = Health.UNHEALTHY, _not_running(service, [h for h in holders if h.pid not in mine],
+                                                           backend, None if statuses is not None else view.problem)
+        elif mode == "docker":
+            status, error = merge_docker(result, backend)
+        else:
+            status, error = merge_native(result, backend)
+        checks.append(Check(service, result, status, error, backend, classified))
     return tuple(checks)
 
 
-def _trouble(registry: Registry, results: dict[str, ProbeResult]) -> bool:
-    return any(not r.status.ok for name, r in results.items() if registry.services[name].managed)
-
-
-def build(registry: Registry, mode: str, cpu: CpuSampler | None = None, *, backend_on_trouble: bool = False) -> Report:
+def build(registry: Registry, mode: str, cpu: CpuSampler | None = None) -> Report:
     """One round. `cpu` marks where the CPU window starts (the monitor keeps one sampler across rounds).
 
-    The backend is asked while the probes run; with `backend_on_trouble` (the monitor, native mode) only
-    after them and only when a managed service is not healthy: a process scan every round would cost more
-    CPU than all the probes, and explains nothing while everything answers.
+    The backend is asked while the probes run, every round: only it can tell whether what answers on a
+    service's port is the service (native: a run record and the port's socket in one of its processes;
+    docker: the container publishing the port), so a healthy answer is never taken on trust.
     """
     cpu = cpu or CpuSampler()
     started = time.monotonic()
     deadline = registry.health.deadline
-    lazy = backend_on_trouble and mode == "native"
-    query = None if lazy else BackendQuery(registry, mode)
+    query = BackendQuery(registry, mode)
     results = probe_all(registry.services.values(), deadline)
-    if query is None and _trouble(registry, results):
-        query = BackendQuery(registry, mode)
-    view = query.wait(max(deadline - (time.monotonic() - started), 1.0)) if query else BackendView()
+    view = query.wait(max(deadline - (time.monotonic() - started), 1.0))
     checks = make_checks(registry, mode, results, view)
     paths = [*registry.health.disk_paths, registry.log_dir, *view.disk_paths]
     resources = measure(registry.health.thresholds, paths, cpu)

@@ -22,16 +22,19 @@ def any_running(registry: "Registry") -> bool:
 def statuses(registry: "Registry") -> dict[str, "ServiceStatus"]:
     """What runs natively, per managed service, in registry order."""
     from ..backend import ServiceStatus
+    from ..ports import held_by, listening_sockets
     from ..states import ServiceState
     from .discovery import describe_holders, discover
     found = discover(registry)
+    listening = listening_sockets()
     result = {}
     for service in registry.managed:
         ours = found.ours.get(service.name)
         if ours is not None:
             start = ours.root.create_time if ours.root else min(p.create_time for p in ours.members)
-            status = ServiceStatus(service.name, ServiceState.RUNNING, tuple(p.pid for p in ours.members),
-                                   uptime_seconds=round(time.time() - start, 1), detail=ours.how)
+            pids = tuple(p.pid for p in ours.members)
+            status = ServiceStatus(service.name, ServiceState.RUNNING, pids, uptime_seconds=round(time.time() - start, 1),
+                                   detail=ours.how, holds_port=held_by(service.port, pids, listening))
         elif service.name in found.foreign:
             status = ServiceStatus(service.name, ServiceState.STOPPED,
                                    detail=describe_holders(service, found.foreign[service.name]))

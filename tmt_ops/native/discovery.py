@@ -1,8 +1,15 @@
 """Which processes are ours, which ports are held by someone else.
 
-Ours: a run record whose (pid, create time) matches a live process; or, with no such record, a listener
-on the service's port that is (or descends from) the service's registered command in its directory
-(identity.service_root). Everything else is foreign and only ever described, never signalled here.
+A process is ours only when it is proven (native/proof.py), strongest proof first:
+1. its service's cgroup holds it (found through the run record, or, with the state lost, by the cgroup's
+   own name: an empty cgroup is a service that is gone);
+2. the run record's process is alive with its recorded create time (not a reused pid), and what it leads:
+   its own process group (the toolkit made it lead one) or its process tree;
+3. the record's leader is gone but processes started with its run tag live on (a wrapper that died and
+   left its server running): exactly those processes, never the old group or session as such;
+4. no record: a listener on the service's port that carries this service's run tag, or that is (or
+   descends from) the service's registered command in its directory (a service started by hand).
+Everything else is foreign and only ever described, never signalled here.
 """
 
 from __future__ import annotations
@@ -15,9 +22,9 @@ import psutil
 
 from ..ports import Holder, listeners, port_open
 from ..registry import Registry, Service
-from . import records
+from . import proof, records
 from .identity import service_root
-from .procs import SAME_PROCESS, Proc, group_members, leads_session, live, tree
+from .procs import SAME_PROCESS, Proc, group_members, leads_session, live, live_pid, tree
 from .records import RunRecord
 
 CONNECT_TIMEOUT = 0.2  # a local port either accepts at once or not at all
@@ -28,60 +35,75 @@ class Found:
     """A service's running processes and how to stop them."""
 
     service: str
-    root: Proc | None  # the service's own process; None when only members of its group outlived it
-    members: tuple[Proc, ...]  # root first, then descendants or the rest of its group
-    pgid: int | None  # the group to signal where the service leads it; None: signal the tree
+    root: Proc | None  # the service's own process; None when only what it started outlived it
+    members: tuple[Proc, ...]  # root first where alive, then the rest
+    target: str  # "cgroup" (its cgroup), "group" (the group it leads), "tree" (root and descendants), "pids"
     how: str  # why we know it is ours
+    pgid: int | None = None  # with target "group"
+    cgroup: str | None = None  # with target "cgroup"
 
 
 @dataclass(frozen=True)
 class Discovery:
     ours: Mapping[str, Found] = field(default_factory=dict)
     foreign: Mapping[str, tuple[Holder, ...]] = field(default_factory=dict)  # managed port held by another
-    stale: Mapping[str, RunRecord] = field(default_factory=dict)  # records whose process is gone
+    stale: Mapping[str, RunRecord] = field(default_factory=dict)  # records whose processes are all gone
 
 
 def _clock(epoch: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(epoch))
 
 
+def _in_cgroup(service: str, cgroup: str, how: str, root: Proc | None = None) -> Found | None:
+    members = [Proc.of(p) for p in map(live_pid, proof.cgroup_pids(cgroup)) if p is not None]
+    if not members:
+        return None
+    root = next((m for m in members if root is not None and m.pid == root.pid and
+                 abs(m.create_time - root.create_time) <= SAME_PROCESS), None)
+    if root is not None:
+        members = [root] + [m for m in members if m is not root]
+    return Found(service, root, tuple(members), "cgroup", f"{how}; its cgroup holds {len(members)} process(es)",
+                 cgroup=cgroup)
+
+
 def _from_record(record: RunRecord) -> Found | None:
+    started = f"run record: pid {record.pid} started {_clock(record.started_at)}"
+    if record.cgroup:
+        return _in_cgroup(record.service, record.cgroup, started, Proc(record.pid, record.create_time))
     root = live(Proc(record.pid, record.create_time))
     if root is not None:
         if record.leads_group and leads_session(root.pid):
-            members = tuple(Proc.of(p) for p in group_members(record.pgid, record.create_time))
-            members = (Proc(record.pid, record.create_time),) + tuple(m for m in members if m.pid != record.pid)
-            return Found(record.service, members[0], members, record.pgid,
-                         f"run record: pid {record.pid} started {_clock(record.started_at)}, leads its group")
-        return Found(record.service, Proc.of(root), tuple(tree(root)), None,
-                     f"run record: pid {record.pid} started {_clock(record.started_at)}")
-    if record.leads_group and not _pid_reused(record):
-        # The leader exited (a wrapper that does not forward signals); what it started may still run.
-        # Its group id cannot have been reused while members of the group are alive.
-        left = group_members(record.pgid, record.create_time)
+            # A live leader the toolkit made: only what it started can be in its group and session.
+            rest = [Proc.of(p) for p in group_members(record.pgid) if p.pid != record.pid]
+            return Found(record.service, Proc.of(root), (Proc.of(root), *rest), "group", f"{started}, leads its group",
+                         pgid=record.pgid)
+        return Found(record.service, Proc.of(root), tuple(tree(root)), "tree", started)
+    if record.run_tag:
+        left = [Proc.of(p) for p in proof.tagged(record.run_tag)]
         if left:
-            return Found(record.service, None, tuple(Proc.of(p) for p in left), record.pgid,
-                         f"run record: leader pid {record.pid} exited, {len(left)} process(es) of its group remain")
+            return Found(record.service, None, tuple(left), "pids",
+                         f"run record: leader pid {record.pid} exited; {len(left)} process(es) carry its run tag")
     return None
 
 
-def _pid_reused(record: RunRecord) -> bool:
-    """Another process now has the record's pid: then neither that pid nor its group is ours."""
-    try:
-        return abs(psutil.Process(record.pid).create_time() - record.create_time) > SAME_PROCESS
-    except psutil.NoSuchProcess:
-        return False
-
-
-def _from_listener(service: Service, holders: Iterable[Holder]) -> Found | None:
+def _from_listener(registry: Registry, service: Service, holders: Iterable[Holder]) -> Found | None:
     for holder in holders:
+        tag = proof.tag_of(holder.pid)
+        if tag and tag.startswith(proof.service_prefix(registry.state_dir, service.name)):
+            left = [Proc.of(p) for p in proof.tagged(tag)]
+            if left:
+                return Found(service.name, None, tuple(left), "pids",
+                             f"no run record; pid {holder.pid} listens on port {service.port} and carries the "
+                             f"run tag of {service.name}")
         root = service_root(service, holder.pid)
         if root is None:
             continue
         try:
-            group = root.pid if leads_session(root.pid) else None
-            return Found(service.name, Proc.of(root), tuple(tree(root)), group,
-                         f"no run record; pid {root.pid} runs the registered command and listens on port {service.port}")
+            how = f"no run record; pid {root.pid} runs the registered command and listens on port {service.port}"
+            if leads_session(root.pid):
+                members = (Proc.of(root), *(Proc.of(p) for p in group_members(root.pid) if p.pid != root.pid))
+                return Found(service.name, Proc.of(root), members, "group", how, pgid=root.pid)
+            return Found(service.name, Proc.of(root), tuple(tree(root)), "tree", how)
         except psutil.NoSuchProcess:
             continue
     return None
@@ -89,26 +111,29 @@ def _from_listener(service: Service, holders: Iterable[Holder]) -> Found | None:
 
 def discover(registry: Registry, services: Iterable[Service] | None = None) -> Discovery:
     """Find the given managed services (all managed ones by default). Scans sockets only for a service
-    without a live record whose port answers, so the common case costs a few stat calls and connects."""
+    without a live record or cgroup whose port answers, so the common case costs a few file reads."""
     chosen = [s for s in (registry.managed if services is None else services) if s.managed]
     saved = records.read_all(registry.state_dir)
     ours: dict[str, Found] = {}
     stale: dict[str, RunRecord] = {}
     for service in chosen:
         record = saved.get(service.name)
-        if record is None:
-            continue
-        found = _from_record(record)
-        if found:
+        found = _from_record(record) if record is not None else None
+        if found is None:
+            cgroup = proof.cgroup_dir(registry.state_dir, service.name)
+            if cgroup is not None and (record is None or record.cgroup != str(cgroup)):
+                how = "no run record" if record is None else f"the run record of pid {record.pid} is outdated"
+                found = _in_cgroup(service.name, str(cgroup), how)
+        if found is not None:
             ours[service.name] = found
-        else:
+        elif record is not None:
             stale[service.name] = record
     unknown = [s for s in chosen if s.name not in ours and port_open(s.host, s.port, CONNECT_TIMEOUT)]
     foreign: dict[str, tuple[Holder, ...]] = {}
     if unknown:
         held = listeners(s.port for s in unknown)
         for service in unknown:
-            found = _from_listener(service, held.get(service.port, ()))
+            found = _from_listener(registry, service, held.get(service.port, ()))
             if found:
                 ours[service.name] = found
             else:

@@ -40,6 +40,15 @@ def live(proc: Proc) -> psutil.Process | None:
         return None
 
 
+def live_pid(pid: int) -> psutil.Process | None:
+    """The running, non-zombie process with this pid (for a pid the kernel just listed, e.g. in a cgroup)."""
+    try:
+        p = psutil.Process(pid)
+        return None if p.status() == psutil.STATUS_ZOMBIE else p
+    except psutil.NoSuchProcess:
+        return None
+
+
 def running(p: psutil.Process) -> bool:
     """Still the same process (psutil compares create times) and not a zombie waiting for its reaper."""
     try:

@@ -3,11 +3,15 @@
 Own session: closing the terminal or Ctrl-C on the toolkit does not reach it, and its process group
 holds exactly what it starts, so a stop can signal the group (wrapper, shell and grandchild alike).
 Output goes to a file, never to a pipe nobody reads (a chatty service would block once it fills).
+Proof of identity (native/proof.py): the run tag in its environment, and where cgroup v2 is writable, its
+own cgroup, joined by a one-line shell before the service's program is exec'd, so nothing it starts can be
+outside it.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import time
 from dataclasses import dataclass
@@ -17,8 +21,11 @@ import psutil
 
 from ..errors import OperationFailed
 from ..registry import Registry, Service
-from . import records
+from . import proof, records
 from .records import RunRecord
+
+# $0 is the cgroup's procs file; the shell moves itself there, then becomes the service (same pid).
+JOIN_CGROUP = 'echo $$ > "$0" || exit 126; exec "$@"'
 
 
 @dataclass
@@ -52,6 +59,11 @@ def spawn(registry: Registry, service: Service) -> Spawned:
         raise OperationFailed(f"{service.name}: no command in the registry; native mode cannot start it")
     if not service.cwd.is_dir():
         raise OperationFailed(f"{service.name}: working directory {service.cwd} does not exist")
+    tag = proof.run_tag(registry.state_dir, service.name, secrets.token_hex(6))
+    cgroup = proof.make_cgroup(registry.state_dir, service.name)
+    if cgroup is not None and proof.cgroup_pids(cgroup):
+        raise OperationFailed(f"{service.name}: processes of an earlier run are still in its cgroup {cgroup}: "
+                              f"stop them first (stop-trading-system.py --only {service.name})")
     log = registry.log_file(service)
     try:
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -59,22 +71,25 @@ def spawn(registry: Registry, service: Service) -> Spawned:
         out = open(log, "ab")
     except OSError as exc:
         raise OperationFailed(f"{service.name}: cannot write its log {log}: {exc.strerror}") from None
+    argv = list(service.command)
+    if cgroup is not None:
+        argv = ["/bin/sh", "-c", JOIN_CGROUP, str(cgroup / "cgroup.procs"), *argv]
     with out:
         offset = out.tell()
         try:
-            process = subprocess.Popen(list(service.command), cwd=service.cwd, env={**os.environ, **service.env},
+            process = subprocess.Popen(argv, cwd=service.cwd, env={**os.environ, **service.env, proof.RUN_VARIABLE: tag},
                                        stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                        start_new_session=True, close_fds=True)
         except OSError as exc:
-            raise OperationFailed(f"{service.name}: cannot run {service.command[0]}: {exc.strerror or exc}") from None
+            raise OperationFailed(f"{service.name}: cannot run {argv[0]}: {exc.strerror or exc}") from None
     started = time.monotonic()
     try:
         create_time = psutil.Process(process.pid).create_time()  # a zombie still has one
     except psutil.NoSuchProcess:
         create_time = 0.0
     record = RunRecord(service=service.name, pid=process.pid, pgid=process.pid, sid=process.pid,
-                       create_time=create_time, argv=tuple(service.command), cwd=str(service.cwd),
-                       log_file=str(log), started_at=time.time())
+                       create_time=create_time, log_file=str(log), started_at=time.time(), run_tag=tag,
+                       cgroup=None if cgroup is None else str(cgroup))
     records.write(registry.state_dir, record)
     return Spawned(service.name, process, record, offset, started)
 

@@ -14,7 +14,8 @@ from ..ports import Holder, port_open
 from ..prestop import call_pre_stop
 from ..registry import Service
 from .discovery import Found
-from .procs import describe, group_members, live, running, signal_group, signal_procs, wait_any_exit
+from . import proof
+from .procs import describe, group_members, live, live_pid, running, signal_group, signal_procs, wait_any_exit
 
 KILL_WAIT = 5.0  # seconds for SIGKILL to take effect (a process in uninterruptible sleep may need it)
 PORT_RELEASE = 1.0  # seconds for the kernel to close a dead listener's socket
@@ -67,10 +68,16 @@ def _finish(service: Service, started: float, alive: list[psutil.Process], *, ki
     return StopResult(service.name, True, f"{how} in {elapsed:.2f}s", (), elapsed, warnings)
 
 
-def stop_found(service: Service, found: Found, *, force: bool) -> StopResult:
-    """Stop a service of ours: its group where it leads one (the toolkit made it), else its process tree."""
-    started = time.monotonic()
-    if found.pgid is not None:
+def _handles(found: Found) -> tuple[Callable[[], list[psutil.Process]], Callable[[signal.Signals], None]]:
+    """(what of the service is alive now, how to signal it) for each kind of target."""
+    if found.target == "cgroup":
+        def current() -> list[psutil.Process]:  # re-read: what a member forks meanwhile is in it too
+            return [p for p in (live_pid(pid) for pid in proof.cgroup_pids(found.cgroup)) if p is not None]
+
+        def send(sig: signal.Signals) -> None:
+            if sig != signal.SIGKILL or not proof.kill_cgroup(found.cgroup):
+                signal_procs(current(), sig)
+    elif found.target == "group":
         born = min(p.create_time for p in found.members)
 
         def current() -> list[psutil.Process]:
@@ -78,7 +85,7 @@ def stop_found(service: Service, found: Found, *, force: bool) -> StopResult:
 
         def send(sig: signal.Signals) -> None:
             signal_group(found.pgid, sig)
-    else:
+    else:  # "tree" or "pids": exactly the processes found, each re-identified by its create time
         procs = [p for p in (live(m) for m in found.members) if p is not None]
 
         def current() -> list[psutil.Process]:
@@ -86,7 +93,13 @@ def stop_found(service: Service, found: Found, *, force: bool) -> StopResult:
 
         def send(sig: signal.Signals) -> None:
             signal_procs(current(), sig)
+    return current, send
 
+
+def stop_found(service: Service, found: Found, *, force: bool) -> StopResult:
+    """Stop a service of ours: its cgroup, the group it leads, or exactly the processes proven its."""
+    started = time.monotonic()
+    current, send = _handles(found)
     if not current():
         return StopResult(service.name, True, "already gone", (), 0.0)
     hook = call_pre_stop(service)
@@ -97,11 +110,15 @@ def stop_found(service: Service, found: Found, *, force: bool) -> StopResult:
         if alive and force:
             send(signal.SIGKILL)
             alive = _watch(current, KILL_WAIT)
-            return _finish(service, started, alive, killed=True, warnings=warnings)
+            result = _finish(service, started, alive, killed=True, warnings=warnings)
+        else:
+            result = _finish(service, started, alive, killed=False, warnings=warnings)
     except (PermissionError, psutil.AccessDenied, ValueError) as exc:
         return StopResult(service.name, False, f"cannot signal it: {exc}", tuple(describe(p) for p in current()),
                           time.monotonic() - started, warnings)
-    return _finish(service, started, alive, killed=False, warnings=warnings)
+    if result.stopped and found.cgroup:
+        proof.remove_cgroup(found.cgroup)
+    return result
 
 
 def _still_listening(holder: Holder, port: int) -> psutil.Process | None:

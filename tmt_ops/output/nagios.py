@@ -25,10 +25,20 @@ def _perf(label: str, value, uom: str = "", warn=None, crit=None, lo=None, hi=No
     return f"{_label(label)}={';'.join(fields).rstrip(';')}"
 
 
+def _problem(check: dict) -> str:
+    """'orchestrator unhealthy', or for an answer from someone else 'orchestrator not running (port 8000
+    answered by pid 4242 python3)'."""
+    others = [h for h in check["port_holders"] if h["ours"] is False]
+    if others:
+        who = ", ".join(f"pid {h['pid']} {h['name']}" for h in others)
+        return f"{check['name']} not running (port {check['port']} answered by {who})"
+    return f"{check['name']} {check['status']}"
+
+
 def render(document: dict) -> str:
     checks = [*document["services"].values(), *document["infrastructure"].values()]
     counts = {sev: sum(c["severity"] == sev for c in checks) for sev in ("healthy", "warning", "critical")}
-    bad = [f"{c['name']} {c['status']}" for c in checks if c["severity"] != "healthy"]
+    bad = [_problem(c) for c in checks if c["severity"] != "healthy"]
     text = f"SYSTEM-HEALTH {WORDS[document['overall_status']]} - {counts['healthy']} ok, " \
            f"{counts['warning']} warn, {counts['critical']} fail"
     if bad:

@@ -39,6 +39,8 @@ def render(document: dict) -> str:
     severity = _Family("check_severity", "0 healthy, 1 warning, 2 critical")
     duration = _Family("check_duration_seconds", "time the probe took")
     port = _Family("check_port_open", "1 when the port accepted a connection")
+    foreign = _Family("check_port_foreign_holder", "1 per process that holds the service's port and is not "
+                                                   "the service (its answer does not count)")
     for group in ("services", "infrastructure"):
         for c in document[group].values():
             labels = {"service": c["name"], "group": "core" if group == "services" else "infrastructure",
@@ -49,6 +51,9 @@ def render(document: dict) -> str:
                 duration.add(c["response_time_ms"] / 1000, **labels)
             if c["port_open"] is not None:
                 port.add(int(c["port_open"]), **labels)
+            for h in c["port_holders"]:
+                if h["ours"] is False:
+                    foreign.add(1, **labels, pid=str(h["pid"]), process=h["name"])
     m = document["system_metrics"]
     overall = _Family("overall_severity", "worst of all checks: 0 healthy, 1 warning, 2 critical")
     overall.add(SEVERITY[document["overall_status"]], mode=document["deployment_mode"])
@@ -67,5 +72,5 @@ def render(document: dict) -> str:
     load.add(m["load_per_cpu"])
     duration_all = _Family("round_duration_seconds", "wall time of the whole health round")
     duration_all.add(document["duration_ms"] / 1000)
-    families = [up, severity, duration, port, overall, issues, cpu, mem, avail, disk, load, duration_all]
+    families = [up, severity, duration, port, foreign, overall, issues, cpu, mem, avail, disk, load, duration_all]
     return "\n".join(line for f in families for line in f.lines()) + "\n"

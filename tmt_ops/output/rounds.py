@@ -1,5 +1,8 @@
 """Monitor output: per round a line (or a JSON document per line, or the format's full render), and a line per
-state change. With --output, the file is rewritten atomically every round and stdout gets the lines."""
+state change. With --output, the file is rewritten atomically every round and stdout gets the lines.
+
+When the reader of the rounds goes away (`--monitor | head -3`), write() raises BrokenPipeError and the
+monitor ends quietly, as a pipeline's writer should; with --output the file is the data and it goes on."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import sys
 from typing import IO
 
 from ..atomic import write_atomic
-from ..console import Printer
+from ..console import Printer, write_out
 from . import renderer
 from .jsonout import render as render_json
 from .text import STYLE, summary
@@ -20,8 +23,8 @@ class RoundWriter:
         self.render = renderer(fmt)
 
     def _data(self, text: str) -> None:
-        self.stream.write(text)
-        self.stream.flush()
+        if not write_out(self.stream, text):
+            raise BrokenPipeError("the reader of the monitor's output went away")
 
     def write(self, number: int, document: dict, changes: list[dict]) -> None:
         if self.output:
@@ -39,3 +42,5 @@ class RoundWriter:
             style = STYLE.get(c["severity"], None)
             self.printer.line(f"{c['time']} {c['subject']}: {c['old']} -> {c['new']} "
                               f"(held {c['held_rounds']} rounds)", style)
+        if self.printer.stream is None and not self.output:  # these lines were the data, and no one reads them
+            raise BrokenPipeError("the reader of the monitor's output went away")

@@ -37,10 +37,13 @@ def summary(document: dict) -> str:
     checks = [*document["services"].values(), *document["infrastructure"].values()]
     counts = {sev: sum(c["severity"] == sev for c in checks) for sev in ("healthy", "warning", "critical")}
     m = document["system_metrics"]
-    return (f"{document['timestamp']} {document['overall_status'].upper()}: {counts['healthy']} healthy, "
+    line = (f"{document['timestamp']} {document['overall_status'].upper()}: {counts['healthy']} healthy, "
             f"{counts['warning']} warning, {counts['critical']} critical; cpu {m['cpu_percent']:g}% "
             f"mem {m['memory_percent']:g}% disk {m['disk_percent']:g}% load/cpu {m['load_per_cpu']:g} "
             f"({document['duration_ms'] / 1000:.2f} s)")
+    bad = [f"{c['name']} {c['status']}" + (f" ({c['error']})" if c["error"] else "")
+           for c in checks if c["severity"] == "critical"]
+    return line + (f"; {'; '.join(bad)}" if bad else "")
 
 
 def show(document: dict, printer: Printer) -> None:
@@ -52,10 +55,11 @@ def show(document: dict, printer: Printer) -> None:
     for group in ("services", "infrastructure"):
         for check in document[group].values():
             note = check["error"] or ""
-            if check["port_holders"]:
+            unnamed = [h for h in check["port_holders"] if f"pid {h['pid']} " not in note]
+            if unnamed:
                 note += ("; " if note else "") + "port held by " + ", ".join(
                     f"pid {h['pid']} ({h['name']}{'' if h['ours'] is None else ', ours' if h['ours'] else ', foreign'})"
-                    for h in check["port_holders"])
+                    for h in unnamed)
             rows.append([check["name"], "core" if group == "services" else "infra",
                          "yes" if check["critical"] else "no", check["status"], _ms(check["response_time_ms"]),
                          check["address"], _backend(check), note])
