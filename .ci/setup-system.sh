@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # System set-up the tests need: a Docker engine with Compose v2 (and v1 for the fallback tests), a local
-# python:3.11-slim base image (no registry is reachable), and Redis / PostgreSQL server binaries.
+# python:3.11-slim base image (no registry is reachable), Redis / PostgreSQL server binaries, and local
+# PostgreSQL and Redis images for the compose profile "infra" (tmt-infra/postgres:15, tmt-infra/redis:7).
 # Idempotent: every step is skipped when its result is already there. Run as root.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -56,4 +57,58 @@ if ! docker image inspect python:3.11-slim >/dev/null 2>&1; then
     tar -C "$rootfs" -c . | docker import - python:3.11-slim >/dev/null
     rm -rf "$rootfs"
 fi
+# Infrastructure images from Debian's packages (no registry to pull timescale/timescaledb or redis from).
+# A root file system made by debootstrap is imported as tmt-infra/NAME-rootfs:TAG (made once), and
+# docker/infra/NAME/Dockerfile adds the official image's entrypoint on top. The final image carries a hash
+# of its Dockerfile directory: it is rebuilt (from the kept root file system, in seconds) only when those
+# files change.
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+rootfs=""
+remove_rootfs() {
+    [ -n "$rootfs" ] && [ -d "$rootfs" ] || return 0
+    # debootstrap bind-mounts device nodes and mounts /proc and /sys into the target; an interrupted run
+    # can leave them. Unmount (deepest first) before removing, and never cross into another file system.
+    awk -v root="$rootfs/" 'index($2, root) == 1 {print $2}' /proc/mounts | sort -r | xargs -r -n 1 umount -l || true
+    rm -rf --one-file-system "$rootfs"
+    rootfs=""
+}
+trap remove_rootfs EXIT
+
+context_hash() { (cd "$1" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-16; }
+
+infra_image() {
+    local image=$1 rootfs_image=$2 packages=$3 context=$4 hash start previous out
+    hash=$(context_hash "$context")
+    if [ "$(docker image inspect -f '{{ index .Config.Labels "tmt.infra.context" }}' "$image" 2>/dev/null)" = "$hash" ]; then
+        return 0
+    fi
+    previous=$(docker image inspect -f '{{ .Id }}' "$image" 2>/dev/null || true)
+    start=$SECONDS
+    if ! docker image inspect "$rootfs_image" >/dev/null 2>&1; then
+        log "building $rootfs_image with debootstrap ($packages, about a minute)"
+        rootfs=$(mktemp -d /var/tmp/tmt-infra-rootfs.XXXXXX)
+        debootstrap --variant=minbase --include="$packages" bookworm "$rootfs" >"/var/log/debootstrap-${image//[\/:]/-}.log" 2>&1
+        # Small: no package lists or downloaded .debs, no docs, man pages or translations, no logs; no
+        # Debian default cluster (the image's entrypoint makes one in its data volume).
+        rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/cache/apt/archives/*.deb \
+            "$rootfs"/var/cache/debconf/*-old \
+            "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* \
+            "$rootfs"/usr/share/locale/* "$rootfs"/var/log/*.log "$rootfs"/var/log/apt/* \
+            "$rootfs"/var/lib/postgresql/*/main "$rootfs"/etc/postgresql/*/main "$rootfs"/var/log/postgresql/*
+        tar --one-file-system -C "$rootfs" -c . | docker import - "$rootfs_image" >/dev/null
+        remove_rootfs
+    fi
+    log "building $image from docker/infra/${context##*/}"
+    if ! out=$(docker build -q --label "tmt.infra.context=$hash" -t "$image" "$context" 2>&1); then
+        printf '%s\n' "$out" >&2
+        exit 1
+    fi
+    # The image it replaces, now untagged; kept while a container still uses it.
+    [ -z "$previous" ] || [ "$previous" = "$(docker image inspect -f '{{ .Id }}' "$image")" ] ||
+        docker rmi "$previous" >/dev/null 2>&1 || true
+    log "$image ready in $((SECONDS - start)) s ($(docker image inspect -f '{{ .Size }}' "$image" | awk '{printf "%d MB", $1 / 1e6}'))"
+}
+infra_image tmt-infra/postgres:15 tmt-infra/postgres-rootfs:15 postgresql-15 "$repo/docker/infra/postgres"
+infra_image tmt-infra/redis:7 tmt-infra/redis-rootfs:7 redis-server "$repo/docker/infra/redis"
+
 log "system ready: $(docker compose version), $(docker-compose version --short 2>/dev/null || echo 'no compose v1')"
