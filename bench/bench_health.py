@@ -12,6 +12,7 @@ Usage: python bench/bench_health.py [--runs N] [--rounds N] [--round-interval S]
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import statistics
 import subprocess
@@ -27,7 +28,7 @@ import psutil  # noqa: E402
 
 import realservers as rs  # noqa: E402
 from health_stack import Infra  # noqa: E402
-from support import free_ports, kill_listeners, write_registry  # noqa: E402
+from support import compile_sources, free_ports, kill_listeners, write_registry  # noqa: E402
 from tmt_ops.probes import probe, probe_all  # noqa: E402
 from tmt_ops.registry import load_registry  # noqa: E402
 from tmt_ops.states import Health  # noqa: E402
@@ -138,6 +139,7 @@ def bench_monitor_real_interval(registry_path: Path, rounds: int) -> None:
 
 
 def main() -> int:
+    compile_sources()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--rounds", type=int, default=1000)

@@ -88,6 +88,14 @@ def remove_cgroups(state_dir: Path, services: Iterable[str]) -> None:
             proof.remove_cgroup(folder)
 
 
+def compile_sources() -> None:
+    """Bytecode for the toolkit and the simulator, as `pip install` leaves it (for the benches): where
+    PYTHONDONTWRITEBYTECODE is set, as on these machines, every run would otherwise compile every module again."""
+    import compileall
+    for package in ("tmt_ops", "tmt_sim"):
+        compileall.compile_dir(REPO / package, quiet=1)
+
+
 def run_script(script: str, *args: str, env: dict | None = None, timeout: float = 120, **kw):
     """Run one of the five root scripts as an operator would; returns CompletedProcess (text)."""
     import subprocess

@@ -20,7 +20,7 @@ import pytest
 from docker_helpers import CORE, dr, project_of, stack, stack_config  # noqa: F401  (fixtures)
 from support import REPO, wait_for, write_registry
 
-from tmt_ops import compose
+from tmt_ops.backends import Deployment
 from tmt_ops.compose.engine import Engine
 from tmt_ops.compose.flavour import compose_command
 from tmt_ops.ports import port_open
@@ -84,8 +84,9 @@ def test_status_table_and_json(stack):
 
 def test_contract_statuses_and_project_running(stack):
     registry = load_registry(stack)
-    assert compose.project_running(registry)
-    found = compose.statuses(registry)
+    compose = Deployment(registry, "docker").default
+    assert compose.detect(registry)
+    found = compose.statuses([s for s in registry.services.values() if compose.claims(s)])
     assert sorted(found) == sorted(CORE)
     assert {(s.state, s.engine_health) for s in found.values()} == {(ServiceState.RUNNING, "healthy")}
 
@@ -128,13 +129,14 @@ def test_clean_without_yes_and_without_terminal_refuses(stack):
 
 def test_clean_on_a_terminal_asks_and_a_no_removes_nothing(stack):
     from tmt_ops.compose.ops import clean
-    from tmt_ops.compose.project import Project
     from tmt_ops.console import Printer
+    from tmt_ops.interrupts import Interrupts
     before = {name: c["Id"] for name, c in containers(stack).items()}
     questions = []
-    code = clean(Project(load_registry(stack)), Printer(colour=False), yes=False, interactive=True,
-                 ask=lambda q: questions.append(q) or "n")
-    assert code == 1 and questions == ["Delete them and restart? [y/N] "]
+    deployment = Deployment(load_registry(stack), "docker")
+    result = clean(deployment, deployment.default.project, Printer(colour=False), Interrupts(), yes=False,
+                   interactive=True, ask=lambda q: questions.append(q) or "n")
+    assert result.exit_code == 1 and questions == ["Delete them and restart? [y/N] "]
     assert {name: c["Id"] for name, c in containers(stack).items()} == before
 
 
@@ -147,7 +149,7 @@ def test_restart_replaces_every_container_and_calls_pre_stop_hooks(stack, neighb
     assert all(after[name]["Id"] != before[name] for name in CORE)
     assert all(c["State"]["Health"]["Status"] == "healthy" for c in after.values())
     assert "execution-engine: pre-stop POST /api/trading/disable -> HTTP 200" in done.stderr
-    assert done.stdout.count("healthy") >= len(CORE)  # the status table closes a restart
+    assert "4 service(s) running and healthy" in done.stderr  # the summary closes a restart
     neighbour.reload()
     assert neighbour.status == "running"
 
@@ -189,4 +191,5 @@ def test_stop_removes_this_project_only(stack, neighbour):
     neighbour.reload()
     assert neighbour.status == "running"
     assert dr(stack, "status").returncode == 1  # nothing runs
-    assert not compose.project_running(load_registry(stack))
+    registry = load_registry(stack)
+    assert not Deployment(registry, "docker").default.detect(registry)

@@ -8,7 +8,7 @@ import pytest
 
 from tmt_ops.compose.containers import Container, engine_time
 from tmt_ops.compose.runner import port_variable
-from tmt_ops.compose.stackfile import active_services, built, pulled
+from tmt_ops.compose.stackfile import active_services, built, declared_services, pulled
 from tmt_ops.states import ServiceState
 
 from support import SHIPPED
@@ -27,7 +27,7 @@ def inspected(status, exit_code=0, health=None):
     state = {"Status": status, "ExitCode": exit_code, "StartedAt": "2026-11-24T00:19:07.4Z"}
     if health:
         state["Health"] = {"Status": health}
-    return {"State": state, "Name": "/p-orchestrator-1", "RestartCount": 2, "Config": {
+    return {"Id": "c0ffee", "State": state, "Name": "/p-orchestrator-1", "RestartCount": 2, "Config": {
         "Labels": {"com.docker.compose.service": "orchestrator"}, "Image": "tmt-sim:local"},
         "NetworkSettings": {"Ports": {"8000/tcp": [{"HostIp": "127.0.0.1", "HostPort": "18000"}], "9/tcp": None}}}
 
@@ -51,9 +51,11 @@ def test_active_services_follow_compose_profiles(tmp_path):
     path = tmp_path / "compose.yml"
     path.write_text("x-b: &b {build: ., image: one}\nservices:\n  a: *b\n  b: *b\n  c: {build: ., image: two}\n"
                     "  db: {image: postgres, profiles: [infra]}\n")
-    assert list(active_services(path, {})) == ["a", "b", "c"]
-    assert list(active_services(path, {"COMPOSE_PROFILES": "x, infra"})) == ["a", "b", "c", "db"]
-    everything = active_services(path, {"COMPOSE_PROFILES": "infra"})
+    declared = declared_services(path)
+    assert list(declared) == ["a", "b", "c", "db"]
+    assert list(active_services(declared, {})) == ["a", "b", "c"]
+    assert list(active_services(declared, {"COMPOSE_PROFILES": "x, infra"})) == ["a", "b", "c", "db"]
+    everything = active_services(declared, {"COMPOSE_PROFILES": "infra"})
     assert built(everything) == ["a", "c"]  # a and b share one image: one build
     assert pulled(everything) == ["db"]
 
@@ -61,10 +63,10 @@ def test_active_services_follow_compose_profiles(tmp_path):
 def test_compose_file_problems_are_configuration_errors(tmp_path):
     from tmt_ops.errors import ConfigError
     with pytest.raises(ConfigError, match="not found"):
-        active_services(tmp_path / "missing.yml")
+        declared_services(tmp_path / "missing.yml")
     (tmp_path / "empty.yml").write_text("services: {}\n")
     with pytest.raises(ConfigError, match="declares no services"):
-        active_services(tmp_path / "empty.yml")
+        declared_services(tmp_path / "empty.yml")
 
 
 def test_the_shipped_compose_file_takes_every_registry_port_from_its_variable():
@@ -74,7 +76,7 @@ def test_the_shipped_compose_file_takes_every_registry_port_from_its_variable():
     assert port_variable("market-analysis") == "TMT_PORT_MARKET_ANALYSIS"
     for service in registry.services.values():
         assert "${" + port_variable(service.compose_service) in text, service.name
-    core = active_services(registry.compose_file, {})
+    core = active_services(declared_services(registry.compose_file), {})
     assert set(core) == {s.compose_service for s in registry.managed}
     for service in registry.managed:  # (infrastructure images listen on their own ports inside containers)
         assert str(service.port) not in str(core[service.compose_service]), f"{service.name}: a port literal"

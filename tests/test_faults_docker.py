@@ -1,6 +1,6 @@
 """Docker mode under faults, on a real engine: a restart checks the compose file and what it depends on
-before `down`, an interrupt or a hang-up during `down` still brings the stack back, a failed start says
-exactly what runs, and health counts only what the service's own container answers."""
+before anything stops, an interrupt or a hang-up during the stop still brings the stack back, a failed start
+says exactly what runs, and health counts only what the service's own container answers."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def container_ids(config):
 
 
 def in_down(config):
-    """True once `down` has begun: a container of the project is no longer running."""
+    """True once the stop has begun: a container of the project is no longer running."""
     return any(not c["State"]["Running"] for c in Engine().containers(project_of(config)))
 
 
@@ -75,8 +75,8 @@ def test_an_interrupt_during_down_lets_it_finish_and_starts_the_stack_again(stac
     finally:
         proc.kill()
     assert proc.returncode == 130, out
-    assert "finishing `down`, then starting the stack again" in out
-    assert "interrupted: the stack was stopped and started again" in out
+    assert "finishing the stop wave in flight, then starting again what this run stopped" in out
+    assert "interrupted: what this run stopped was started again" in out
     assert sorted(healthy_containers(stack)) == sorted(CORE)
 
 
@@ -102,8 +102,8 @@ def test_a_failed_start_after_down_says_exactly_what_runs(stack):
     done = dr(config, "restart", env={"TMT_SIM_ARGS_MARKET_ANALYSIS": "--hang-health"}, timeout=300)
     assert done.returncode == 1, done.stderr
     line = next(li for li in done.stderr.splitlines() if li.startswith("now running: "))
-    assert line == ("now running: orchestrator, market-analysis (starting); not running: execution-engine (created), "
-                    "dashboard (created)"), line
+    assert line == ("now running: orchestrator, market-analysis (starting); not running: execution-engine (stopped), "
+                    "dashboard (stopped)"), line
     assert dr(stack, "restart", timeout=300).returncode == 0  # and back, for the tests after this one
 
 

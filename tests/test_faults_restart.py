@@ -234,6 +234,6 @@ def test_a_degraded_service_is_reported_degraded_never_healthy(registry_file):
     result = restart(cfg)
     assert result.returncode == 0, result.stderr
     assert "running and healthy" not in result.stderr
-    assert "4 service(s) running; degraded: market-analysis" in result.stderr
+    assert "4 of 4 service(s) running; warning: market-analysis (degraded)" in result.stderr
     row = next(line for line in result.stderr.splitlines() if line.startswith("market-analysis "))
     assert row.split()[1] == "degraded"

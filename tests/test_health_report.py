@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from support import write_registry
-from tmt_ops.backend import ServiceStatus
+from tmt_ops.backends import Deployment, ServiceStatus
 from tmt_ops.health import advice
 from tmt_ops.health.merge import impostor, merge_docker, merge_native
 from tmt_ops.health.monitor import Debouncer
@@ -157,30 +157,35 @@ def _check(service, health, error="refused", backend=None, holders=()):
     return Check(service, result, health, error, backend, tuple(holders))
 
 
+def findings_of(registry, mode, check):
+    return advice._check_findings(advice.Commands(registry), Deployment(registry, mode), check)
+
+
 def test_native_findings_restart_the_one_service_and_show_its_log(registry):
     orch = registry.service("orchestrator")
-    (finding,) = advice._check_findings(advice._Commands(registry), "native", _check(orch, Health.UNHEALTHY))
+    (finding,) = findings_of(registry, "native", _check(orch, Health.UNHEALTHY))
     assert finding.severity is Overall.CRITICAL and finding.subject == "orchestrator"
     commands = [s.command for s in finding.steps]
     assert commands[0] == f"python restart-trading-system.py --config {registry.path} --only orchestrator"
     assert commands[1] == f"tail -n 50 {registry.log_dir / 'orchestrator.log'}"
 
 
-def test_docker_findings_use_the_container_log_and_compose(registry):
+def test_docker_findings_use_the_container_log_and_start_the_one_service(registry):
     orch = registry.service("orchestrator")
     gone = _check(orch, Health.UNHEALTHY, backend=ServiceStatus("orchestrator", ServiceState.STOPPED, container="c"))
-    (finding,) = advice._check_findings(advice._Commands(registry), "docker", gone)
+    (finding,) = findings_of(registry, "docker", gone)
     commands = [s.command for s in finding.steps]
-    assert commands[0] == f"python docker-restart.py --config {registry.path} logs orchestrator --tail 100"
-    assert commands[1].startswith(f"docker compose -p {registry.compose_project} -f ")
-    assert commands[1].endswith(" up -d orchestrator")
+    assert commands == [f"python docker-restart.py --config {registry.path} logs orchestrator --tail 100",
+                        f"python docker-restart.py --config {registry.path} start orchestrator"]
+    running = _check(orch, Health.UNHEALTHY, backend=ServiceStatus("orchestrator", ServiceState.RUNNING, container="c"))
+    (finding,) = findings_of(registry, "docker", running)
+    assert finding.steps[1].command.endswith("restart orchestrator")
 
 
 def test_foreign_holder_finding_names_the_process(registry):
     dash = registry.service("dashboard")
     holder = PortHolder(4242, "nginx", "www-data", "nginx: master process", ours=False)
-    findings = advice._check_findings(advice._Commands(registry), "native",
-                                      _check(dash, Health.UNHEALTHY, "HTTP 404", holders=[holder]))
+    findings = findings_of(registry, "native", _check(dash, Health.UNHEALTHY, "HTTP 404", holders=[holder]))
     messages = [f.message for f in findings]
     assert any(f"port {dash.port} is held by pid 4242 (nginx, user www-data)" in m for m in messages)
     assert any(s.command == "ps -o pid,user,etime,args -p 4242" for f in findings for s in f.steps)
@@ -188,5 +193,5 @@ def test_foreign_holder_finding_names_the_process(registry):
 
 def test_infrastructure_is_not_restarted_natively(registry):
     pg = registry.service("postgres")
-    (finding,) = advice._check_findings(advice._Commands(registry), "native", _check(pg, Health.UNHEALTHY))
+    (finding,) = findings_of(registry, "native", _check(pg, Health.UNHEALTHY))
     assert [s.command for s in finding.steps] == [f"ss -ltnp 'sport = :{pg.port}'"]

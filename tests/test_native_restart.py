@@ -10,9 +10,8 @@ import sys
 
 from native_support import alive, port_of, recorded_pids, restart, state_dir, stop
 from support import REPO, run_script, wait_for
-from tmt_ops import native
+from tmt_ops.backends import Deployment, resolve_mode
 from tmt_ops.lock import holder
-from tmt_ops.mode import resolve_mode
 from tmt_ops.ports import port_open
 from tmt_ops.registry import load_registry
 
@@ -32,7 +31,8 @@ def test_full_restart_then_stop(registry_file):
     assert "SERVICE" in result.stderr and "READY" in result.stderr and "running and healthy" in result.stderr
     registry = load_registry(cfg)
     assert resolve_mode("auto", registry) == "native"
-    assert {s.state.value for s in native.statuses(registry).values()} == {"running"}
+    native = Deployment(registry, "native").default
+    assert {s.state.value for s in native.statuses(registry.managed).values()} == {"running"}
 
     # a second restart replaces every process
     again = restart(cfg, "--skip-health-check")
@@ -44,7 +44,7 @@ def test_full_restart_then_stop(registry_file):
     assert result.returncode == 0, result.stderr
     assert recorded_pids(cfg) == {}
     assert not any(port_open("127.0.0.1", port_of(cfg, n), 0.2) for n in pids)
-    assert not native.any_running(registry)
+    assert not native.detect(registry)
 
 
 def test_restart_one_service_restarts_its_dependents_only(registry_file):
@@ -78,9 +78,11 @@ def test_crash_at_start_shows_log_tail_and_skips_dependents(registry_file):
     result = restart(cfg)
     assert result.returncode == 1
     assert "exited with code 3" in result.stderr
-    assert "FATAL: cannot connect to broker" in result.stderr  # the log's last lines
+    assert "FATAL: cannot connect to broker" in result.stderr  # the log's last lines ...
+    assert "| --- tmt-ops started market-analysis at " in result.stderr  # ... from where this run began
     assert "execution-engine: not started: requires market-analysis, which failed" in result.stderr
-    assert "error: not running: market-analysis (failed), execution-engine (not started)" in result.stderr
+    assert ("error: not healthy: market-analysis (failed, critical), execution-engine (not started, critical)"
+            in result.stderr)
     assert set(recorded_pids(cfg)) == {"orchestrator"}
 
 

@@ -1,170 +1,259 @@
-"""The native stop and restart procedures the scripts run: discover, plan, preflight, execute, summarise.
+"""The operations the scripts run, the same for every backend: plan, preflight, execute, validate; each returns
+a Result (results.py) that the CLI renders and turns into the exit code.
 
-The promise of a restart: without --force it never ends with fewer services up than it began with.
-Everything it needs is checked before the first signal (preflight); a service that will not stop halts the
-stop waves and what this run stopped is started again; an interrupt in the stop half does the same after
-the wave in flight.
+The promise of a restart: without --force it never ends with fewer services up than it began with. All it
+needs is checked before the first change (preflight, then the backends' own preparation such as image
+builds); a service that will not stop halts the stop waves and what this run stopped is started again; an
+interrupt in the stop half does the same after the wave in flight.
+
+Healthy enough, one rule for every operation that starts something: a service counts by its final health
+check (native: its own process answers; docker: its own container) and the registry's `critical` flag, as
+system-health judges it (health/severity.py): critical not healthy fails the operation (exit 1); anything
+less is a warning.
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import Iterable
 
-from . import preflight
-from .console import Printer, open_toolkit_log
-from .errors import OperationFailed, UsageError
+from .backends import Deployment
+from .errors import UsageError
+from .events import Events
+from .executor import StopRun, execute_start, execute_stop
+from .health.severity import of_health, worst
 from .interrupts import INTERRUPTED, Interrupts
-from .lifecycle import Outcome, StopRun, execute_start, execute_stop, forget_stale, validate
-from .native.discovery import Discovery, discover
-from .plan import StopPlan, describe_start, plan_start, plan_stop
-from .redact import Redactor
-from .registry import Registry, Service
+from .plan import StartPlan, StopPlan, plan_start, plan_stop
+from .preflight import Problem, check, dependencies
+from .registry import Service
+from .results import Outcome, Result
+from .states import Health, Overall, ServiceState
 
-NOTHING_MORE = "nothing more is started; what runs keeps running and keeps its run record"
-
-
-def prepare_output(printer: Printer, registry: Registry) -> None:
-    """Mask the registry's secret values too (not only the environment's), and log to logs/tmt-ops.log."""
-    printer.redact = Redactor.for_registry(registry)
-    open_toolkit_log(registry.log_dir, printer.redact, registry.log_max_bytes, registry.log_backups)
+NOTHING_MORE = "nothing more is started; what runs keeps running"
 
 
-def select(registry: Registry, only: Iterable[str] | None, with_dependents: bool = True) -> list[Service]:
-    """The managed services to act on: all, or the named ones (and, unless told not to, their dependents)."""
+@dataclass(frozen=True)
+class Options:
+    force: bool = False  # native: SIGKILL what outlives its grace, and stop foreign holders of a service port
+    skip_health_check: bool = False
+    dry_run: bool = False
+
+
+def select(deployment: Deployment, only: Iterable[str] | None, *, with_dependents: bool = True,
+           with_infra: bool = False) -> list[Service]:
+    """The services to act on: the named ones (registry or compose names) and, unless told not to, their
+    dependents; or every service the deployment runs, infrastructure only `with_infra`."""
+    registry = deployment.registry
     if not only:
-        return registry.managed
-    for name in only:
+        return [s for s in deployment.managed if with_infra or s.group != "infrastructure"]
+    names = [registry.service(name).name for name in only]
+    for name in names:
         service = registry.service(name)
-        if not service.managed:
-            raise UsageError(f"{name} is {service.group} that native mode neither starts nor stops (managed: false)")
-    chosen = registry.with_dependents(only) if with_dependents else registry.select(only)
-    return [s for s in chosen if s.managed]
+        if deployment.of(service) is None:
+            raise UsageError(f"{name} is {service.group} outside this {deployment.mode} deployment: tmt-ops neither "
+                             "starts nor stops it (managed: false; give it `backend: compose` to run it in a container)")
+    chosen = registry.with_dependents(names) if with_dependents else registry.select(names)
+    return [s for s in chosen if deployment.of(s) is not None]
 
 
-def print_stop_plan(printer: Printer, plan: StopPlan, force: bool) -> None:
-    for n, wave in enumerate(plan.waves, 1):
-        for step in wave:
-            printer.line(f"stop wave {n}: {step.describe(force)}")
+def _not_running(deployment: Deployment, services: list[Service]) -> list[Service]:
+    down = set()
+    for backend, members in deployment.group(services).items():
+        down |= {name for name, status in deployment.backend(backend).statuses(members).items()
+                 if status.state not in (ServiceState.RUNNING, ServiceState.STARTING)}
+    return [s for s in services if s.name in down]
 
 
-def _survivors(registry: Registry, run: StopRun, force: bool) -> str:
+def bring_up(deployment: Deployment, services: list[Service]) -> list[Service]:
+    """The services to start: these, and the infrastructure they depend on that the deployment runs and
+    that does not run yet (a native restart brings up its compose-run databases first)."""
+    chosen = {s.name for s in services}
+    needed: list[Service] = []
+    todo = list(services)
+    while todo:
+        for dep in todo.pop().depends_on:
+            d = deployment.registry.service(dep.name)
+            if d.name not in chosen and d.group == "infrastructure" and deployment.of(d) is not None:
+                chosen.add(d.name)
+                needed.append(d)
+                todo.append(d)
+    keep = {s.name for s in services} | {s.name for s in _not_running(deployment, needed)}
+    return [s for s in deployment.registry.services.values() if s.name in keep]
+
+
+def _dry_run(events: Events, stop: StopPlan | None, start: StartPlan | None) -> Result:
+    events.info("dry run: this is the plan; nothing is signalled, stopped or started")
+    for name, why in (stop.blocked if stop else {}).items():
+        events.warn(f"{name}: {why}")
+    for line in (stop.lines() if stop else []) + (start.lines() if start else []):
+        events.line(line)
+    return Result(0, last="dry run: nothing was changed")
+
+
+def check_and_prepare(deployment: Deployment, starting: list[Service], stop: StopPlan | None, events: Events) -> None:
+    """Before any change: every problem, one line each (PreflightFailed, exit 2 or 1, when there is one); then
+    the backends' own preparation that may fail (docker: pull and build images)."""
+    problems: list[Problem] = []
+    for backend, members in deployment.group(starting).items():
+        problems += deployment.backend(backend).preflight(members)
+    problems += [Problem(f"{name}: {why}", 1) for name, why in (stop.blocked if stop else {}).items()]
+    problems += dependencies(deployment, starting)
+    for problem in problems:
+        events.error(f"preflight: {problem.text}")
+    check(problems)
+    for backend, members in deployment.group(starting).items():
+        deployment.backend(backend).prepare(members, events)
+
+
+def _tidy(deployment: Deployment, services: list[Service]) -> None:
+    for backend in deployment.group(services):
+        deployment.backend(backend).tidy()
+
+
+def _now_running(deployment: Deployment, services: list[Service], events: Events) -> None:
+    """After a start that did not finish: exactly which services run now and which do not, from the backends."""
+    running, down = [], []
+    for backend, members in deployment.group(services).items():
+        for name, status in deployment.backend(backend).statuses(members).items():
+            (running if status.state.value in ("running", "starting") else down).append(
+                name + ("" if status.state.value == "running" else f" ({status.state.value})"))
+    events.warn(f"now running: {', '.join(running) or 'nothing'}; not running: {', '.join(down) or 'nothing'}")
+
+
+def _verdict(deployment: Deployment, outcomes: dict[str, Outcome], skip_health_check: bool) -> tuple[Overall, list]:
+    """The one rule: each service's final health (a check like system-health's, unless skipped) against its
+    criticality. Updates the outcomes with what the check found; (worst severity, [(severity, outcome)])."""
+    services = [deployment.registry.service(n) for n in outcomes]
+    checks = {}
+    if not skip_health_check:
+        from .health.report import check_services
+        checks = check_services(deployment, [s for s in services if outcomes[s.name].up])
+    judged = []
+    for service in services:
+        outcome = outcomes[service.name]
+        check = checks.get(service.name)
+        if check is not None and check.status is not Health.HEALTHY:
+            outcome.state = "degraded" if check.status is Health.DEGRADED else "unhealthy"
+            outcome.detail = check.error or check.status.value
+        health = (check.status if check else Health.HEALTHY) if outcome.up else Health.UNHEALTHY
+        judged.append((of_health(health, service.critical), outcome))
+    return worst(s for s, _ in judged), judged
+
+
+def _finish(deployment: Deployment, outcomes: dict[str, Outcome], interrupted: bool, skip_health_check: bool,
+            events: Events) -> Result:
+    if interrupted:
+        return Result(INTERRUPTED, outcomes, f"interrupted: {NOTHING_MORE}", "warn")
+    overall, judged = _verdict(deployment, outcomes, skip_health_check)
+    if any(not o.up for o in outcomes.values()):
+        _now_running(deployment, [deployment.registry.service(n) for n in outcomes], events)
+    bad = [f"{o.service} ({o.state}{', critical' if sev is Overall.CRITICAL else ''})"
+           for sev, o in judged if sev is not Overall.HEALTHY]
+    if overall is Overall.CRITICAL:
+        return Result(1, outcomes, f"not healthy: {', '.join(bad)}", "error")
+    up = sum(o.up for o in outcomes.values())
+    if bad:
+        return Result(0, outcomes, f"{up} of {len(outcomes)} service(s) running; warning: {', '.join(bad)}", "warn")
+    return Result(0, outcomes, f"{up} service(s) running" + ("" if skip_health_check else " and healthy"))
+
+
+def _survivors(deployment: Deployment, run: StopRun, force: bool) -> str:
     text = f"could not stop {', '.join(run.failed)}" + ("" if force else " (use --force to SIGKILL)")
-    hooked = [registry.service(n) for n in run.failed if registry.service(n).pre_stop]
-    for s in hooked:  # it runs on, but it was told to stop working first; no hook undoes that
-        text += f"; {s.name} still runs after its pre-stop {s.pre_stop.method} {s.pre_stop.path}: check that it works"
+    for name in run.failed:  # it runs on, but it was told to stop working first; no hook undoes that
+        hook = deployment.registry.service(name).pre_stop
+        if hook:
+            text += f"; {name} still runs after its pre-stop {hook.method} {hook.path}: check that it works"
     return text
 
 
-def stop(registry: Registry, printer: Printer, services: list[Service], *, force: bool, dry_run: bool,
-         interrupts: Interrupts | None = None) -> int:
-    interrupts = interrupts or Interrupts()
-    found = discover(registry, services)
-    plan = plan_stop(registry, services, found, force=force)
-    for name, why in plan.blocked.items():
-        printer.warn(f"{name}: {why}")
-    if dry_run:
-        printer.info("dry run: nothing is signalled" if plan.steps else "dry run: nothing to stop")
-        print_stop_plan(printer, plan, force)
-        return 0
-    if not plan.steps:
-        printer.ok("nothing to stop: no TMT service of this registry runs natively")
-        forget_stale(registry, found)
-        return 0
-    printer.info(f"stopping {', '.join(s.service for s in plan.steps)}")
-    interrupts.begin_changes("finishing the stop wave in flight; nothing more is stopped")
-    run = execute_stop(registry, plan, found, printer, force=force, interrupted=interrupts.requested.is_set)
-    left = [s.service for s in plan.steps if s.service not in run.results]
-    if run.failed:
-        raise OperationFailed(_survivors(registry, run, force) + (f"; left running because they serve it: {', '.join(left)}"
-                                                        if left else ""))
-    if interrupts.requested.is_set():
-        printer.warn(f"interrupted: stopped {', '.join(run.stopped) or 'nothing'}; "
-                     f"still running: {', '.join(left) or 'nothing'}")
-        return INTERRUPTED
-    printer.ok(f"stopped {len(run.results)} service(s)")
-    return 0
-
-
-def summary(printer: Printer, outcomes: dict[str, Outcome]) -> None:
-    styles = {"running": "ok", "degraded": "warn", "starting": "warn", "not started": "warn", "untouched": "ok"}
-    rows, row_styles = [], []
-    for o in outcomes.values():
-        ready = f"{o.ready_seconds:.2f}s" if o.ready_seconds is not None else "-"
-        rows.append((o.service, o.state, o.pid or "-", o.port, ready, o.detail))
-        row_styles.append(styles.get(o.state, "error"))
-    printer.line()
-    printer.table(("SERVICE", "STATE", "PID", "PORT", "READY", "DETAIL"), rows, row_styles)
-
-
-def _restore(registry: Registry, printer: Printer, services: list[Service], found: Discovery, run: StopRun,
-             interrupts: Interrupts) -> dict[str, Outcome]:
+def _restore(deployment: Deployment, services: list[Service], stop: StopPlan, run: StopRun,
+             interrupts: Interrupts, events: Events) -> dict[str, Outcome]:
     """Start again what this run stopped; every other selected service is shown as it was left."""
-    stopped = [registry.service(n) for n in run.stopped]
+    stopped = [deployment.registry.service(n) for n in run.stopped]
     if stopped:
-        printer.info(f"starting again what this run stopped: {', '.join(s.name for s in stopped)}")
+        events.info(f"starting again what this run stopped: {', '.join(s.name for s in stopped)}")
     interrupts.then = "finishing the start in flight (a second interrupt leaves things as they are)"
     # A fresh event: the interrupt that brought us here must not cancel the restore; only a second one ends it.
-    outcomes, _ = execute_start(registry, plan_start(registry, stopped), printer, threading.Event())
+    outcomes, _ = execute_start(deployment, plan_start(deployment, stopped), events, threading.Event())
+    planned = {step.service: step for step in stop.steps}
     for service in services:
-        ours = found.ours.get(service.name)
-        pid = (ours.root or ours.members[0]).pid if ours else None
+        runs_as = planned[service.name].runs_as if service.name in planned else None
         if service.name in run.failed:
-            outcomes[service.name] = Outcome(service.name, "not stopped", service.port, pid,
+            outcomes[service.name] = Outcome(service.name, "not stopped", service.port, runs_as,
                                              detail=run.results[service.name].detail)
         elif service.name not in outcomes:
-            outcomes[service.name] = Outcome(service.name, "untouched", service.port, pid,
-                                             detail="left as it was: the stop halted before it")
+            outcomes[service.name] = Outcome(service.name, "untouched", service.port, runs_as,
+                                             detail="left as it was: the stop halted before it"
+                                             if runs_as else "was not running")
     return {s.name: outcomes[s.name] for s in services}
 
 
-def restart(registry: Registry, printer: Printer, services: list[Service], *, force: bool,
-            skip_health_check: bool, dry_run: bool, interrupts: Interrupts | None = None) -> int:
+def restart(deployment: Deployment, services: list[Service], options: Options, events: Events,
+            interrupts: Interrupts | None = None) -> Result:
     interrupts = interrupts or Interrupts()
-    found = discover(registry, services)
-    stop_plan = plan_stop(registry, services, found, force=force)
-    start_plan = plan_start(registry, services)
-    if dry_run:
-        printer.info("dry run: nothing is signalled or started")
-        for name, why in stop_plan.blocked.items():
-            printer.warn(f"{name}: {why}; it will not start")
-        print_stop_plan(printer, stop_plan, force)
-        for line in describe_start(registry, start_plan):
-            printer.line(line)
-        return 0
-    problems = preflight.native(registry, services, dict(stop_plan.blocked))
-    for problem in problems:
-        printer.error(f"preflight: {problem.text}")
-    preflight.check(problems)
-
+    starting = bring_up(deployment, services)
+    stop_plan = plan_stop(deployment, services, force=options.force)
+    start_plan = plan_start(deployment, starting)
+    if options.dry_run:
+        return _dry_run(events, stop_plan, start_plan)
+    check_and_prepare(deployment, starting, stop_plan, events)
     if stop_plan.steps:
-        printer.info(f"stopping {', '.join(s.service for s in stop_plan.steps)}")
+        events.info(f"stopping {', '.join(step.service for step in stop_plan.steps)}")
         interrupts.begin_changes("finishing the stop wave in flight, then starting again what this run stopped")
-        run = execute_stop(registry, stop_plan, found, printer, force=force, interrupted=interrupts.requested.is_set)
+        run = execute_stop(deployment, stop_plan, events, interrupts.requested.is_set)
+        _tidy(deployment, services)
         if run.failed or interrupts.requested.is_set():
-            outcomes = _restore(registry, printer, services, found, run, interrupts)
-            summary(printer, outcomes)
+            outcomes = _restore(deployment, services, stop_plan, run, interrupts, events)
             if run.failed:
-                raise OperationFailed(_survivors(registry, run, force) + "; nothing more was stopped, and what "
-                                      "this run stopped was started again")
-            printer.warn("interrupted: what this run stopped was started again")
-            return INTERRUPTED
+                return Result(1, outcomes, _survivors(deployment, run, options.force) + "; nothing more was "
+                                           "stopped, and what this run stopped was started again", "error")
+            return Result(INTERRUPTED, outcomes, "interrupted: what this run stopped was started again", "warn")
+    return _start(deployment, start_plan, options, events, interrupts)
+
+
+def _start(deployment: Deployment, plan: StartPlan, options: Options, events: Events,
+           interrupts: Interrupts) -> Result:
+    """The start half: the plan's waves until done or interrupted (nothing more is launched), then the verdict."""
     interrupts.begin_changes(NOTHING_MORE)
-    outcomes, interrupted = execute_start(registry, start_plan, printer, interrupts.requested)
-    if interrupted:
-        summary(printer, outcomes)
-        printer.warn(f"interrupted: {NOTHING_MORE}")
-        return INTERRUPTED
-    unhealthy = [] if skip_health_check else validate(registry, outcomes)
-    summary(printer, outcomes)
-    if unhealthy:
-        raise OperationFailed(f"health validation failed: {', '.join(unhealthy)}")
-    down = [f"{o.service} ({o.state})" for o in outcomes.values() if not o.up]
-    if down:
-        raise OperationFailed(f"not running: {', '.join(down)}")
-    degraded = [o.service for o in outcomes.values() if o.state == "degraded"]
-    if degraded:
-        printer.warn(f"{len(outcomes)} service(s) running; degraded: {', '.join(degraded)}")
-    else:
-        printer.ok(f"{len(outcomes)} service(s) running" + ("" if skip_health_check else " and healthy"))
-    return 0
+    outcomes, interrupted = execute_start(deployment, plan, events, interrupts.requested)
+    return _finish(deployment, outcomes, interrupted, options.skip_health_check, events)
+
+
+def start(deployment: Deployment, services: list[Service], options: Options, events: Events,
+          interrupts: Interrupts | None = None) -> Result:
+    """Start what is not running (and the infrastructure it needs); what runs is left as it is."""
+    interrupts = interrupts or Interrupts()
+    starting = bring_up(deployment, _not_running(deployment, services))
+    plan = plan_start(deployment, starting)
+    if options.dry_run:
+        return _dry_run(events, None, plan)
+    check_and_prepare(deployment, starting, None, events)
+    if not plan.steps:
+        return Result(0, last=f"nothing to start: every selected service runs ({deployment.mode} mode)")
+    return _start(deployment, plan, options, events, interrupts)
+
+
+def stop(deployment: Deployment, services: list[Service], options: Options, events: Events,
+         interrupts: Interrupts | None = None) -> Result:
+    interrupts = interrupts or Interrupts()
+    plan = plan_stop(deployment, services, force=options.force)
+    if options.dry_run:
+        return _dry_run(events, plan, None)
+    for name, why in plan.blocked.items():
+        events.warn(f"{name}: {why}")
+    if not plan.steps:
+        _tidy(deployment, services)
+        return Result(0, last=f"nothing to stop: no service of this registry runs ({deployment.mode} mode)")
+    events.info(f"stopping {', '.join(step.service for step in plan.steps)}")
+    interrupts.begin_changes("finishing the stop wave in flight; nothing more is stopped")
+    run = execute_stop(deployment, plan, events, interrupts.requested.is_set)
+    _tidy(deployment, services)
+    left = [step.service for step in plan.steps if step.service not in run.results]
+    if run.failed:
+        return Result(1, last=_survivors(deployment, run, options.force)
+                      + (f"; left running because they serve it: {', '.join(left)}" if left else ""), level="error")
+    if interrupts.requested.is_set():
+        return Result(INTERRUPTED, last=f"interrupted: stopped {', '.join(run.stopped) or 'nothing'}; "
+                                        f"still running: {', '.join(left) or 'nothing'}", level="warn")
+    return Result(0, last=f"stopped {len(run.results)} service(s)")

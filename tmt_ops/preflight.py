@@ -1,26 +1,25 @@
-"""Preflight: everything a restart needs is checked before the first signal, so a problem found half-way
-can never leave the system half down.
+"""Preflight: everything a restart needs is checked before the first change, so a problem found half-way
+can never leave the system half down. The backends check their own (backends.Backend.preflight, using the
+helpers here); operations.py adds what is common: required dependencies answering, ports not held.
 
 A problem is one line. Configuration problems (a program that is not there, a missing directory, an
-unwritable state or log directory) exit 2; the environment (a required dependency that does not answer, a
-foreign process on a service's port) exits 1. Nothing is stopped when any is found.
+unwritable state or log directory, a compose file compose refuses) exit 2; the environment (a required
+dependency that does not answer, a foreign process on a service's port) exits 1. Nothing is stopped when
+any is found.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from .errors import OperationFailed, TmtError
+from .errors import TmtError
 from .probes import probe_all
-from .registry import Registry, Service
-from .states import Health
-
-READY = (Health.HEALTHY, Health.DEGRADED)  # it answers and serves; degraded is reported, not fatal
+from .registry import Service
+from .states import SERVING
 
 
 @dataclass(frozen=True)
@@ -42,6 +41,7 @@ def check(problems: list[Problem]) -> None:
 
 
 def writable(folder: Path, what: str, key: str) -> Problem | None:
+    import tempfile  # only here: the import costs a restart time before its first service starts
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
@@ -69,46 +69,24 @@ def runnable(service: Service) -> Problem | None:
     return None
 
 
-def dependencies(registry: Registry, starting: Iterable[Service]) -> list[Problem]:
-    """Every required dependency of the services to start, outside them, must answer now."""
+def dependencies(deployment, starting: Iterable[Service]) -> list[Problem]:
+    """Every required dependency of the services to start, outside them, must answer now (probed where the
+    deployment's backend says it is; `deployment` is a backends.Deployment)."""
     starting = list(starting)
+    registry = deployment.registry
     names = {s.name for s in starting}
     needed = {dep for s in starting for dep in s.required_deps if dep not in names}
     if not needed:
         return []
     services = [registry.service(n) for n in registry.services if n in needed]
-    results = probe_all(services, max(s.probe.timeout for s in services))
+    targets = [deployment.of(s).address(s) if deployment.of(s) else s for s in services]
+    results = probe_all(targets, max(s.probe.timeout for s in services))
     problems = []
     for service in services:
         result = results[service.name]
-        if result.status not in READY:
+        if result.status not in SERVING:
             users = ", ".join(s.name for s in starting if service.name in s.required_deps)
             problems.append(Problem(f"{service.display_name} at {service.address} does not answer "
                                     f"({result.error or result.status.value}), and {users} cannot run without it "
                                     "(depends_on: required): start it first", 1))
     return problems
-
-
-def native(registry: Registry, starting: Iterable[Service], blocked: dict[str, str]) -> list[Problem]:
-    """What a native restart needs: directories, programs, required dependencies, ports not held by others."""
-    starting = list(starting)
-    problems = [p for p in (writable(registry.state_dir, "state", "state_dir"),
-                            writable(registry.log_dir, "log", "log_dir")) if p]
-    problems += [p for p in map(runnable, starting) if p]
-    problems += [Problem(f"{name}: {why}", 1) for name, why in blocked.items()]
-    problems += dependencies(registry, starting)
-    return problems
-
-
-def compose(project) -> list[Problem]:
-    """What a docker restart needs before `down`: an engine (ConfigError, exit 2, when none answers), a
-    compose file that compose itself accepts, and the required dependencies outside the project (such as
-    infrastructure installed on the host) answering. `project` is a tmt_ops.compose.project.Project."""
-    project.engine.ping()
-    problems = []
-    try:
-        project.compose.run("config", "--quiet")
-    except OperationFailed as exc:
-        problems.append(Problem(f"compose file {project.file} is not valid: {exc}", 2))
-    inside = [s for s in project.registry.services.values() if s.compose_service in project.services]
-    return problems + dependencies(project.registry, inside)

@@ -1,23 +1,44 @@
-"""A service's pre-stop hook (e.g. "stop taking orders"): one HTTP call before it is stopped, in either mode."""
+"""A service's pre-stop hook (e.g. "stop taking orders"): one HTTP call before it is stopped, in any mode.
+
+The call is planned (it is part of a stop step, so --dry-run shows it) and made by the executor before the
+step's backend stops the service. A hook that fails never prevents the stop.
+"""
 
 from __future__ import annotations
 
-import http.client
+from dataclasses import dataclass
 
 from .probes import http_request
 from .registry import Service
 
 
-def call_pre_stop(service: Service) -> tuple[bool, str] | None:
-    """None when the service has no hook; else (whether it answered well, one line saying what happened).
-    A hook that fails never prevents the stop: the line says "stopping anyway"."""
+@dataclass(frozen=True)
+class PreStopCall:
+    service: str
+    method: str
+    path: str
+    timeout: float
+    host: str
+    port: int
+
+    def describe(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+def planned(service: Service) -> PreStopCall | None:
+    """The service's hook as a call to its address, or None when it has none."""
     hook = service.pre_stop
     if hook is None:
         return None
-    what = f"{service.name}: pre-stop {hook.method} {hook.path}"
+    return PreStopCall(service.name, hook.method, hook.path, hook.timeout, service.host, service.port)
+
+
+def call(hook: PreStopCall) -> tuple[bool, str]:
+    """(whether it answered well, one line saying what happened)."""
+    what = f"{hook.service}: pre-stop {hook.method} {hook.path}"
     try:
-        status, _ = http_request(service.host, service.port, hook.method, hook.path, hook.timeout, body=b"")
-    except (OSError, ValueError, http.client.HTTPException) as exc:
+        status, _ = http_request(hook.host, hook.port, hook.method, hook.path, hook.timeout, body=b"")
+    except (OSError, ValueError) as exc:  # ValueError: probes.ProtocolError too
         return False, f"{what} failed ({type(exc).__name__}: {exc}); stopping anyway"
     if status >= 400:
         return False, f"{what} answered HTTP {status}; stopping anyway"

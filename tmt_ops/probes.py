@@ -7,7 +7,6 @@ through HTTP_PROXY) and costs a fifth of the import time, which matters for a he
 
 from __future__ import annotations
 
-import http.client
 import json
 import socket
 import struct
@@ -39,6 +38,10 @@ PG_AUTH_OK = bytes(4)  # an Authentication message with code 0; any other code a
 # BackendKeyData, NoticeResponse.
 PG_SESSION_START = {b"R", b"S", b"K", b"N"}
 PG_TERMINATE = b"X\0\0\0\x04"
+
+
+class ProtocolError(ValueError):
+    """What answered does not speak the probe's protocol (an HTTP answer cut short, garbage)."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,7 @@ def http_request(host: str, port: int, method: str, path: str, timeout: float,
 
 def _http_exchange(host: str, port: int, method: str, path: str, deadline: _Deadline,
                    body: bytes | None = None) -> tuple[int, Any]:
+    import http.client  # here, not at the top: a restart imports it while its first service boots
     conn = http.client.HTTPConnection(host, port, timeout=deadline.left())
     try:
         conn.connect()
@@ -140,6 +144,8 @@ def _http_exchange(host: str, port: int, method: str, path: str, deadline: _Dead
         except ValueError:
             parsed = text.strip()[:200]
         return response.status, parsed
+    except http.client.HTTPException as exc:  # an answer cut short, or not HTTP at all
+        raise ProtocolError(f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
     finally:
         conn.close()
 
@@ -324,7 +330,9 @@ def probe(service: Service, timeout: float | None = None) -> ProbeResult:
         result = ProbeResult(Health.TIMEOUT, service.url, error=f"no answer within {seconds:g}s")
     except ConnectionRefusedError:
         result = ProbeResult(Health.UNHEALTHY, service.url, error=f"connection refused on {service.address}")
-    except (OSError, http.client.HTTPException, ValueError, struct.error) as exc:
+    except ProtocolError as exc:
+        result = ProbeResult(Health.UNHEALTHY, service.url, error=str(exc))
+    except (OSError, ValueError, struct.error) as exc:
         result = ProbeResult(Health.UNHEALTHY, service.url, error=f"{type(exc).__name__}: {exc}".rstrip(": "))
     elapsed = round((time.perf_counter() - started) * 1000, 1)
     return replace(result, response_time_ms=elapsed, port_open=deadline.connected)

@@ -27,6 +27,9 @@ class Health(str, Enum):
         return self is Health.HEALTHY
 
 
+SERVING = (Health.HEALTHY, Health.DEGRADED)  # it answers and serves: degraded is reported, never fatal
+
+
 class Overall(str, Enum):
     """A whole report's verdict, ordered by severity; the value of each is its exit code too."""
 

@@ -1,4 +1,5 @@
-"""What every script shares: --config, loading the registry, and turning errors into exit codes."""
+"""What every script shares: --config and --mode, loading the registry and choosing the deployment, rendering
+an operation's result, and turning errors into exit codes."""
 
 from __future__ import annotations
 
@@ -6,13 +7,13 @@ import argparse
 import sys
 from typing import Callable, Sequence
 
-from ..console import Printer
+from ..backends import MODES, Deployment, resolve_mode
+from ..console import Printer, open_toolkit_log
 from ..errors import TmtError, UsageError
-from ..interrupts import INTERRUPTED
+from ..interrupts import INTERRUPTED, Interrupts
 from ..redact import Redactor
 from ..registry import Registry, load_registry
-
-
+from ..results import Result
 
 class ArgumentParser(argparse.ArgumentParser):
     """argparse that raises UsageError (one line, exit 2 or 3 by caller) instead of printing usage and exiting."""
@@ -26,6 +27,12 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
                         help="service registry (default: $TMT_CONFIG, else config/services.yaml)")
 
 
+def add_mode_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--mode", choices=(*MODES, "auto"), default="auto",
+                        help=f"{what}: native processes, docker compose, or auto (default: the mode that runs now, "
+                             "else the registry's default_mode)")
+
+
 def registry_from(args: argparse.Namespace, printer: Printer) -> Registry:
     """The registry named by --config; the printer now masks its secrets too."""
     registry = load_registry(args.config)
@@ -33,6 +40,40 @@ def registry_from(args: argparse.Namespace, printer: Printer) -> Registry:
     for warning in registry.warnings:
         printer.warn(f"registry: {warning}")
     return registry
+
+
+def for_operation(args: argparse.Namespace, printer: Printer) -> tuple[Interrupts, Registry]:
+    """For a script that changes the system: its signal handling (installed first, so a hang-up or Ctrl-C at any
+    moment is handled), the registry named by --config, and the toolkit log."""
+    interrupts = Interrupts().install(printer.warn)
+    registry = registry_from(args, printer)
+    open_toolkit_log(registry.log_dir, printer.redact, registry.log_max_bytes, registry.log_backups)
+    return interrupts, registry
+
+
+def deployment_from(mode: str, registry: Registry, printer: Printer | None = None, **options) -> Deployment:
+    """The deployment of the mode asked for (auto: the one that runs now); the printer says which, if given."""
+    chosen = resolve_mode(mode, registry)
+    if printer is not None:
+        printer.info(f"mode: {chosen}" + (" (detected)" if mode == "auto" else ""))
+    return Deployment(registry, chosen, **options)
+
+
+def render(printer: Printer, result: Result) -> int:
+    """An operation's result: its summary table (a row per service), its last line; the exit code."""
+    if result.outcomes:
+        styles = {"running": "ok", "degraded": "warn", "starting": "warn", "not started": "warn", "untouched": "ok"}
+        rows, row_styles = [], []
+        for o in result.outcomes.values():
+            ready = f"{o.ready_seconds:.2f}s" if o.ready_seconds is not None else "-"
+            rows.append((o.service, o.state, o.runs_as or "-", o.port, ready, o.detail))
+            row_styles.append(styles.get(o.state, "error"))
+        printer.line()
+        printer.table(("SERVICE", "STATE", "RUNS AS", "PORT", "READY", "DETAIL"), rows, row_styles)
+    if result.last:
+        {"ok": printer.ok, "warn": printer.warn, "error": lambda text: printer.error(f"error: {text}")}[result.level](
+            result.last)
+    return result.exit_code
 
 
 def run(body: Callable[[Sequence[str], Printer], int], argv: Sequence[str] | None, *,

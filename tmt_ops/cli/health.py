@@ -13,11 +13,10 @@ from typing import Sequence
 
 from ..console import Printer, open_toolkit_log, write_out
 from ..errors import UsageError
-from ..mode import MODES, resolve_mode
+from ..backends import Deployment
 from ..output import FORMATS, redact_tree, renderer
 from ..redact import Redactor
-from ..registry import Registry
-from .common import ArgumentParser, add_config_argument, registry_from, run
+from .common import ArgumentParser, add_config_argument, add_mode_argument, deployment_from, registry_from, run
 
 UNKNOWN = 3
 
@@ -40,8 +39,7 @@ def _parser() -> ArgumentParser:
                                    "with host resources, issues and the next command to run. "
                                    "Exit 0 healthy, 1 warning, 2 critical, 3 the check could not run.")
     add_config_argument(p)
-    p.add_argument("--mode", choices=MODES, default="auto",
-                   help="native, docker, or auto: what runs now decides (default: auto)")
+    add_mode_argument(p, "what to check")
     p.add_argument("--json", action="store_true", help="JSON on stdout (same as --format json); "
                                                        "everything human goes to stderr")
     p.add_argument("--format", choices=FORMATS, help="text (default), json, nagios (one plugin line with "
@@ -63,10 +61,11 @@ def _format(args: argparse.Namespace) -> str:
     return "json" if args.json else args.format or "text"
 
 
-def _monitor(args: argparse.Namespace, fmt: str, registry: Registry, mode: str, redactor: Redactor) -> int:
+def _monitor(args: argparse.Namespace, fmt: str, deployment: Deployment, redactor: Redactor) -> int:
     from ..health.document import change_document, to_document
     from ..health.monitor import run as monitor
     from ..output.rounds import RoundWriter
+    registry = deployment.registry
     open_toolkit_log(registry.log_dir, redactor, registry.log_max_bytes, registry.log_backups)
     # round and change lines are the data of a text monitor; beside JSON or a file they are commentary
     human = Printer(sys.stderr if fmt != "text" or args.output else sys.stdout, redactor)
@@ -76,7 +75,7 @@ def _monitor(args: argparse.Namespace, fmt: str, registry: Registry, mode: str, 
         writer.write(number, redact_tree(to_document(report), redactor),
                      [change_document(c, registry.services) for c in changes])
 
-    return monitor(registry, mode, args.interval or registry.health.monitor_interval, on_round, args.count)
+    return monitor(deployment, args.interval or registry.health.monitor_interval, on_round, args.count)
 
 
 def _main(argv: Sequence[str], printer: Printer) -> int:
@@ -84,14 +83,13 @@ def _main(argv: Sequence[str], printer: Printer) -> int:
     fmt = _format(args)
     from ..health.resources import CpuSampler
     cpu = CpuSampler()  # marked now: the one-shot CPU window spans the whole run
-    registry = registry_from(args, printer)
-    mode = resolve_mode(args.mode, registry)
+    deployment = deployment_from(args.mode, registry_from(args, printer))
     redactor = printer.redact
     if args.monitor:
-        return _monitor(args, fmt, registry, mode, redactor)
+        return _monitor(args, fmt, deployment, redactor)
     from ..health.document import to_document
     from ..health.report import build
-    report = build(registry, mode, cpu)
+    report = build(deployment, cpu)
     document = redact_tree(to_document(report), redactor)
     if args.output:
         from ..atomic import write_atomic

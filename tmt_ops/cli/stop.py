@@ -1,4 +1,4 @@
-"""stop-trading-system.py: stop the natively running TMT services, dependents first."""
+"""stop-trading-system.py: stop the TMT services, dependents first, in whatever way they run."""
 
 from __future__ import annotations
 
@@ -8,19 +8,23 @@ from .. import operations
 from ..console import Printer
 from ..errors import UsageError
 from ..lock import run_lock
-from .common import ArgumentParser, add_config_argument, run
-from .restart import load_for_operation
+from .common import (ArgumentParser, add_config_argument, add_mode_argument, deployment_from, for_operation, render,
+                     run)
 
 
 def _parser() -> ArgumentParser:
     parser = ArgumentParser(prog="stop-trading-system.py",
-                            description="Stop the TMT services this toolkit runs natively, in reverse dependency "
-                                        "order; never touches a process that is not one of them without --force.")
+                            description="Stop the TMT services in reverse dependency order; never touches a process "
+                                        "that is not one of them without --force. Infrastructure the deployment "
+                                        "runs stays up unless --with-infra.")
+    add_mode_argument(parser, "how the services run")
     parser.add_argument("--force", action="store_true",
                         help="SIGKILL what outlives its grace period; also stop foreign holders of a service port")
-    parser.add_argument("--dry-run", action="store_true", help="print which pids get which signal and why; change nothing")
+    parser.add_argument("--dry-run", action="store_true", help="print what gets which signal and why; change nothing")
     parser.add_argument("--only", nargs="+", metavar="SERVICE", help="stop these services and their dependents")
     parser.add_argument("--no-deps", action="store_true", help="with --only: leave their dependents running")
+    parser.add_argument("--with-infra", action="store_true",
+                        help="also stop the infrastructure the deployment runs (e.g. its PostgreSQL container)")
     add_config_argument(parser)
     return parser
 
@@ -29,12 +33,14 @@ def _main(argv: Sequence[str], printer: Printer) -> int:
     args = _parser().parse_args(argv)
     if args.no_deps and not args.only:
         raise UsageError("--no-deps needs --only SERVICE...")
-    interrupts, registry = load_for_operation(args, printer)
-    services = operations.select(registry, args.only, not args.no_deps)
+    interrupts, registry = for_operation(args, printer)
+    deployment = deployment_from(args.mode, registry, printer)
+    services = operations.select(deployment, args.only, with_dependents=not args.no_deps, with_infra=args.with_infra)
+    options = operations.Options(force=args.force, dry_run=args.dry_run)
     if args.dry_run:
-        return operations.stop(registry, printer, services, force=args.force, dry_run=True)
+        return render(printer, operations.stop(deployment, services, options, printer))
     with run_lock(registry.state_dir, printer.warn):
-        return operations.stop(registry, printer, services, force=args.force, dry_run=False, interrupts=interrupts)
+        return render(printer, operations.stop(deployment, services, options, printer, interrupts))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -25,12 +25,12 @@ def engine_time(text: str | None) -> float | None:
 @dataclass(frozen=True)
 class Container:
     service: str  # the compose service
+    id: str
     name: str
     status: str  # the engine's word: created, running, paused, restarting, removing, exited, dead
     health: str | None  # starting / healthy / unhealthy; None without a healthcheck
     ports: tuple[str, ...]  # published, as "HOST_IP:HOST_PORT->PORT/tcp"
     started_at: float | None
-    finished_at: float | None  # when it last stopped
     restart_count: int
     exit_code: int | None  # only once it has stopped
     image: str
@@ -44,9 +44,9 @@ class Container:
                 ports.append(f"{b['HostIp']}:{b['HostPort']}->{inside}")
         status = state["Status"]
         stopped = status in ("exited", "dead")
-        return cls(service=data["Config"]["Labels"].get(SERVICE_LABEL, ""), name=data["Name"].lstrip("/"),
+        return cls(service=data["Config"]["Labels"].get(SERVICE_LABEL, ""), id=data["Id"], name=data["Name"].lstrip("/"),
                    status=status, health=(state.get("Health") or {}).get("Status"), ports=tuple(ports),
-                   started_at=engine_time(state.get("StartedAt")), finished_at=engine_time(state.get("FinishedAt")),
+                   started_at=engine_time(state.get("StartedAt")),
                    restart_count=data.get("RestartCount", 0),
                    exit_code=state.get("ExitCode") if stopped else None, image=data["Config"]["Image"])
 

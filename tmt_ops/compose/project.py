@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from ..registry import Registry, Service
 from .containers import Container
 from .engine import Engine
-from .stackfile import active_services
+from .stackfile import active_services, declared_services
 
 if TYPE_CHECKING:
     from .runner import Compose
@@ -23,9 +23,14 @@ class Project:
         self.engine = Engine()
 
     @functools.cached_property
+    def declared(self) -> dict[str, dict]:
+        """Every compose service of the file, in its order."""
+        return declared_services(self.file)
+
+    @functools.cached_property
     def services(self) -> dict[str, dict]:
-        """The compose services `up` starts (active profiles), in the file's order."""
-        return active_services(self.file)
+        """The compose services a plain `up` starts (active profiles), in the file's order."""
+        return active_services(self.declared)
 
     @functools.cached_property
     def compose(self) -> "Compose":
@@ -45,7 +50,7 @@ class Project:
     def containers(self) -> list[Container]:
         """Every container of this project (and only this project), by its compose label."""
         found = [Container.from_inspect(c) for c in self.engine.containers(self.name)]
-        order = list(self.services) if self.file.exists() else []
+        order = list(self.declared) if self.file.exists() else []
         return sorted(found, key=lambda c: (order.index(c.service) if c.service in order else len(order), c.name))
 
     def compose_name(self, name: str) -> str:

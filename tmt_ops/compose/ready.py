@@ -1,8 +1,10 @@
-"""Waiting for `up` to give ready containers, bounded by the registry's startup timeouts.
+"""Waiting for the containers `up` creates for one wave, bounded by the registry's startup timeouts.
 
-Ready means: the engine's healthcheck says healthy where the compose file has one, else the registry's
-probe answers on the published port, else (a service the registry does not know) the container runs.
-Each service's clock starts when its container starts; a build or a wait for a dependency does not count.
+Ready means: the engine's healthcheck is healthy where the compose file has one (the engine is the authority
+on its containers: `status`, `depends_on` and `up --wait` say the same), else the registry's probe answers
+from the host. Each service's clock starts when its container starts; a wait for the image does not count.
+Compose is let finish its `up` once the wave is ready (stopping it half-way makes it stop what it started);
+it is stopped only when the wave failed or was interrupted.
 """
 
 from __future__ import annotations
@@ -12,85 +14,79 @@ import time
 from dataclasses import dataclass, field
 
 from ..probes import probe
+from ..registry import Service
+from ..states import SERVING
 from .containers import Container
 from .project import Project
 from .runner import Background
 
-POLL = 0.25
-DEFAULT_STARTUP_TIMEOUT = 60.0  # for a compose service the registry does not know
+POLL = 0.05
+CREATE_SLACK = 30.0  # seconds `up` may take to create a wave's containers, besides their startup timeouts
 
 
 @dataclass
 class Outcome:
-    ready: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)  # compose service -> why
-    pending: list[str] = field(default_factory=list)  # not ready when the wait ended (another failed, or cancel)
+    ready: dict[str, Container] = field(default_factory=dict)  # registry service -> its container
+    failed: dict[str, str] = field(default_factory=dict)  # registry service -> why
+    pending: list[str] = field(default_factory=list)  # not decided when the wait ended (cancel)
     interrupted: bool = False
 
 
-def startup_timeout(project: Project, service: str) -> float:
-    known = project.registry_service(service)
-    return known.startup_timeout if known else DEFAULT_STARTUP_TIMEOUT
+def _verdict(service: Service, c: Container | None, now: float, since: float, up_done: bool) -> str | None:
+    """'' when ready, None while it may still become ready, else why it failed.
 
-
-def _verdict(project: Project, c: Container | None, now: float, since: float) -> str | None:
-    """'' when ready, None while it may still become ready, else why it failed. A container that stopped
-    before this start (`since`) is one compose is about to start again, not a failure."""
+    Only a container this start started (`since`) is judged while `up` runs: an older one may be what compose
+    is about to replace (a changed command or image: compose stops it, then makes a new one) or start again.
+    Once `up` has ended, what runs is what compose left."""
     if c is None or c.status == "created":
         return None
+    ours = c.started_at is not None and c.started_at >= since
     if c.status in ("exited", "dead"):
-        if c.finished_at is None or c.finished_at < since:
-            return None
-        return f"container {c.name} exited with code {c.exit_code}"
-    if c.status == "running":
-        if c.health == "healthy":
+        return f"container {c.name} exited with code {c.exit_code}" if ours or up_done else None
+    if c.status == "running" and (ours or up_done):
+        if c.health == "healthy" or c.health is None and probe(service).status in SERVING:
             return ""
-        known = project.registry_service(c.service)
-        if c.health is None and (known is None or probe(known).status.ok):
-            return ""
-    limit = startup_timeout(project, c.service)
-    if c.started_at is not None and now - c.started_at > limit:
-        return f"not ready within {limit:g}s of its start (engine: {c.status}, health: {c.health or 'no healthcheck'})"
+    if c.started_at is not None and now - c.started_at > service.startup_timeout:
+        return (f"not ready within {service.startup_timeout:g}s of its start (engine: {c.status}, "
+                f"health: {c.health or 'no healthcheck'})")
     return None
 
 
-def overall_limit(project: Project, services: list[str]) -> float:
-    """Longest the whole start may take: each dependency wave's slowest startup timeout, added up."""
-    known = [project.registry_service(s) for s in services]
-    waves = project.registry.start_waves([k for k in known if k])
-    unknown = sum(1 for k in known if k is None) * DEFAULT_STARTUP_TIMEOUT
-    return sum(max(s.startup_timeout for s in wave) for wave in waves) + unknown
-
-
-def wait_ready(project: Project, services: list[str], up: Background, since: float,
+def wait_ready(project: Project, services: list[Service], up: Background, since: float,
                cancel: threading.Event) -> Outcome:
-    """Poll the engine until every service is ready, one fails, `up` fails, the overall limit passes, or
-    `cancel` is set (then `up` is stopped: nothing more is started). `since`: when `up` was launched."""
-    end = time.monotonic() + overall_limit(project, services)
+    """Poll the engine until each service is ready or failed, `up` fails, or `cancel` is set (then `up` is
+    stopped: nothing more is started). `since`: when `up` was launched."""
+    end = time.monotonic() + max(s.startup_timeout for s in services) + CREATE_SLACK
+    outcome = Outcome()
     while True:
         rc = up.poll()
-        now = time.time()
-        by_service = {c.service: c for c in project.containers()}
+        newest_last = sorted(project.containers(), key=lambda c: c.started_at or 0.0)
+        by_service = {c.service: c for c in newest_last}  # while compose replaces one, the new one counts
         outcome = Outcome()
         for service in services:
-            verdict = _verdict(project, by_service.get(service), now, since)
+            c = by_service.get(service.compose_service)
+            verdict = _verdict(service, c, time.time(), since, rc is not None)
             if verdict == "":
-                outcome.ready.append(service)
+                outcome.ready[service.name] = c
             elif verdict is not None:
-                outcome.failed[service] = verdict
+                outcome.failed[service.name] = verdict
             else:
-                outcome.pending.append(service)
-        waiting = outcome.pending
-        if rc and not outcome.failed and waiting:
+                outcome.pending.append(service.name)
+        if rc and outcome.pending:
             why = f"compose up failed: {up.error_line() or f'exit {rc}'}"
-            outcome.failed, outcome.pending = dict.fromkeys(waiting, why), []
-        if outcome.failed or not waiting and rc is not None or time.monotonic() > end:
+            outcome.failed.update(dict.fromkeys(outcome.pending, why))
+            outcome.pending = []
+        if not outcome.pending:
+            break
+        if time.monotonic() > end:
+            outcome.failed.update(dict.fromkeys(outcome.pending, "not ready when its wave's start limit passed"))
+            outcome.pending = []
             break
         if cancel.wait(POLL):
             outcome.interrupted = True
             break
-    up.stop()
-    if outcome.pending and not outcome.failed and not outcome.interrupted:
-        outcome.failed = dict.fromkeys(outcome.pending, "not ready when the overall start limit passed")
-        outcome.pending = []
+    if outcome.failed or outcome.interrupted:
+        up.stop()
+    else:
+        up.finish(CREATE_SLACK)
     return outcome

@@ -77,8 +77,16 @@ class Background:
         self.log.seek(0)
         return last_line(self.log.read())
 
+    def finish(self, seconds: float) -> None:
+        """Let it end by itself (what it started is ready), at most `seconds`, then stop it."""
+        try:
+            self.proc.wait(seconds)
+        except subprocess.TimeoutExpired:
+            pass
+        self.stop()
+
     def stop(self) -> None:
-        """Used when a dependency failed while compose still waits for it."""
+        """Used when a service failed, or the start was interrupted, while compose still runs."""
         if self.proc.poll() is None:
             self.proc.terminate()
             try:

@@ -11,8 +11,9 @@ import yaml
 from ..errors import ConfigError
 
 
-def active_services(path: Path, environ: Mapping[str, str] = os.environ) -> dict[str, dict]:
-    """The compose file's services that `up` starts: no profile, or a profile named in COMPOSE_PROFILES."""
+def declared_services(path: Path) -> dict[str, dict]:
+    """Every service the compose file declares, whatever its profiles (a service named on compose's command
+    line runs even when its profile is not active)."""
     try:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except FileNotFoundError:
@@ -23,9 +24,14 @@ def active_services(path: Path, environ: Mapping[str, str] = os.environ) -> dict
     services = data.get("services") if isinstance(data, dict) else None
     if not isinstance(services, dict) or not services:
         raise ConfigError(f"compose file {path}: it declares no services")
+    return {name: spec or {} for name, spec in services.items()}
+
+
+def active_services(declared: Mapping[str, dict], environ: Mapping[str, str] = os.environ) -> dict[str, dict]:
+    """The declared services that a plain `up` starts: no profile, or a profile named in COMPOSE_PROFILES."""
     enabled = {p.strip() for p in environ.get("COMPOSE_PROFILES", "").split(",") if p.strip()}
-    return {name: spec or {} for name, spec in services.items()
-            if not (spec or {}).get("profiles") or enabled & set(spec["profiles"]) or "*" in enabled}
+    return {name: spec for name, spec in declared.items()
+            if not spec.get("profiles") or enabled & set(spec["profiles"]) or "*" in enabled}
 
 
 def built(services: Mapping[str, dict]) -> list[str]:

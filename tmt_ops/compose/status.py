@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..backend import ServiceStatus
+from ..backends import ServiceStatus
 from ..console import Printer
 from ..states import ServiceState
 from .containers import Container
@@ -11,14 +11,14 @@ from .project import Project
 JSON_VERSION = 1  # only ever add fields
 
 
-def service_statuses(project: Project) -> dict[str, ServiceStatus]:
+def service_statuses(project: Project, services) -> dict[str, ServiceStatus]:
+    """Each of these registry services (run by this project) by its container; STOPPED without one."""
     by_service = {c.service: c for c in project.containers()}
     found = {}
-    for service in project.registry.services.values():
+    for service in services:
         c = by_service.get(service.compose_service)
         if c is None:
-            if service.compose_service in project.services:
-                found[service.name] = ServiceStatus(service.name, ServiceState.STOPPED, detail="no container")
+            found[service.name] = ServiceStatus(service.name, ServiceState.STOPPED, detail="no container")
             continue
         found[service.name] = ServiceStatus(service.name, c.state, container=c.name, engine_health=c.health,
                                             uptime_seconds=c.uptime_seconds, restart_count=c.restart_count,

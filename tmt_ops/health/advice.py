@@ -17,6 +17,7 @@ from ..states import Overall
 from .severity import ORDER
 
 if TYPE_CHECKING:  # report imports this module
+    from ..backends import Deployment
     from .report import Check
     from .resources import Resources
 
@@ -44,7 +45,10 @@ def _shown(path: Path) -> str:
     return rel if not rel.startswith("..") else str(path)
 
 
-class _Commands:
+class Commands:
+    """Commands a person can paste as they are: the toolkit's scripts with --config when the registry is not
+    the default one, paths as short as they can be said from here. Backends build their advice with it."""
+
     def __init__(self, registry: Registry):
         self.registry = registry
         default = default_config_path()
@@ -54,34 +58,25 @@ class _Commands:
     def script(self, name: str, args: str) -> str:
         return f"python {name}{self.config} {args}"
 
-    def compose(self, args: str) -> str:
-        r = self.registry
-        return f"docker compose -p {shlex.quote(r.compose_project)} -f {shlex.quote(_shown(r.compose_file))} {args}"
-
-    def log_file(self, service: Service) -> str:
-        return _shown(self.registry.log_file(service))
+    def path(self, path: Path) -> str:
+        return shlex.quote(_shown(path))
 
 
-def _service_steps(cmd: _Commands, mode: str, check: "Check") -> tuple[Step, ...]:
+def _service_steps(cmd: Commands, deployment: "Deployment", check: "Check") -> tuple[Step, ...]:
     s = check.service
-    if mode == "docker":
-        container_gone = check.backend is None or check.backend.state.value in ("stopped", "failed")
-        return (Step("read its container log", cmd.script("docker-restart.py", f"logs {s.compose_service} --tail 100")),
-                Step("start its container" if container_gone else "restart its container",
-                     cmd.compose(f"{'up -d' if container_gone else 'restart'} {s.compose_service}")))
-    if s.managed:
-        return (Step("restart it (and its dependents)", cmd.script("restart-trading-system.py", f"--only {s.name}")),
-                Step("read its log", f"tail -n 50 {shlex.quote(cmd.log_file(s))}"))
-    return (Step("see what listens on its port (tmt-ops does not start infrastructure natively)",
+    backend = deployment.of(s)
+    if backend is not None:
+        return tuple(Step(why, command) for why, command in backend.next_steps(s, check.backend, cmd))
+    return (Step(f"see what listens on its port (tmt-ops does not start it in {deployment.mode} mode)",
                  f"ss -ltnp 'sport = :{s.port}'"),)
 
 
-def _check_findings(cmd: _Commands, mode: str, check: "Check") -> list[Finding]:
+def _check_findings(cmd: Commands, deployment: "Deployment", check: "Check") -> list[Finding]:
     s, out = check.service, []
     if check.severity is not Overall.HEALTHY:
         what = check.error or check.status.value
         message = f"{s.display_name} is {check.status.value} at {check.result.url}: {what}"
-        out.append(Finding(check.severity, s.name, message, _service_steps(cmd, mode, check)))
+        out.append(Finding(check.severity, s.name, message, _service_steps(cmd, deployment, check)))
     for holder in check.holders:
         if holder.ours is False:
             out.append(Finding(Overall.WARNING, s.name,
@@ -122,14 +117,11 @@ def _resource_findings(resources: "Resources", registry: Registry) -> list[Findi
     return out
 
 
-def findings(registry: Registry, mode: str, checks: Iterable["Check"], resources: "Resources",
-             backend_problem: str | None) -> list[Finding]:
-    cmd = _Commands(registry)
-    out: list[Finding] = []
-    if backend_problem:
-        steps = (Step("check the engine", "docker info"),) if mode == "docker" else ()
-        out.append(Finding(Overall.WARNING, f"{mode} backend", backend_problem, steps))
+def findings(deployment: "Deployment", checks: Iterable["Check"], resources: "Resources",
+             backend_problems: dict[str, str]) -> list[Finding]:
+    cmd = Commands(deployment.registry)
+    out = [Finding(Overall.WARNING, f"{name} backend", problem) for name, problem in backend_problems.items()]
     for check in checks:
-        out.extend(_check_findings(cmd, mode, check))
-    out.extend(_resource_findings(resources, registry))
+        out.extend(_check_findings(cmd, deployment, check))
+    out.extend(_resource_findings(resources, deployment.registry))
     return sorted(out, key=lambda f: -ORDER.index(f.severity))  # the worst first, else in registry order

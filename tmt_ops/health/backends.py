@@ -1,8 +1,8 @@
-"""What the deployment's backend says about each service, asked in a thread while the probes run.
+"""What the deployment's backends say about their services, asked in threads while the probes run.
 
-Native: tmt_ops.native.statuses (process ids, state). Docker: tmt_ops.compose.statuses (container state and
-engine health) and the engine's data directory, whose disk usage joins the report. Each import happens in
-its own branch, so a native check never loads the docker SDK.
+Each backend is asked for its own services only (native: process ids and whether they hold their ports;
+docker: container state, engine health and published ports) and for the disks that matter to it. A backend
+that cannot be asked (no engine answers) is named, and its services' answers cannot be attributed.
 """
 
 from __future__ import annotations
@@ -10,64 +10,50 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..backend import ServiceStatus
+from ..backends import ServiceStatus
 from ..errors import TmtError
-from ..registry import Registry
 
-DEFAULT_DOCKER_ROOT = Path("/var/lib/docker")
+if TYPE_CHECKING:
+    from ..backends import Deployment
 
 
 @dataclass
 class BackendView:
-    statuses: dict[str, ServiceStatus] | None = None  # None: the backend could not be asked
-    problem: str | None = None  # why not (an engine that does not answer is worth a finding)
+    statuses: dict[str, ServiceStatus] = field(default_factory=dict)
+    problems: dict[str, str] = field(default_factory=dict)  # backend name -> why it could not be asked
     disk_paths: list[Path] = field(default_factory=list)
 
 
-def _native(registry: Registry) -> BackendView:
-    from .. import native
-    return BackendView(statuses=dict(native.statuses(registry)))
-
-
-def _docker_root_dir() -> Path:
-    from ..compose.engine import Engine
-    try:
-        return Path(Engine(timeout=2).info().get("DockerRootDir") or DEFAULT_DOCKER_ROOT)
-    except TmtError:  # the engine's own answer is a nicety; the default location is right almost always
-        return DEFAULT_DOCKER_ROOT
-
-
-def _docker(registry: Registry) -> BackendView:
-    from .. import compose
-    view = BackendView(disk_paths=[_docker_root_dir()])
-    view.statuses = dict(compose.statuses(registry))
-    return view
-
-
-def _ask(registry: Registry, mode: str) -> BackendView:
-    try:
-        return _docker(registry) if mode == "docker" else _native(registry)
-    except TmtError as exc:
-        return BackendView(problem=str(exc))
-    except Exception as exc:  # a backend bug must not cost the probes' report
-        return BackendView(problem=f"{mode} backend failed: {type(exc).__name__}: {exc}")
-
-
 class BackendQuery:
-    """Starts asking at once; wait() returns what arrived by the round's deadline."""
+    """Starts asking every backend of the deployment at once; wait() returns what arrived by the deadline."""
 
-    def __init__(self, registry: Registry, mode: str):
-        self.mode = mode
-        self._view: BackendView | None = None
-        self._thread = threading.Thread(target=self._run, args=(registry, mode), name="backend", daemon=True)
-        self._thread.start()
+    def __init__(self, deployment: "Deployment") -> None:
+        self._answers: dict[str, BackendView] = {}
+        self._threads = []
+        for name, members in deployment.group(deployment.registry.services.values()).items():
+            thread = threading.Thread(target=self._ask, args=(deployment.backend(name), members),
+                                      name=f"backend-{name}", daemon=True)
+            thread.start()
+            self._threads.append((name, thread))
 
-    def _run(self, registry: Registry, mode: str) -> None:
-        self._view = _ask(registry, mode)
+    def _ask(self, backend, members) -> None:
+        try:
+            view = BackendView(statuses=backend.statuses(members), disk_paths=backend.extra_disk_paths())
+        except TmtError as exc:
+            view = BackendView(problems={backend.name: str(exc)})
+        except Exception as exc:  # a backend bug must not cost the probes' report
+            view = BackendView(problems={backend.name: f"{backend.name} backend failed: {type(exc).__name__}: {exc}"})
+        self._answers[backend.name] = view
 
     def wait(self, seconds: float) -> BackendView:
-        self._thread.join(max(0.0, seconds))
-        if self._view is None:
-            return BackendView(problem=f"the {self.mode} backend did not answer within the round's deadline")
-        return self._view
+        view = BackendView()
+        for name, thread in self._threads:
+            thread.join(max(0.0, seconds))
+            answer = self._answers.get(name) or BackendView(
+                problems={name: f"the {name} backend did not answer within the round's deadline"})
+            view.statuses.update(answer.statuses)
+            view.problems.update(answer.problems)
+            view.disk_paths += answer.disk_paths
+        return view

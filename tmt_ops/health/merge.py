@@ -12,7 +12,7 @@ deployment, such as a database installed on the host) is judged by its probe alo
 
 from __future__ import annotations
 
-from ..backend import ServiceStatus
+from ..backends import ServiceStatus
 from ..probes import ProbeResult
 from ..states import Health, ServiceState
 

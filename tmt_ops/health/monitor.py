@@ -10,11 +10,13 @@ from __future__ import annotations
 import signal
 import time
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
-from ..registry import Registry
 from .report import Report, build
 from .resources import CpuSampler
+
+if TYPE_CHECKING:
+    from ..backends import Deployment
 
 
 @dataclass(frozen=True)
@@ -70,11 +72,11 @@ def _raise_stop(signum, frame):
     raise _Stop()
 
 
-def run(registry: Registry, mode: str, interval: float, on_round: Callable[[int, Report, list[StateChange]], None],
+def run(deployment: "Deployment", interval: float, on_round: Callable[[int, Report, list[StateChange]], None],
         count: int | None = None) -> int:
     """Rounds until Ctrl-C, SIGTERM or SIGHUP (or `count` rounds, or the reader of its output goes away);
     returns the last round's exit code."""
-    debouncer = Debouncer(registry.health.state_change_rounds)
+    debouncer = Debouncer(deployment.registry.health.state_change_rounds)
     cpu = CpuSampler()
     exit_code = 3  # no round finished: the check could not run
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
@@ -83,7 +85,7 @@ def run(registry: Registry, mode: str, interval: float, on_round: Callable[[int,
         while count is None or n < count:
             n += 1
             round_started = time.monotonic()
-            report = build(registry, mode, cpu)
+            report = build(deployment, cpu)
             changes = debouncer.observe(states_of(report), report.timestamp)
             exit_code = report.overall.exit_code
             on_round(n, report, changes)

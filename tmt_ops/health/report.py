@@ -6,15 +6,20 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from ..backend import ServiceStatus
+from typing import TYPE_CHECKING
+
+from ..backends import ServiceStatus
 from ..probes import ProbeResult, probe_all
-from ..registry import Registry, Service
-from ..states import Health, Overall, ServiceState
+from ..registry import Service
+from ..states import Health, Overall
 from . import advice
 from .backends import BackendQuery, BackendView
-from .merge import container_words, impostor, merge_docker, merge_native
+from .merge import container_words, impostor
 from .resources import CpuSampler, Resources, measure
 from .severity import of_health, worst
+
+if TYPE_CHECKING:
+    from ..backends import Deployment
 
 
 @dataclass(frozen=True)
@@ -66,19 +71,15 @@ def _not_running(service: Service, holders, backend: ServiceStatus | None, probl
     return text + (f"; {container_words(backend)}" if backend is not None and backend.container else "")
 
 
-def make_checks(registry: Registry, mode: str, results: dict[str, ProbeResult], view: BackendView) -> tuple[Check, ...]:
-    statuses = view.statuses
-    backends: dict[str, ServiceStatus | None] = {}
-    for name in results:
-        backend = None if statuses is None else statuses.get(name)
-        if backend is None and statuses is not None and mode == "docker" and registry.services[name].managed:
-            backend = ServiceStatus(name, ServiceState.STOPPED,
-                                    detail=f"not a service of compose project '{registry.compose_project}'")
-        backends[name] = backend
-    # An answer counts only when the backend shows it comes from the service (merge.impostor); without a
-    # backend view, a managed service's answer cannot be attributed at all.
-    foreign = {n for n, r in results.items() if impostor(r, backends[n]) or
-               statuses is None and registry.services[n].managed and r.port_open}
+def make_checks(deployment: "Deployment", results: dict[str, ProbeResult], view: BackendView) -> tuple[Check, ...]:
+    """Each probe joined with what the service's own backend says; a service outside the deployment (no
+    backend: infrastructure it does not run) is judged by its probe alone."""
+    registry = deployment.registry
+    backends = {name: deployment.of(registry.services[name]) for name in results}
+    # An answer counts only when the backend shows it comes from the service (merge.impostor); when that
+    # backend could not be asked, it cannot be attributed at all.
+    foreign = {n for n, r in results.items() if backends[n] is not None and (
+        impostor(r, view.statuses.get(n)) or backends[n].name in view.problems and r.port_open)}
     wanted = [registry.services[n].port for n, r in results.items()
               if n in foreign or r.port_open and r.status in (Health.UNHEALTHY, Health.TIMEOUT, Health.ERROR)]
     held = {}
@@ -87,39 +88,53 @@ def make_checks(registry: Registry, mode: str, results: dict[str, ProbeResult], 
         held = listeners(wanted)  # one socket scan for every port whose owner matters
     checks = []
     for name, result in results.items():
-        service, backend = registry.services[name], backends[name]
+        service, backend, status = registry.services[name], backends[name], view.statuses.get(name)
         holders = held.get(service.port, ())
-        mine = set(backend.pids) if backend is not None else set()
+        mine = set(status.pids) if status is not None else set()
         classified = tuple(PortHolder(h.pid, h.name, h.user, h.cmdline,
                                       h.pid in mine if mine else (False if name in foreign else None))
                            for h in holders)
         if name in foreign:
-            status, error = Health.UNHEALTHY, _not_running(service, [h for h in holders if h.pid not in mine],
-                                                           backend, None if statuses is not None else view.problem)
-        elif mode == "docker":
-            status, error = merge_docker(result, backend)
+            problem = view.problems.get(backend.name)
+            health, error = Health.UNHEALTHY, _not_running(service, [h for h in holders if h.pid not in mine],
+                                                           status, problem)
+        elif backend is None:
+            health, error = result.status, result.error
         else:
-            status, error = merge_native(result, backend)
-        checks.append(Check(service, result, status, error, backend, classified))
+            health, error = backend.merge(result, status)
+        checks.append(Check(service, result, health, error, status, classified))
     return tuple(checks)
 
 
-def build(registry: Registry, mode: str, cpu: CpuSampler | None = None) -> Report:
+def check_services(deployment: "Deployment", services: list[Service]) -> dict[str, Check]:
+    """One round of checks of these services only, judged as system-health judges them: what a restart
+    validates with (operations.py)."""
+    deadline = deployment.registry.health.deadline
+    started = time.monotonic()
+    query = BackendQuery(deployment)
+    results = probe_all([deployment.of(s).address(s) if deployment.of(s) else s for s in services], deadline)
+    view = query.wait(max(deadline - (time.monotonic() - started), 1.0))
+    return {c.service.name: c for c in make_checks(deployment, results, view)}
+
+
+def build(deployment: "Deployment", cpu: CpuSampler | None = None) -> Report:
     """One round. `cpu` marks where the CPU window starts (the monitor keeps one sampler across rounds).
 
-    The backend is asked while the probes run, every round: only it can tell whether what answers on a
-    service's port is the service (native: a run record and the port's socket in one of its processes;
-    docker: the container publishing the port), so a healthy answer is never taken on trust.
+    The backends are asked while the probes run, every round: only they can tell whether what answers on a
+    service's port is the service (native: the port's socket in one of its processes; docker: the container
+    publishing the port), so a healthy answer is never taken on trust.
     """
+    registry = deployment.registry
     cpu = cpu or CpuSampler()
     started = time.monotonic()
     deadline = registry.health.deadline
-    query = BackendQuery(registry, mode)
-    results = probe_all(registry.services.values(), deadline)
+    query = BackendQuery(deployment)
+    services = list(registry.services.values())
+    results = probe_all([deployment.of(s).address(s) if deployment.of(s) else s for s in services], deadline)
     view = query.wait(max(deadline - (time.monotonic() - started), 1.0))
-    checks = make_checks(registry, mode, results, view)
+    checks = make_checks(deployment, results, view)
     paths = [*registry.health.disk_paths, registry.log_dir, *view.disk_paths]
     resources = measure(registry.health.thresholds, paths, cpu)
-    findings = advice.findings(registry, mode, checks, resources, view.problem)
-    return Report(time.time(), mode, checks, resources, tuple(findings),
+    findings = advice.findings(deployment, checks, resources, view.problems)
+    return Report(time.time(), deployment.mode, checks, resources, tuple(findings),
                   round((time.monotonic() - started) * 1000, 1))

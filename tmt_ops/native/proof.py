@@ -6,6 +6,8 @@ outlives it must be recognised too, and nothing else may be. Two proofs, the str
 - a cgroup v2 per service, where the cgroup2 hierarchy is writable (as systemd does): the kernel keeps every
   descendant in it whatever it does (double fork, setsid), no other process can be in it unless root moves
   it there, and an empty cgroup says the service is gone. Created as <cgroup2>/tmt-ops/<deployment>/<service>.
+  The toolkit moves the new process in as it starts (join), not before: the kernel's first move into a
+  cgroup costs about 10 ms, which the service's own start then does not wait for.
 - everywhere, a run tag in the environment of the spawned process, which its descendants inherit:
   TMT_OPS_RUN=<deployment>/<service>/<run id>. Weaker (a program may clear its environment), so it is
   used only where no cgroup holds the service.
@@ -97,6 +99,24 @@ def cgroup_of(pid: int) -> Path | None:
     except OSError:
         pass
     return None
+
+
+def join(path: Path, pid: int) -> bool:
+    """Move a just-spawned process into the cgroup, then whatever it has started meanwhile (forks wait while
+    a move is under way, so what was forked before it is visible now; the sweep repeats until nothing of it
+    is outside). False when it could not be moved (it is gone, or the cgroup refuses)."""
+    procs = Path(path, "cgroup.procs")
+    try:
+        procs.write_text(str(pid))
+        for _ in range(3):
+            outside = [c.pid for c in psutil.Process(pid).children(recursive=True) if cgroup_of(c.pid) != Path(path)]
+            if not outside:
+                return True
+            for child in outside:
+                procs.write_text(str(child))
+    except (OSError, psutil.NoSuchProcess):
+        return False
+    return True
 
 
 def remove_cgroup(path: Path | str) -> None:

@@ -4,8 +4,7 @@ Own session: closing the terminal or Ctrl-C on the toolkit does not reach it, an
 holds exactly what it starts, so a stop can signal the group (wrapper, shell and grandchild alike).
 Output goes to a file, never to a pipe nobody reads (a chatty service would block once it fills).
 Proof of identity (native/proof.py): the run tag in its environment, and where cgroup v2 is writable, its
-own cgroup, joined by a one-line shell before the service's program is exec'd, so nothing it starts can be
-outside it.
+own cgroup, which the toolkit moves it (and anything it started meanwhile) into while it boots.
 """
 
 from __future__ import annotations
@@ -24,16 +23,12 @@ from ..registry import Registry, Service
 from . import proof, records
 from .records import RunRecord
 
-# $0 is the cgroup's procs file; the shell moves itself there, then becomes the service (same pid).
-JOIN_CGROUP = 'echo $$ > "$0" || exit 126; exec "$@"'
-
 
 @dataclass
 class Spawned:
     service: str
     process: subprocess.Popen
     record: RunRecord
-    log_offset: int  # where this run's output starts in the log
     started: float  # time.monotonic() at spawn
 
 
@@ -71,35 +66,25 @@ def spawn(registry: Registry, service: Service) -> Spawned:
         out = open(log, "ab")
     except OSError as exc:
         raise OperationFailed(f"{service.name}: cannot write its log {log}: {exc.strerror}") from None
-    argv = list(service.command)
-    if cgroup is not None:
-        argv = ["/bin/sh", "-c", JOIN_CGROUP, str(cgroup / "cgroup.procs"), *argv]
     with out:
-        offset = out.tell()
+        # Where this run's output begins: the last lines a failure shows (NativeBackend.logs) say so.
+        out.write(f"--- tmt-ops started {service.name} at {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n".encode())
+        out.flush()
         try:
-            process = subprocess.Popen(argv, cwd=service.cwd, env={**os.environ, **service.env, proof.RUN_VARIABLE: tag},
+            process = subprocess.Popen(list(service.command), cwd=service.cwd, env={**os.environ, **service.env, proof.RUN_VARIABLE: tag},
                                        stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                        start_new_session=True, close_fds=True)
         except OSError as exc:
-            raise OperationFailed(f"{service.name}: cannot run {argv[0]}: {exc.strerror or exc}") from None
+            raise OperationFailed(f"{service.name}: cannot run {service.command[0]}: {exc.strerror or exc}") from None
     started = time.monotonic()
     try:
         create_time = psutil.Process(process.pid).create_time()  # a zombie still has one
     except psutil.NoSuchProcess:
         create_time = 0.0
+    if cgroup is not None and not proof.join(cgroup, process.pid):
+        cgroup = None  # gone already, or refused: its group and run tag still prove it
     record = RunRecord(service=service.name, pid=process.pid, pgid=process.pid, sid=process.pid,
                        create_time=create_time, log_file=str(log), started_at=time.time(), run_tag=tag,
                        cgroup=None if cgroup is None else str(cgroup))
     records.write(registry.state_dir, record)
-    return Spawned(service.name, process, record, offset, started)
-
-
-def log_tail(path: Path, offset: int = 0, lines: int = 12) -> list[str]:
-    """The last lines written to path since offset (this run's output only)."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(max(offset, os.path.getsize(path) - 64 * 1024))
-            text = f.read().decode("utf-8", "replace")
-    except OSError:
-        return []
-    return text.splitlines()[-lines:]
+    return Spawned(service.name, process, record, started)

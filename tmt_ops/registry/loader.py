@@ -16,7 +16,7 @@ import yaml
 
 from ..errors import ConfigError
 from . import graph
-from .model import (GROUPS, MODES, PROBE_KINDS, Dependency, HealthSettings, PreStop, Probe, Registry,
+from .model import (BACKENDS, GROUPS, MODES, PROBE_KINDS, Dependency, HealthSettings, PreStop, Probe, Registry,
                     Service, Threshold, freeze, suggest)
 
 REQUIRED = object()
@@ -44,7 +44,7 @@ SERVICE_KEYS = {
     "critical": (bool, True), "managed": (bool, None), "command": (list, None), "cwd": (str, "."),
     "env": (dict, {}), "health": (dict, {}), "depends_on": (dict, {}), "startup_timeout": (NUMBER, None),
     "stop_signal": (str, None), "stop_grace": (NUMBER, None), "pre_stop": (dict, None),
-    "compose_service": (str, None),
+    "compose_service": (str, None), "backend": (str, None),
 }
 HEALTH_PROBE_KEYS = {"type": (str, "tcp"), "path": (str, None), "expect_status": ((int, list), 200),
                      "timeout": (NUMBER, None)}
@@ -283,8 +283,15 @@ class _Loader:
                                    f"{suggest(spec['group'], GROUPS)}")
         if not 1 <= spec["port"] <= 65535:
             raise self.fail(where, f"port: {spec['port']} is out of range (1-65535)")
-        managed = spec["managed"] if spec["managed"] is not None else spec["group"] == "core"
-        if managed and not spec["command"]:
+        if spec["backend"] is not None and spec["backend"] not in BACKENDS:
+            raise self.fail(where, f"backend: must be one of {', '.join(BACKENDS)}, got '{spec['backend']}'"
+                                   f"{suggest(spec['backend'], BACKENDS)}")
+        if spec["backend"] == "compose" and spec["managed"]:
+            raise self.fail(where, "backend: compose runs it in a container: drop managed: true (that is for a "
+                                   "process on this host)")
+        if spec["backend"] == "native" and spec["managed"] is False:
+            raise self.fail(where, "backend: native and managed: false contradict each other: pick one")
+        if _managed(spec) and not spec["command"]:
             raise self.fail(where, "a managed service needs a command (an argument list), "
                                    "or set managed: false")
         if spec["command"] is not None and not all(isinstance(a, (str, int, float)) for a in spec["command"]):
@@ -366,7 +373,7 @@ class _Loader:
         return Service(
             name=name, display_name=spec["display_name"] or name.replace("-", " ").replace("_", " ").title(),
             group=spec["group"], host=host, port=spec["port"], critical=spec["critical"],
-            managed=spec["managed"] if spec["managed"] is not None else spec["group"] == "core",
+            managed=_managed(spec), backend=spec["backend"],
             command=command, cwd=(root / spec["cwd"]).resolve(),
             env=freeze({str(k): fill(_scalar(v), f"env.{k}") for k, v in spec["env"].items()}),
             probe=Probe(kind=probe["type"], path=probe["path"], expect_status=probe["expect_status"],
@@ -402,6 +409,14 @@ class _Loader:
 
 def _line(node: yaml.Node) -> str:
     return f"line {node.start_mark.line + 1}"
+
+
+def _managed(spec: dict) -> bool:
+    """Started natively by tmt-ops: said so, or backend: native, or by default a core service (unless another
+    backend runs it)."""
+    if spec["managed"] is not None:
+        return spec["managed"]
+    return spec["backend"] == "native" or spec["backend"] is None and spec["group"] == "core"
 
 
 def _tuple(types) -> tuple:

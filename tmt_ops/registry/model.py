@@ -15,6 +15,7 @@ from . import graph
 GROUPS = ("core", "infrastructure")
 PROBE_KINDS = ("http", "tcp", "redis", "postgres", "kafka")
 MODES = ("native", "docker")
+BACKENDS = ("native", "compose")  # a service's own `backend:`, whatever the mode
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,8 @@ class Service:
     host: str
     port: int
     critical: bool
-    managed: bool  # native mode starts and stops it; infrastructure usually is not
+    managed: bool  # started as a process on this host (by default: core services)
+    backend: str | None  # its own backend, whatever the mode ("compose": a container, e.g. infrastructure)
     command: tuple[str, ...]  # resolved: placeholders filled, `python` is the running interpreter
     cwd: Path
     env: Mapping[str, str]
@@ -112,9 +114,13 @@ class Registry:
 
     # -- lookups ---------------------------------------------------------------------------------
     def service(self, name: str) -> Service:
+        """By its registry name, or by its compose service name."""
         try:
             return self.services[name]
         except KeyError:
+            for service in self.services.values():
+                if service.compose_service == name:
+                    return service
             raise ConfigError(f"unknown service '{name}'{suggest(name, self.services)}; "
                               f"known: {', '.join(self.services)}") from None
 

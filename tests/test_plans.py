@@ -8,14 +8,16 @@ import threading
 
 import pytest
 
+from tmt_ops import operations
+from tmt_ops.backends import Deployment
 from tmt_ops.errors import ConfigError, OperationFailed
 from tmt_ops.lock import holder, run_lock
 from tmt_ops.native import records
+from tmt_ops.native.backend import stop_steps
 from tmt_ops.native.discovery import Discovery, Found
 from tmt_ops.native.procs import Proc, signal_group
 from tmt_ops.native.records import RunRecord
 from tmt_ops.native.spawn import rotate
-from tmt_ops.operations import select
 from tmt_ops.plan import plan_start, plan_stop
 from tmt_ops.ports import Holder
 from tmt_ops.registry import load_registry
@@ -31,44 +33,59 @@ def found(name: str, pid: int, pgid: int | None) -> Found:
                  pgid=pgid)
 
 
-def test_stop_plan_reverses_dependency_order_and_says_why(registry):
+def native_deployment(registry, discovery: Discovery, monkeypatch) -> Deployment:
+    """A native deployment whose planning sees `discovery` instead of this machine's processes."""
+    deployment = Deployment(registry, "native")
+    monkeypatch.setattr(deployment.default, "plan_stop",
+                        lambda services, force: stop_steps(discovery, services, force=force))
+    return deployment
+
+
+def test_stop_plan_reverses_dependency_order_and_says_why(registry, monkeypatch):
     discovery = Discovery(ours={"orchestrator": found("orchestrator", 100, 100),
                                 "dashboard": found("dashboard", 200, None)},
                           foreign={"market-analysis": (Holder(300, "nginx", "www", "nginx -g daemon"),)})
-    plan = plan_stop(registry, registry.managed, discovery, force=False)
+    plan = plan_stop(native_deployment(registry, discovery, monkeypatch), registry.managed, force=False)
     assert [s.service for s in plan.steps] == ["dashboard", "orchestrator"]
     dashboard, orchestrator = plan.steps
-    assert dashboard.target == "tree" and dashboard.pids == (200, 201)
-    assert orchestrator.target == "group" and orchestrator.pgid == 100
-    assert orchestrator.pre_stop == "POST /api/trading/disable"
-    assert "process group 100" in orchestrator.describe(force=True) and "SIGKILL" in orchestrator.describe(True)
+    assert dashboard.target == "tree" and [p.pid for p in dashboard.procs] == [200, 201]
+    assert (orchestrator.target, orchestrator.pgid, orchestrator.signal, orchestrator.grace, orchestrator.kill) == (
+        "group", 100, signal.SIGTERM, 10.0, False)
+    assert orchestrator.pre_stop.describe() == "POST /api/trading/disable"
+    assert "process group 100" in orchestrator.describe() and "then fail (no --force)" in orchestrator.describe()
     assert "pid 300 (nginx" in plan.blocked["market-analysis"] and "--force" in plan.blocked["market-analysis"]
     assert plan.idle == ("execution-engine",)
+    forced = plan_stop(native_deployment(registry, discovery, monkeypatch), registry.managed, force=True)
+    assert all(step.kill for step in forced.steps) and "then SIGKILL" in forced.steps[-1].describe()
 
 
-def test_stop_plan_with_force_targets_the_foreign_holder_with_sigterm(registry):
-    discovery = Discovery(foreign={"market-analysis": (Holder(300, "nginx", "www", "nginx"),)})
-    (step,) = plan_stop(registry, registry.managed, discovery, force=True).steps
-    assert (step.target, step.pids, step.signal) == ("foreign", (300,), signal.SIGTERM)
+def test_stop_plan_with_force_targets_the_foreign_holder_with_sigterm(registry, monkeypatch):
+    me = os.getpid()  # a live process, so the planned step can carry its create time
+    discovery = Discovery(foreign={"market-analysis": (Holder(me, "python", "root", "python"),)})
+    (step,) = plan_stop(native_deployment(registry, discovery, monkeypatch), registry.managed, force=True).steps
+    assert (step.target, [p.pid for p in step.procs], step.signal, step.kill) == ("foreign", [me], signal.SIGTERM, True)
 
 
 def test_start_plan_waves_and_outside_dependencies(registry):
-    plan = plan_start(registry, registry.managed)
-    assert [w.services for w in plan.waves] == [("orchestrator",), ("market-analysis",), ("execution-engine",),
-                                                ("dashboard",)]
-    assert plan.waves[0].probe_first == ("postgres", "redis", "kafka")
-    partial = plan_start(registry, select(registry, ["execution-engine"]))
-    assert [w.services for w in partial.waves] == [("execution-engine",), ("dashboard",)]
-    assert partial.waves[0].probe_first == ("orchestrator", "market-analysis")
+    deployment = Deployment(registry, "native")
+    plan = plan_start(deployment, registry.managed)
+    assert [[s.service.name for s in w.steps] for w in plan.waves] == [
+        ["orchestrator"], ["market-analysis"], ["execution-engine"], ["dashboard"]]
+    assert [d.name for d in plan.waves[0].probe_first] == ["postgres", "redis", "kafka"]
+    partial = plan_start(deployment, operations.select(deployment, ["execution-engine"]))
+    assert [[s.service.name for s in w.steps] for w in partial.waves] == [["execution-engine"], ["dashboard"]]
+    assert [d.name for d in partial.waves[0].probe_first] == ["orchestrator", "market-analysis"]
     assert partial.waves[1].probe_first == ()
 
 
-def test_select_refuses_infrastructure_and_unknown_names(registry):
-    with pytest.raises(ConfigError, match="managed: false"):
-        select(registry, ["redis"])
+def test_select_refuses_what_the_deployment_does_not_run_and_unknown_names(registry):
+    deployment = Deployment(registry, "native")
+    with pytest.raises(ConfigError, match="outside this native deployment"):
+        operations.select(deployment, ["redis"])
     with pytest.raises(ConfigError, match="did you mean 'dashboard'"):
-        select(registry, ["dashbord"])
-    assert [s.name for s in select(registry, ["execution-engine"], with_dependents=False)] == ["execution-engine"]
+        operations.select(deployment, ["dashbord"])
+    assert [s.name for s in operations.select(deployment, ["execution-engine"], with_dependents=False)] == [
+        "execution-engine"]
 
 
 def test_records_round_trip_and_unreadable_files_are_skipped(tmp_path):
@@ -122,13 +139,13 @@ def test_lock_is_granted_once_the_holder_finishes(tmp_path):
         with run_lock(tmp_path, print):
             holding.set()
             release.wait(5)
-    holder = threading.Thread(target=hold)
-    holder.start()
+    holder_thread = threading.Thread(target=hold)
+    holder_thread.start()
     holding.wait(5)
     threading.Timer(0.2, release.set).start()
     with run_lock(tmp_path, lambda text: None, wait=3):
         pass
-    holder.join()
+    holder_thread.join()
 
 
 def test_never_signals_its_own_group_or_init():

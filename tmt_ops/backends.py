@@ -1,0 +1,164 @@
+"""One interface for every way of running the services, and the one place that chooses it.
+
+A backend runs services one way: native processes on this host (native/backend.py) or containers of a
+docker compose project (compose/backend.py). Each answers the same operations: detect (does anything of
+this registry run this way now?), claims (does it run a service in its own mode?), statuses, plan_stop and
+plan_start (steps for a selection, decided from what runs now: plain data that --dry-run prints and the
+executor carries out as written), execute_stop and execute_start (one wave's steps), logs, and the address
+to probe a service at.
+
+The mode (--mode native|docker|auto) is chosen once, here: it names the backend of every service that does
+not name one of its own in the registry; a service that does (infrastructure `backend: compose` in a native
+deployment) is run by that one; anything else is outside the deployment, probed but never started or
+stopped. No other module compares mode names.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Iterable, Protocol
+
+from .errors import ConfigError
+from .registry import Registry, Service
+from .states import ServiceState
+
+if TYPE_CHECKING:
+    from .events import Events
+    from .preflight import Problem
+    from .probes import ProbeResult
+    from .results import Outcome, StopResult
+    from .states import Health
+
+MODES = ("native", "docker")  # --mode values besides auto, in the order --mode auto asks them
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    """What a backend says about one service, in one vocabulary."""
+
+    service: str  # the registry's name
+    state: ServiceState
+    pids: tuple[int, ...] = ()  # native: the service's root process first
+    container: str | None = None  # docker: container name
+    engine_health: str | None = None  # docker: the engine's healthcheck (healthy / unhealthy / starting)
+    uptime_seconds: float | None = None
+    restart_count: int | None = None
+    exit_code: int | None = None
+    detail: str = ""
+    # Is the service's port answered by the service itself: native, the listening socket is held by one of
+    # its processes; docker, its running container publishes the port. None: nothing to say (not running,
+    # or nothing listens).
+    holds_port: bool | None = None
+
+
+class Backend(Protocol):
+    name: ClassVar[str]  # "native", "compose"
+    mode: ClassVar[str]  # the --mode whose default backend this is
+    registry: Registry
+
+    @classmethod
+    def detect(cls, registry: Registry) -> bool:
+        """Something of this registry runs this way now (for --mode auto)."""
+
+    def claims(self, service: Service) -> bool:
+        """In its own mode, whether this backend runs `service` (else it is outside the deployment)."""
+
+    def statuses(self, services: list[Service]) -> dict[str, ServiceStatus]: ...
+
+    def plan_stop(self, services: list[Service], *, force: bool) -> dict[str, object]:
+        """service -> its stop step, or a Blocked (something foreign is in the way), or None (nothing runs)."""
+
+    def plan_start(self, services: list[Service]) -> dict[str, object]:
+        """service -> its start step."""
+
+    def preflight(self, starting: list[Service]) -> list["Problem"]:
+        """What must hold before anything is stopped for these services to start."""
+
+    def prepare(self, starting: list[Service], events: "Events") -> None:
+        """Work that may fail and must come before any change (docker: pull and build images)."""
+
+    def execute_stop(self, steps: list, events: "Events") -> dict[str, "StopResult"]:
+        """Carry out one wave's stop steps as they are written."""
+
+    def execute_start(self, steps: list, events: "Events", cancel: threading.Event) -> dict[str, "Outcome"]:
+        """Carry out one wave's start steps; each ends ready, failed, or (cancel) starting."""
+
+    def logs(self, service: Service, tail: int) -> list[str]:
+        """The last lines of a service's own output."""
+
+    def address(self, service: Service) -> Service:
+        """The service as a probe reaches it from here (its host and port)."""
+
+    def merge(self, result: "ProbeResult", status: ServiceStatus | None) -> tuple["Health", str | None]:
+        """A probe's verdict joined with this backend's status of the same service."""
+
+    def next_steps(self, service: Service, status: ServiceStatus | None, commands) -> list[tuple[str, str]]:
+        """(why, command) to run next for a service that is not healthy (commands: health.advice.Commands)."""
+
+    def tidy(self) -> None:
+        """After a stop: drop what the backend knows to be stale (native: records of processes gone)."""
+
+    def extra_disk_paths(self) -> list:
+        """Disks whose fill level matters to this backend (docker: the engine's data directory)."""
+
+
+def backend_classes() -> dict[str, type]:
+    """Every backend by name; imported here only, so a native run never loads the docker code."""
+    from .compose.backend import ComposeBackend
+    from .native.backend import NativeBackend
+    return {cls.name: cls for cls in (NativeBackend, ComposeBackend)}
+
+
+def default_backend(mode: str) -> type:
+    for cls in backend_classes().values():
+        if cls.mode == mode:
+            return cls
+    raise ConfigError(f"unknown mode '{mode}': use one of {', '.join(MODES)} or auto")
+
+
+def resolve_mode(requested: str, registry: Registry) -> str:
+    """--mode auto: the first mode whose backend finds something of this registry running, else the
+    registry's default_mode."""
+    if requested != "auto":
+        return requested
+    for mode in MODES:
+        if default_backend(mode).detect(registry):
+            return mode
+    return registry.default_mode
+
+
+class Deployment:
+    """Which backend runs each service of the registry, in one mode."""
+
+    def __init__(self, registry: Registry, mode: str, **options) -> None:
+        self.registry, self.mode = registry, mode
+        self._options = options  # passed to every backend (docker: compose file and project name)
+        self._backends: dict[str, Backend] = {}
+        self.default = self.backend(default_backend(mode).name)  # the backend of every service without its own
+        self.assignment: dict[str, str | None] = {
+            s.name: s.backend or (self.default.name if self.default.claims(s) else None)
+            for s in registry.services.values()}
+
+    def backend(self, name: str) -> Backend:
+        if name not in self._backends:
+            self._backends[name] = backend_classes()[name](self.registry, **self._options)
+        return self._backends[name]
+
+    def of(self, service: Service) -> Backend | None:
+        name = self.assignment[service.name]
+        return None if name is None else self.backend(name)
+
+    @property
+    def managed(self) -> list[Service]:
+        """The services some backend of this deployment starts and stops, in registry order."""
+        return [s for s in self.registry.services.values() if self.assignment[s.name]]
+
+    def group(self, services: Iterable[Service]) -> dict[str, list[Service]]:
+        """backend name -> its services among these (those outside the deployment are left out)."""
+        grouped: dict[str, list[Service]] = {}
+        for service in services:
+            name = self.assignment[service.name]
+            if name:
+                grouped.setdefault(name, []).append(service)
+        return grouped

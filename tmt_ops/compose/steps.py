@@ -1,0 +1,42 @@
+"""The compose backend's plan steps: the containers to stop and remove, the services to bring up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from ..prestop import PreStopCall
+from ..registry import Service
+
+
+BACKEND = "compose"  # the backend that carries these steps out (its lookup name)
+
+@dataclass(frozen=True)
+class StopStep:
+    service: str
+    containers: tuple[tuple[str, str], ...]  # (id, name) of each container of the service, running or not
+    grace: float  # seconds between SIGTERM and the engine's SIGKILL
+    pre_stop: PreStopCall | None  # planned only for a running container
+    reason: str
+    backend: ClassVar[str] = BACKEND
+
+    @property
+    def runs_as(self) -> str:
+        return f"container {self.containers[0][1]}"
+
+    def describe(self) -> str:
+        names = ", ".join(name for _, name in self.containers)
+        hook = f"{self.pre_stop.describe()}, then " if self.pre_stop else ""
+        return (f"{self.service}: {hook}stop container {names} ({self.grace:g}s grace, then the engine kills it), "
+                f"then remove it - {self.reason}")
+
+
+@dataclass(frozen=True)
+class StartStep:
+    service: Service
+    compose_service: str
+    backend: ClassVar[str] = BACKEND
+
+    def describe(self) -> str:
+        return (f"start {self.service.name}: a new container of compose service {self.compose_service}, "
+                f"port {self.service.port}")

@@ -1,0 +1,162 @@
+"""Carrying out plans, wave by wave, each wave's steps at once. The executor decides nothing: every step says
+what to do, its backend does it; the executor only keeps the order, calls the planned pre-stop hooks, and
+reports.
+
+Stopping: a wave in flight always finishes; after a wave in which a service would not stop, or once an
+interrupt was requested, no further wave starts (the caller decides what to start again).
+Starting: dependencies outside the plan are probed before the wave that needs them; a service whose
+required dependency did not come up is not started; once `cancel` is set nothing more is launched.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, TypeVar
+
+from . import prestop
+from .events import Events
+from .plan import StartPlan, StopPlan
+from .probes import ProbeResult, probe_all
+from .registry import Service
+from .results import Outcome, StopResult
+from .states import SERVING
+
+if TYPE_CHECKING:
+    from .backends import Deployment
+
+T = TypeVar("T")
+FAILED_LOG_LINES = 12
+
+
+def run_parallel(jobs: dict[str, Callable[[], T]]) -> dict[str, T]:
+    """Run the jobs at once, a thread each, and wait for all of them (an interrupt only sets a flag: jobs that
+    watch it return early, the others finish). A job's exception is raised here, after all have ended."""
+    results: dict[str, T] = {}
+    errors: list[BaseException] = []
+
+    def run(name: str, job: Callable[[], T]) -> None:
+        try:
+            results[name] = job()
+        except BaseException as exc:  # re-raised in the caller's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=item, name=f"wave-{item[0]}") for item in jobs.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return {name: results[name] for name in jobs}
+
+
+def _by_backend(steps) -> dict[str, list]:
+    grouped: dict[str, list] = {}
+    for step in steps:
+        grouped.setdefault(step.backend, []).append(step)
+    return grouped
+
+
+@dataclass
+class StopRun:
+    results: dict[str, StopResult] = field(default_factory=dict)  # the services of the waves that ran
+
+    @property
+    def stopped(self) -> list[str]:
+        return [name for name, r in self.results.items() if r.stopped]
+
+    @property
+    def failed(self) -> list[str]:
+        return [name for name, r in self.results.items() if not r.stopped]
+
+
+def execute_stop(deployment: "Deployment", plan: StopPlan, events: Events,
+                 interrupted: Callable[[], bool] = lambda: False) -> StopRun:
+    run = StopRun()
+    for n, wave in enumerate(plan.waves):
+        if n and (run.failed or interrupted()):
+            break
+        hooks = {step.service: (lambda h=step.pre_stop: prestop.call(h)) for step in wave if step.pre_stop}
+        for answered, line in run_parallel(hooks).values():  # "stop taking orders" first; a failure never blocks
+            (events.info if answered else events.warn)(line)
+        done = run_parallel({b: (lambda b=b, steps=steps: deployment.backend(b).execute_stop(steps, events))
+                             for b, steps in _by_backend(wave).items()})
+        for step in wave:
+            result = next(r[step.service] for r in done.values() if step.service in r)
+            run.results[step.service] = result
+            for warning in result.warnings:
+                events.warn(warning)
+            if result.stopped:
+                events.ok(f"{step.service}: {result.detail}")
+            else:
+                events.error(f"{step.service}: {result.detail}")
+                for survivor in result.survivors:
+                    events.line(f"    {survivor}")
+    return run
+
+
+def _probe_outside(deployment: "Deployment", deps: tuple[Service, ...]) -> dict[str, ProbeResult]:
+    targets = [deployment.of(d).address(d) if deployment.of(d) else d for d in deps]
+    return probe_all(targets, max(d.probe.timeout for d in deps))
+
+
+def _blocked_by(service: Service, outcomes: dict[str, Outcome], outside: dict[str, ProbeResult],
+                deployment: "Deployment") -> str | None:
+    for dep in service.required_deps:
+        if dep in outcomes and not outcomes[dep].up:
+            return f"requires {dep}, which {'failed' if outcomes[dep].state == 'failed' else 'did not start'}"
+        if dep in outside and outside[dep].status not in SERVING:
+            d = deployment.registry.service(dep)
+            return (f"requires {d.display_name} at {d.address}, which does not answer "
+                    f"({outside[dep].error or outside[dep].status.value})")
+    return None
+
+
+def execute_start(deployment: "Deployment", plan: StartPlan, events: Events,
+                  cancel: threading.Event) -> tuple[dict[str, Outcome], bool]:
+    """(outcomes by service, interrupted): once `cancel` is set, nothing more is launched."""
+    outcomes: dict[str, Outcome] = {}
+    outside: dict[str, ProbeResult] = {}
+    needed = {dep for name in plan.services for dep in deployment.registry.service(name).required_deps}
+    for n, wave in enumerate(plan.waves, 1):
+        if cancel.is_set():
+            break
+        if wave.probe_first:
+            outside.update(_probe_outside(deployment, wave.probe_first))
+            for dep in wave.probe_first:
+                result = outside[dep.name]
+                if result.status not in SERVING and dep.name not in needed:
+                    events.warn(f"{dep.display_name} at {dep.address} does not answer "
+                                f"({result.error or result.status.value}); optional, starting anyway")
+        ready = []
+        for step in wave.steps:
+            service = step.service
+            blocked = _blocked_by(service, outcomes, outside, deployment)
+            if blocked:
+                outcomes[service.name] = Outcome(service.name, "not started", service.port, detail=blocked)
+                events.error(f"{service.name}: not started: {blocked}")
+            else:
+                ready.append(step)
+        if ready:
+            events.info(f"wave {n}: starting {', '.join(step.service.name for step in ready)}")
+        done = run_parallel({b: (lambda b=b, steps=steps: deployment.backend(b).execute_start(steps, events, cancel))
+                             for b, steps in _by_backend(ready).items()})
+        for step in ready:
+            name = step.service.name
+            outcome = next(r[name] for r in done.values() if name in r)
+            outcomes[name] = outcome
+            if outcome.up:
+                extra = f" ({outcome.detail})" if outcome.detail else ""
+                say = events.ok if outcome.state == "running" else events.warn
+                say(f"{name}: ready in {outcome.ready_seconds:.2f}s ({outcome.runs_as}){extra}")
+            elif outcome.state == "failed":
+                events.error(f"{name}: {outcome.detail}; last lines of its output:")
+                for line in deployment.backend(step.backend).logs(step.service, FAILED_LOG_LINES):
+                    events.line(f"    | {line}")
+    interrupted = cancel.is_set()
+    for name in plan.services:
+        if name not in outcomes:
+            outcomes[name] = Outcome(name, "not started", deployment.registry.service(name).port,
+                                     detail="interrupted")
+    return outcomes, interrupted

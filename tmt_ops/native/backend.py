@@ -1,0 +1,145 @@
+"""The native backend: services as processes on this host, started detached with run records, stopped by
+proven identity (see discovery.py and proof.py)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections import deque
+
+import psutil
+
+from .. import prestop
+from ..backends import ServiceStatus
+from ..events import Events
+from ..executor import run_parallel
+from ..plan import Blocked
+from ..ports import held_by, listening_sockets
+from ..preflight import Problem, runnable, writable
+from ..registry import Registry, Service
+from ..results import Outcome, StopResult
+from ..states import ServiceState
+from . import records, start, stop
+from .discovery import Discovery, describe_holders, discover
+from .procs import Proc
+from .steps import BACKEND, StartStep, StopStep
+
+
+class NativeBackend:
+    name = BACKEND
+    mode = "native"
+
+    def __init__(self, registry: Registry, **_options) -> None:
+        self.registry = registry
+
+    @classmethod
+    def detect(cls, registry: Registry) -> bool:
+        return bool(discover(registry).ours)
+
+    def claims(self, service: Service) -> bool:
+        return service.managed
+
+    def statuses(self, services: list[Service]) -> dict[str, ServiceStatus]:
+        found = discover(self.registry, services)
+        listening = listening_sockets()
+        result = {}
+        for service in services:
+            ours = found.ours.get(service.name)
+            if ours is not None:
+                began = ours.root.create_time if ours.root else min(p.create_time for p in ours.members)
+                pids = tuple(p.pid for p in ours.members)
+                result[service.name] = ServiceStatus(service.name, ServiceState.RUNNING, pids,
+                                                     uptime_seconds=round(time.time() - began, 1), detail=ours.how,
+                                                     holds_port=held_by(service.port, pids, listening))
+            elif service.name in found.foreign:
+                result[service.name] = ServiceStatus(service.name, ServiceState.STOPPED,
+                                                     detail=describe_holders(service, found.foreign[service.name]))
+            elif service.name in found.stale:
+                pid = found.stale[service.name].pid
+                result[service.name] = ServiceStatus(service.name, ServiceState.FAILED,
+                                                     detail=f"exited without a stop (recorded pid {pid} is gone)")
+            else:
+                result[service.name] = ServiceStatus(service.name, ServiceState.STOPPED)
+        return result
+
+    def plan_stop(self, services: list[Service], *, force: bool) -> dict[str, object]:
+        return stop_steps(discover(self.registry, services), services, force=force)
+
+    def plan_start(self, services: list[Service]) -> dict[str, object]:
+        return {s.name: StartStep(s) for s in services}
+
+    def preflight(self, starting: list[Service]) -> list[Problem]:
+        problems = [p for p in (writable(self.registry.state_dir, "state", "state_dir"),
+                                writable(self.registry.log_dir, "log", "log_dir")) if p]
+        return problems + [p for p in map(runnable, starting) if p]
+
+    def prepare(self, starting: list[Service], events: Events) -> None:
+        """Nothing to build: a native service's program is there or the preflight said so."""
+
+    def execute_stop(self, steps: list[StopStep], events: Events) -> dict[str, StopResult]:
+        results = run_parallel({step.service: (lambda s=step: stop.execute(s)) for step in steps})
+        for name, result in results.items():
+            if result.stopped:
+                records.remove(self.registry.state_dir, name)
+        return results
+
+    def execute_start(self, steps: list[StartStep], events: Events, cancel: threading.Event) -> dict[str, Outcome]:
+        return run_parallel({step.service.name: (lambda s=step: start.execute(self.registry, s, events, cancel))
+                             for step in steps})
+
+    def tidy(self) -> None:
+        """Drop run records whose processes are all gone: they only mislead the next run."""
+        for name in discover(self.registry).stale:
+            records.remove(self.registry.state_dir, name)
+
+    def logs(self, service: Service, tail: int) -> list[str]:
+        path = self.registry.log_file(service)
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                return [line.rstrip("\n") for line in deque(f, maxlen=tail)]
+        except OSError:
+            return []
+
+    def address(self, service: Service) -> Service:
+        return service
+
+    def merge(self, result, status):
+        from ..health.merge import merge_native
+        return merge_native(result, status)
+
+    def next_steps(self, service: Service, status: ServiceStatus | None, commands) -> list[tuple[str, str]]:
+        return [("restart it (and its dependents)", commands.script("restart-trading-system.py", f"--only {service.name}")),
+                ("read its log", f"tail -n 50 {commands.path(self.registry.log_file(service))}")]
+
+    def extra_disk_paths(self) -> list:
+        return []
+
+
+def stop_steps(found: Discovery, services: list[Service], *, force: bool) -> dict[str, object]:
+    """Pure: each service's stop step from what discovery found (a Blocked for a foreign holder without
+    --force, None when nothing runs)."""
+    plan: dict[str, object] = {}
+    for s in services:
+        ours = found.ours.get(s.name)
+        if ours is not None:
+            plan[s.name] = StopStep(s.name, ours.target, ours.members, s.stop_signal, s.stop_grace, force, s.host,
+                                    s.port, prestop.planned(s), ours.how, ours.pgid, ours.cgroup)
+        elif s.name in found.foreign:
+            why = describe_holders(s, found.foreign[s.name])
+            if force:  # SIGTERM, its grace, then SIGKILL: never a blind kill, never without --force
+                procs = tuple(_proc(h.pid) for h in found.foreign[s.name])
+                plan[s.name] = StopStep(s.name, "foreign", tuple(p for p in procs if p), signal.SIGTERM,
+                                        s.stop_grace, True, s.host, s.port, None, why + "; --force")
+            else:
+                plan[s.name] = Blocked(why + ": stop it, or use --force")
+        else:
+            plan[s.name] = None
+    return plan
+
+
+def _proc(pid: int) -> Proc | None:
+    try:
+        return Proc.of(psutil.Process(pid))
+    except psutil.NoSuchProcess:
+        return None

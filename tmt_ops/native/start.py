@@ -1,0 +1,64 @@
+"""Carry out one native start step: spawn the service, then poll its probe until it serves, its startup
+timeout ends, or its process exits (a failure at once)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from ..errors import OperationFailed
+from ..events import Events
+from ..ports import port_holders, port_open
+from ..probes import ProbeResult, probe
+from ..registry import Registry, Service
+from ..results import Outcome
+from ..states import SERVING, Health
+from . import records
+from .discovery import describe_holders
+from .spawn import Spawned, spawn
+from .steps import StartStep
+
+POLL = 0.005  # seconds between readiness probes (a probe of a local port costs about a millisecond)
+
+
+def wait_ready(service: Service, spawned: Spawned, cancel: threading.Event) -> tuple[Health | None, str]:
+    """(the probe's verdict once it serves, else None; why not)."""
+    deadline = spawned.started + service.startup_timeout
+    last: ProbeResult | None = None
+    while not cancel.is_set():
+        code = spawned.process.poll()
+        if code is not None:
+            return None, f"exited with code {code} before it was ready"
+        left = deadline - time.monotonic()
+        if left <= 0:
+            why = last.error if last and last.error else (last.status.value if last else "no answer")
+            return None, f"not ready after {service.startup_timeout:g}s (last probe: {why})"
+        last = probe(service, timeout=max(left, 0.05))
+        if last.status in SERVING:
+            return last.status, "" if last.status is Health.HEALTHY else f"{last.status.value}: {last.error}"
+        time.sleep(POLL)
+    return None, "interrupted before it was ready"
+
+
+def execute(registry: Registry, step: StartStep, events: Events, cancel: threading.Event) -> Outcome:
+    service = step.service
+    if port_open(service.host, service.port, 0.2):  # taken since the preflight looked
+        return Outcome(service.name, "failed", service.port,
+                       detail=describe_holders(service, port_holders(service.port)) + ": stop it, or use --force")
+    try:
+        spawned = spawn(registry, service)
+    except OperationFailed as exc:
+        return Outcome(service.name, "failed", service.port, detail=str(exc))
+    pid = spawned.process.pid
+    events.line(f"  {service.name}: started pid {pid}: {' '.join(service.command)}")
+    serving, why = wait_ready(service, spawned, cancel)
+    if serving is not None:
+        return Outcome(service.name, "running" if serving is Health.HEALTHY else "degraded", service.port,
+                       f"pid {pid}", round(time.monotonic() - spawned.started, 2), why)
+    if cancel.is_set():
+        return Outcome(service.name, "starting", service.port, f"pid {pid}", detail=why)
+    if spawned.process.poll() is not None:
+        records.remove(registry.state_dir, service.name)
+        return Outcome(service.name, "failed", service.port, detail=why)
+    return Outcome(service.name, "failed", service.port, f"pid {pid}",
+                   detail=why + "; left running for inspection (stop-trading-system.py stops it)")

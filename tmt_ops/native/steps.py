@@ -1,0 +1,55 @@
+"""The native backend's plan steps: everything the executor needs, decided in advance (plain data)."""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass
+from typing import ClassVar
+
+from ..prestop import PreStopCall
+from ..registry import Service
+from .procs import Proc
+
+
+BACKEND = "native"  # the backend that carries these steps out (its lookup name)
+
+@dataclass(frozen=True)
+class StopStep:
+    service: str
+    # "cgroup" (every process of its cgroup), "group" (the process group it leads), "tree" / "pids" (exactly
+    # these processes), "foreign" (holders of its port that are not the service; --force only)
+    target: str
+    procs: tuple[Proc, ...]  # each re-identified by its create time before it is signalled
+    signal: signal.Signals
+    grace: float  # seconds between the signal and the verdict
+    kill: bool  # SIGKILL what outlives the grace (--force), else the step fails and names the survivors
+    host: str  # the service's address, checked free at the end
+    port: int
+    pre_stop: PreStopCall | None
+    reason: str
+    pgid: int | None = None  # with target "group"
+    cgroup: str | None = None  # with target "cgroup"
+    backend: ClassVar[str] = BACKEND
+
+    @property
+    def runs_as(self) -> str:
+        return f"pid {self.procs[0].pid}" if self.procs else "-"
+
+    def describe(self) -> str:
+        pids = ", ".join(str(p.pid) for p in self.procs)
+        whom = {"group": f"process group {self.pgid} (pids {pids})", "cgroup": f"cgroup {self.cgroup} (pids {pids})",
+                "tree": f"pids {pids} (process tree)", "pids": f"pids {pids} (carrying its run tag)",
+                "foreign": f"pids {pids} (not the service: --force)"}[self.target]
+        hook = f"{self.pre_stop.describe()}, then " if self.pre_stop else ""
+        then = "then SIGKILL" if self.kill else "then fail (no --force)"
+        return f"{self.service}: {hook}{self.signal.name} to {whom}, {self.grace:g}s grace, {then} - {self.reason}"
+
+
+@dataclass(frozen=True)
+class StartStep:
+    service: Service  # what to spawn (command, directory, environment) and how long it may take to be ready
+    backend: ClassVar[str] = BACKEND
+
+    def describe(self) -> str:
+        s = self.service
+        return f"start {s.name} on port {s.port}: {' '.join(s.command)}"

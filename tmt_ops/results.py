@@ -1,0 +1,43 @@
+"""What operations return: an outcome per service and one verdict, for the CLI to render (pipx's shape)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+UP = ("running", "degraded")  # summary states of a service that serves
+
+
+@dataclass
+class Outcome:
+    """One row of a summary: what became of one service."""
+
+    service: str
+    state: str  # running / degraded / starting / failed / not started / unhealthy / not stopped / untouched
+    port: int
+    runs_as: str | None = None  # "pid 4242" or "container tmt-orchestrator-1"
+    ready_seconds: float | None = None
+    detail: str = ""
+
+    @property
+    def up(self) -> bool:
+        return self.state in UP
+
+
+@dataclass(frozen=True)
+class StopResult:
+    service: str
+    stopped: bool
+    detail: str
+    survivors: tuple[str, ...] = ()
+    seconds: float = 0.0
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass
+class Result:
+    """An operation's outcome: per-service rows, a last line, and the exit code it stands for."""
+
+    exit_code: int = 0
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    last: str = ""  # the final line: a summary, or the error
+    level: str = "ok"  # ok / warn / error: how the final line is shown
