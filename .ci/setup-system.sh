@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # System set-up the tests need: a Docker engine with Compose v2 (and v1 for the fallback tests), a local
-# python:3.11-slim base image (no registry is reachable), Redis / PostgreSQL server binaries, and local
-# PostgreSQL and Redis images for the compose profile "infra" (tmt-infra/postgres:15, tmt-infra/redis:7).
+# python:3.11-slim base image (no registry is reachable), Redis / PostgreSQL server binaries, zsh (for the
+# completion tests), and local PostgreSQL and Redis images for the compose profile "infra"
+# (tmt-infra/postgres:15, tmt-infra/redis:7).
 # Idempotent: every step is skipped when its result is already there. Run as root.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -15,6 +16,7 @@ command -v dockerd >/dev/null || packages+=(docker.io)
 command -v redis-server >/dev/null || packages+=(redis-server)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || packages+=(postgresql)
 command -v debootstrap >/dev/null || packages+=(debootstrap)
+command -v zsh >/dev/null || packages+=(zsh)                 # shell completion tests
 command -v docker-compose >/dev/null || packages+=(docker-compose)
 if [ ${#packages[@]} -gt 0 ]; then
     log "installing ${packages[*]}"

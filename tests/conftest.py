@@ -46,7 +46,7 @@ def registry_file(tmp_path):
     import yaml
     for path in written:
         data = yaml.safe_load(path.read_text())
-        kill_listeners(svc["port"] for svc in data["services"].values())
+        kill_listeners(svc["port"] for svc in data["services"].values() if "port" in svc)
         remove_cgroups(Path(data["project"]["state_dir"]), data["services"])
 
 

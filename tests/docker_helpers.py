@@ -54,7 +54,8 @@ def down(config: Path, project: str | None = None, file: Path | None = None) -> 
     registry = load_registry(config)
     project = project or registry.compose_project
     subprocess.run([*compose_command(), "-p", project, "-f", str(file or registry.compose_file), "down",
-                    "--volumes", "--remove-orphans", "--timeout", "1"], env=compose_environment(registry),
+                    "--volumes", "--remove-orphans", "--timeout", "1"],
+                   env={**compose_environment(registry), "COMPOSE_PROFILES": "*"},  # jobs' containers too
                    stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
     engine = Engine()
     for volume in engine.volumes(project):  # Compose v1 creates every declared volume

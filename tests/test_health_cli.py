@@ -168,7 +168,10 @@ def test_output_to_a_missing_directory_is_exit_3(healthy, tmp_path):
 def test_bad_arguments_are_exit_3(args, healthy):
     proc = health("--config", str(healthy.path), *args)
     assert proc.returncode == 3, proc.stderr
-    assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1 and proc.stdout == ""
+    assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1
+    # a monitoring system reads stdout only: asked for the plugin line, it gets one saying why
+    expected = f"SYSTEM-HEALTH UNKNOWN - {proc.stderr[len('error: '):]}" if "nagios" in args else ""
+    assert proc.stdout == expected
 
 
 def test_bad_registry_is_exit_3(tmp_path):

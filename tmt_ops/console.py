@@ -23,6 +23,7 @@ LOGGER = logging.getLogger("tmt_ops")
 # Without an opened toolkit log, warnings must not fall through to logging.lastResort (a second copy on stderr).
 LOGGER.addHandler(logging.NullHandler())
 STYLES = {"ok": "GREEN", "warn": "YELLOW", "error": "RED", "info": "CYAN", "dim": "WHITE", "bold": ""}
+QUIET, NORMAL, VERBOSE = 0, 1, 2  # --quiet: problems only; --verbose: details too
 
 
 def wants_colour(stream: IO) -> bool:
@@ -62,6 +63,7 @@ class Printer:
         self.stream: IO | None = stream or sys.stderr
         self.redact = redactor or Redactor.from_environment()
         self.colour = wants_colour(self.stream) if colour is None else colour
+        self.verbosity = NORMAL
         if self.colour:
             import colorama
             colorama.just_fix_windows_console()
@@ -73,11 +75,16 @@ class Printer:
         code = getattr(self._fore, STYLES[style]) if STYLES[style] else ""
         return f"{code}{self._style.BRIGHT if style in ('bold', 'error') else ''}{text}{self._style.RESET_ALL}"
 
-    def line(self, text: str = "", style: str | None = None, level: int = logging.INFO) -> None:
+    def line(self, text: str = "", style: str | None = None, level: int = logging.INFO, shown: int = NORMAL) -> None:
+        """One line: to the toolkit log always; to the stream when the verbosity asks for it (warnings and
+        errors even with --quiet)."""
         text = self.redact(text)
         LOGGER.log(level, text)
+        if level >= logging.WARNING:
+            shown = QUIET
         # One write per line: lines printed from several threads (a wave in parallel) never interleave.
-        if self.stream is not None and not write_out(self.stream, self.paint(text, style) + "\n"):
+        if self.stream is not None and self.verbosity >= shown and \
+                not write_out(self.stream, self.paint(text, style) + "\n"):
             self.stream = None  # its reader has gone; the toolkit log carries on
 
     def ok(self, text: str) -> None:
@@ -91,6 +98,10 @@ class Printer:
 
     def error(self, text: str) -> None:
         self.line(text, "error", logging.ERROR)
+
+    def detail(self, text: str) -> None:
+        """Shown with --verbose only (the log keeps it anyway)."""
+        self.line(text, "dim", shown=VERBOSE)
 
     def table(self, header: Sequence[str], rows: Sequence[Sequence[str]], styles: Sequence[str | None] = ()) -> None:
         """Aligned columns; styles[i] colours row i (padding is computed on the plain text)."""

@@ -18,4 +18,6 @@ class Events(Protocol):
 
     def error(self, text: str) -> None: ...
 
+    def detail(self, text: str) -> None: ...  # shown with --verbose only
+
     def line(self, text: str = "", style: str | None = None) -> None: ...

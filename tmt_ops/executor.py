@@ -97,6 +97,10 @@ def execute_stop(deployment: "Deployment", plan: StopPlan, events: Events,
 
 
 def _probe_outside(deployment: "Deployment", deps: tuple[Service, ...]) -> dict[str, ProbeResult]:
+    """Dependencies outside the plan that must answer (a oneshot job outside it did its work before: met)."""
+    deps = tuple(d for d in deps if not d.oneshot)
+    if not deps:
+        return {}
     targets = [deployment.of(d).address(d) if deployment.of(d) else d for d in deps]
     return probe_all(targets, max(d.probe.timeout for d in deps))
 
@@ -124,7 +128,7 @@ def execute_start(deployment: "Deployment", plan: StartPlan, events: Events,
             break
         if wave.probe_first:
             outside.update(_probe_outside(deployment, wave.probe_first))
-            for dep in wave.probe_first:
+            for dep in (d for d in wave.probe_first if d.name in outside):
                 result = outside[dep.name]
                 if result.status not in SERVING and dep.name not in needed:
                     events.warn(f"{dep.display_name} at {dep.address} does not answer "
@@ -146,7 +150,9 @@ def execute_start(deployment: "Deployment", plan: StartPlan, events: Events,
             name = step.service.name
             outcome = next(r[name] for r in done.values() if name in r)
             outcomes[name] = outcome
-            if outcome.up:
+            if outcome.state == "done":
+                events.ok(f"{name}: done in {outcome.ready_seconds:.2f}s ({outcome.runs_as}, {outcome.detail})")
+            elif outcome.up:
                 extra = f" ({outcome.detail})" if outcome.detail else ""
                 say = events.ok if outcome.state == "running" else events.warn
                 say(f"{name}: ready in {outcome.ready_seconds:.2f}s ({outcome.runs_as}){extra}")

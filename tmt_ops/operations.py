@@ -82,13 +82,23 @@ def bring_up(deployment: Deployment, services: list[Service]) -> list[Service]:
     return [s for s in deployment.registry.services.values() if s.name in keep]
 
 
+def _plan_lines(stop: StopPlan | None, start: StartPlan | None) -> list[str]:
+    return (stop.lines() if stop else []) + (start.lines() if start else [])
+
+
 def _dry_run(events: Events, stop: StopPlan | None, start: StartPlan | None) -> Result:
     events.info("dry run: this is the plan; nothing is signalled, stopped or started")
     for name, why in (stop.blocked if stop else {}).items():
         events.warn(f"{name}: {why}")
-    for line in (stop.lines() if stop else []) + (start.lines() if start else []):
+    for line in _plan_lines(stop, start):
         events.line(line)
     return Result(0, last="dry run: nothing was changed")
+
+
+def _about_to_run(events: Events, stop: StopPlan | None, start: StartPlan | None) -> None:
+    """--verbose: the plan that is about to run, as --dry-run would print it."""
+    for line in _plan_lines(stop, start):
+        events.detail(f"plan: {line}")
 
 
 def check_and_prepare(deployment: Deployment, starting: list[Service], stop: StopPlan | None, events: Events) -> None:
@@ -126,9 +136,9 @@ def _verdict(deployment: Deployment, outcomes: dict[str, Outcome], skip_health_c
     criticality. Updates the outcomes with what the check found; (worst severity, [(severity, outcome)])."""
     services = [deployment.registry.service(n) for n in outcomes]
     checks = {}
-    if not skip_health_check:
+    if not skip_health_check:  # a job that is done has nothing to check
         from .health.report import check_services
-        checks = check_services(deployment, [s for s in services if outcomes[s.name].up])
+        checks = check_services(deployment, [s for s in services if outcomes[s.name].up and not s.oneshot])
     judged = []
     for service in services:
         outcome = outcomes[service.name]
@@ -155,7 +165,9 @@ def _finish(deployment: Deployment, outcomes: dict[str, Outcome], interrupted: b
     up = sum(o.up for o in outcomes.values())
     if bad:
         return Result(0, outcomes, f"{up} of {len(outcomes)} service(s) running; warning: {', '.join(bad)}", "warn")
-    return Result(0, outcomes, f"{up} service(s) running" + ("" if skip_health_check else " and healthy"))
+    jobs = sum(o.state == "done" for o in outcomes.values())
+    return Result(0, outcomes, f"{up - jobs} service(s) running" + ("" if skip_health_check else " and healthy")
+                  + (f", {jobs} job(s) done" if jobs else ""))
 
 
 def _survivors(deployment: Deployment, run: StopRun, force: bool) -> str:
@@ -198,6 +210,7 @@ def restart(deployment: Deployment, services: list[Service], options: Options, e
     if options.dry_run:
         return _dry_run(events, stop_plan, start_plan)
     check_and_prepare(deployment, starting, stop_plan, events)
+    _about_to_run(events, stop_plan, start_plan)
     if stop_plan.steps:
         events.info(f"stopping {', '.join(step.service for step in stop_plan.steps)}")
         interrupts.begin_changes("finishing the stop wave in flight, then starting again what this run stopped")
@@ -229,6 +242,7 @@ def start(deployment: Deployment, services: list[Service], options: Options, eve
     if options.dry_run:
         return _dry_run(events, None, plan)
     check_and_prepare(deployment, starting, None, events)
+    _about_to_run(events, None, plan)
     if not plan.steps:
         return Result(0, last=f"nothing to start: every selected service runs ({deployment.mode} mode)")
     return _start(deployment, plan, options, events, interrupts)
@@ -245,6 +259,7 @@ def stop(deployment: Deployment, services: list[Service], options: Options, even
     if not plan.steps:
         _tidy(deployment, services)
         return Result(0, last=f"nothing to stop: no service of this registry runs ({deployment.mode} mode)")
+    _about_to_run(events, plan, None)
     events.info(f"stopping {', '.join(step.service for step in plan.steps)}")
     interrupts.begin_changes("finishing the stop wave in flight; nothing more is stopped")
     run = execute_stop(deployment, plan, events, interrupts.requested.is_set)

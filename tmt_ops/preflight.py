@@ -75,7 +75,8 @@ def dependencies(deployment, starting: Iterable[Service]) -> list[Problem]:
     starting = list(starting)
     registry = deployment.registry
     names = {s.name for s in starting}
-    needed = {dep for s in starting for dep in s.required_deps if dep not in names}
+    needed = {dep for s in starting for dep in s.required_deps
+              if dep not in names and not registry.service(dep).oneshot}  # a job outside the run did its work
     if not needed:
         return []
     services = [registry.service(n) for n in registry.services if n in needed]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-UP = ("running", "degraded")  # summary states of a service that serves
+UP = ("running", "degraded", "done")  # summary states of a service that serves, or a job that did its work
 
 
 @dataclass
@@ -12,8 +12,8 @@ class Outcome:
     """One row of a summary: what became of one service."""
 
     service: str
-    state: str  # running / degraded / starting / failed / not started / unhealthy / not stopped / untouched
-    port: int
+    state: str  # running / degraded / done (a job) / starting / failed / not started / unhealthy / not stopped / untouched
+    port: int | None
     runs_as: str | None = None  # "pid 4242" or "container tmt-orchestrator-1"
     ready_seconds: float | None = None
     detail: str = ""

@@ -8,7 +8,8 @@ import sys
 from typing import Callable, Sequence
 
 from ..backends import MODES, Deployment, resolve_mode
-from ..console import Printer, open_toolkit_log
+from .. import __version__
+from ..console import NORMAL, QUIET, VERBOSE, Printer, open_toolkit_log
 from ..errors import TmtError, UsageError
 from ..interrupts import INTERRUPTED, Interrupts
 from ..redact import Redactor
@@ -22,9 +23,17 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see --help)")
 
 
-def add_config_argument(parser: argparse.ArgumentParser) -> None:
+def add_common_arguments(parser: argparse.ArgumentParser, *, short_version: bool = False) -> None:
+    """--config, --version (and -V where asked: a monitoring plugin's), --quiet / --verbose."""
     parser.add_argument("--config", metavar="PATH",
-                        help="service registry (default: $TMT_CONFIG, else config/services.yaml)")
+                        help="service registry (default: $TMT_CONFIG, else the first of ./config/services.yaml, "
+                             "$XDG_CONFIG_HOME/tmt-ops/services.yaml, /etc/tmt-ops/services.yaml)")
+    parser.add_argument(*(("-V", "--version") if short_version else ("--version",)), action="version",
+                        version=f"{parser.prog} (tmt-ops) {__version__}")
+    chatter = parser.add_mutually_exclusive_group()
+    chatter.add_argument("-q", "--quiet", action="store_true", help="print problems only (the log keeps all)")
+    chatter.add_argument("-v", "--verbose", action="store_true",
+                         help="print more: the plan before it runs, probe details")
 
 
 def add_mode_argument(parser: argparse.ArgumentParser, what: str) -> None:
@@ -34,7 +43,8 @@ def add_mode_argument(parser: argparse.ArgumentParser, what: str) -> None:
 
 
 def registry_from(args: argparse.Namespace, printer: Printer) -> Registry:
-    """The registry named by --config; the printer now masks its secrets too."""
+    """The registry named by --config; the printer now masks its secrets too, at the chatter asked for."""
+    printer.verbosity = QUIET if args.quiet else VERBOSE if args.verbose else NORMAL
     registry = load_registry(args.config)
     printer.redact = Redactor.for_registry(registry)
     for warning in registry.warnings:
@@ -62,11 +72,12 @@ def deployment_from(mode: str, registry: Registry, printer: Printer | None = Non
 def render(printer: Printer, result: Result) -> int:
     """An operation's result: its summary table (a row per service), its last line; the exit code."""
     if result.outcomes:
-        styles = {"running": "ok", "degraded": "warn", "starting": "warn", "not started": "warn", "untouched": "ok"}
+        styles = {"running": "ok", "done": "ok", "degraded": "warn", "starting": "warn", "not started": "warn",
+                  "untouched": "ok"}
         rows, row_styles = [], []
         for o in result.outcomes.values():
             ready = f"{o.ready_seconds:.2f}s" if o.ready_seconds is not None else "-"
-            rows.append((o.service, o.state, o.runs_as or "-", o.port, ready, o.detail))
+            rows.append((o.service, o.state, o.runs_as or "-", o.port or "-", ready, o.detail))
             row_styles.append(styles.get(o.state, "error"))
         printer.line()
         printer.table(("SERVICE", "STATE", "RUNS AS", "PORT", "READY", "DETAIL"), rows, row_styles)
@@ -77,12 +88,14 @@ def render(printer: Printer, result: Result) -> int:
 
 
 def run(body: Callable[[Sequence[str], Printer], int], argv: Sequence[str] | None, *,
-        config_error_code: int | None = None, failure_code: int | None = None) -> int:
+        config_error_code: int | None = None, failure_code: int | None = None,
+        on_error: Callable[[str], object] | None = None) -> int:
     """Call body(argv, printer); TmtError -> one line and its exit code; Ctrl-C -> 130.
 
     The final line goes through the same printer as every other (secrets masked, copied to the toolkit log
     once the body opened it). system-health maps every error of its own to 3 (UNKNOWN):
-    config_error_code / failure_code override.
+    config_error_code / failure_code override; on_error(message) says it once more where a caller needs it
+    (a monitoring plugin's line on stdout).
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     printer = Printer()
@@ -93,6 +106,8 @@ def run(body: Callable[[Sequence[str], Printer], int], argv: Sequence[str] | Non
         return INTERRUPTED
     except TmtError as exc:
         printer.error(f"error: {exc}")
+        if on_error is not None:
+            on_error(printer.redact(str(exc)))
         if exc.exit_code == 2 and config_error_code is not None:
             return config_error_code
         return failure_code if failure_code is not None else exc.exit_code

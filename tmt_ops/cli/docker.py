@@ -11,7 +11,7 @@ from .. import operations
 from ..console import Printer, write_out
 from ..errors import UsageError
 from ..lock import run_lock
-from .common import ArgumentParser, add_config_argument, deployment_from, for_operation, registry_from, render, run
+from .common import ArgumentParser, add_common_arguments, deployment_from, for_operation, registry_from, render, run
 
 CHANGES = ("restart", "start", "stop")
 COMMANDS = (*CHANGES, "status", "logs", "clean")
@@ -20,7 +20,7 @@ COMMANDS = (*CHANGES, "status", "logs", "clean")
 def _parser() -> ArgumentParser:
     parser = ArgumentParser(prog="docker-restart.py",
                             description="Manage the TMT stack with docker compose (v2, else v1).")
-    add_config_argument(parser)
+    add_common_arguments(parser)
     parser.add_argument("--compose-file", metavar="PATH", help="compose file (default: the registry's compose_file)")
     parser.add_argument("--project-name", metavar="NAME",
                         help="compose project (default: the registry's compose_project)")

@@ -8,7 +8,7 @@ from .. import operations
 from ..backends import MODES
 from ..console import Printer
 from ..lock import run_lock
-from .common import ArgumentParser, add_config_argument, deployment_from, for_operation, render, run
+from .common import ArgumentParser, add_common_arguments, deployment_from, for_operation, render, run
 
 
 def _parser() -> ArgumentParser:
@@ -19,7 +19,7 @@ def _parser() -> ArgumentParser:
                         help="native or docker; default: auto (the mode that runs now)")
     parser.add_argument("--force", action="store_true",
                         help="SIGKILL what outlives its grace period; also stop foreign holders of a service port")
-    add_config_argument(parser)
+    add_common_arguments(parser)
     return parser
 
 

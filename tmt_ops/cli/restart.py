@@ -8,7 +8,7 @@ from .. import operations
 from ..console import Printer
 from ..errors import UsageError
 from ..lock import run_lock
-from .common import (ArgumentParser, add_config_argument, add_mode_argument, deployment_from, for_operation, render,
+from .common import (ArgumentParser, add_common_arguments, add_mode_argument, deployment_from, for_operation, render,
                      run)
 
 
@@ -27,7 +27,7 @@ def _parser() -> ArgumentParser:
                         help="also restart the infrastructure the deployment runs (e.g. its PostgreSQL container)")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the plan (what stops how, what starts in which wave) and change nothing")
-    add_config_argument(parser)
+    add_common_arguments(parser)
     return parser
 
 

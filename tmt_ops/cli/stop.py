@@ -8,7 +8,7 @@ from .. import operations
 from ..console import Printer
 from ..errors import UsageError
 from ..lock import run_lock
-from .common import (ArgumentParser, add_config_argument, add_mode_argument, deployment_from, for_operation, render,
+from .common import (ArgumentParser, add_common_arguments, add_mode_argument, deployment_from, for_operation, render,
                      run)
 
 
@@ -25,7 +25,7 @@ def _parser() -> ArgumentParser:
     parser.add_argument("--no-deps", action="store_true", help="with --only: leave their dependents running")
     parser.add_argument("--with-infra", action="store_true",
                         help="also stop the infrastructure the deployment runs (e.g. its PostgreSQL container)")
-    add_config_argument(parser)
+    add_common_arguments(parser)
     return parser
 
 

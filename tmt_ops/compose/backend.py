@@ -127,7 +127,9 @@ class ComposeBackend:
         results = {}
         for s in services:
             if s.name in outcome.ready:
-                results[s.name] = Outcome(s.name, "running", s.port, f"container {outcome.ready[s.name].name}", took)
+                c = outcome.ready[s.name]
+                results[s.name] = Outcome(s.name, "done" if s.oneshot else "running", s.port, f"container {c.name}",
+                                          took, "exit 0" if s.oneshot else "")
             elif s.name in outcome.failed:
                 results[s.name] = Outcome(s.name, "failed", s.port, detail=outcome.failed[s.name])
             else:

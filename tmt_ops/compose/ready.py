@@ -2,7 +2,7 @@
 
 Ready means: the engine's healthcheck is healthy where the compose file has one (the engine is the authority
 on its containers: `status`, `depends_on` and `up --wait` say the same), else the registry's probe answers
-from the host. Each service's clock starts when its container starts; a wait for the image does not count.
+from the host; for a oneshot job, its container has exited with code 0. Each service's clock starts when its container starts; a wait for the image does not count.
 Compose is let finish its `up` once the wave is ready (stopping it half-way makes it stop what it started);
 it is stopped only when the wave failed or was interrupted.
 """
@@ -42,7 +42,15 @@ def _verdict(service: Service, c: Container | None, now: float, since: float, up
         return None
     ours = c.started_at is not None and c.started_at >= since
     if c.status in ("exited", "dead"):
-        return f"container {c.name} exited with code {c.exit_code}" if ours or up_done else None
+        if not (ours or up_done):
+            return None
+        if service.oneshot and c.exit_code == 0:
+            return ""  # a job's container that exits 0 is done (where compose's own --wait calls it failed)
+        return f"container {c.name} exited with code {c.exit_code}"
+    if service.oneshot:  # still at work: wait for its end
+        if c.started_at is not None and now - c.started_at > service.startup_timeout:
+            return f"still running {service.startup_timeout:g}s after its start"
+        return None
     if c.status == "running" and (ours or up_done):
         if c.health == "healthy" or c.health is None and probe(service).status in SERVING:
             return ""

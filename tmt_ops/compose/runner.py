@@ -24,7 +24,7 @@ def port_variable(compose_service: str) -> str:
 def compose_environment(registry: Registry, base: Mapping[str, str] = os.environ) -> dict[str, str]:
     """The caller's environment plus every registry service's port, so compose publishes what the registry says."""
     env = dict(base)
-    env.update({port_variable(s.compose_service): str(s.port) for s in registry.services.values()})
+    env.update({port_variable(s.compose_service): str(s.port) for s in registry.services.values() if s.port})
     return env
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
+from ..errors import ConfigError
 from ..registry import Registry, Service, default_config_path
 from ..states import Overall
 from .severity import ORDER
@@ -51,8 +52,11 @@ class Commands:
 
     def __init__(self, registry: Registry):
         self.registry = registry
-        default = default_config_path()
-        same = default.exists() and default.resolve() == registry.path.resolve()
+        try:
+            default = default_config_path()
+        except ConfigError:  # no default registry: every command needs --config
+            default = None
+        same = default is not None and default.exists() and default.resolve() == registry.path.resolve()
         self.config = "" if same else f" --config {shlex.quote(_shown(registry.path))}"
 
     def script(self, name: str, args: str) -> str:

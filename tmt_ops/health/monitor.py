@@ -1,4 +1,5 @@
-"""--monitor: a health round every interval, a line per round and a line per (debounced) state change.
+"""--monitor: a health round every interval, a line per round and a line per (debounced) state change; under
+systemd (Type=notify) it says READY after its first round, STATUS every round, and feeds the watchdog.
 
 A new state is reported only once it has held for registry.health.state_change_rounds rounds in a row, so
 one slow answer does not flap. Nothing accumulates between rounds (flat memory); the CPU sampler spans
@@ -12,6 +13,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Mapping
 
+from ..states import Overall
+from ..systemd import Notifier
 from .report import Report, build
 from .resources import CpuSampler
 
@@ -78,6 +81,7 @@ def run(deployment: "Deployment", interval: float, on_round: Callable[[int, Repo
     returns the last round's exit code."""
     debouncer = Debouncer(deployment.registry.health.state_change_rounds)
     cpu = CpuSampler()
+    systemd = Notifier()  # under systemd (Type=notify): READY, STATUS and the watchdog; else silent
     exit_code = 3  # no round finished: the check could not run
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
     n = 0
@@ -89,11 +93,29 @@ def run(deployment: "Deployment", interval: float, on_round: Callable[[int, Repo
             changes = debouncer.observe(states_of(report), report.timestamp)
             exit_code = report.overall.exit_code
             on_round(n, report, changes)
+            systemd.send(**({"READY": "1"} if n == 1 else {}), STATUS=status_line(n, report), WATCHDOG="1")
             if count is None or n < count:
-                time.sleep(max(0.0, round_started + interval - time.monotonic()))
+                _wait(round_started + interval, systemd)
     except (KeyboardInterrupt, _Stop, BrokenPipeError):  # Ctrl-C, SIGTERM, SIGHUP, or no one reads on
         pass
     finally:
+        systemd.send(STOPPING="1")
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return exit_code
+
+
+def status_line(n: int, report: Report) -> str:
+    """What `systemctl status` shows: the overall state and the count of each severity."""
+    counts = {sev: sum(c.severity is sev for c in report.checks) for sev in Overall}
+    return (f"{report.overall.value.upper()}: {counts[Overall.HEALTHY]} healthy, {counts[Overall.WARNING]} warning, "
+            f"{counts[Overall.CRITICAL]} critical (round {n})")
+
+
+def _wait(until: float, systemd: Notifier) -> None:
+    """Sleep until `until`, feeding systemd's watchdog at least twice per period meanwhile (a hung round, in
+    which nothing pings, is what the watchdog is for)."""
+    while (left := until - time.monotonic()) > 0:
+        time.sleep(min(left, systemd.watchdog / 2) if systemd.watchdog else left)
+        if systemd.watchdog and until - time.monotonic() > 0:
+            systemd.send(WATCHDOG="1")

@@ -128,7 +128,7 @@ def discover(registry: Registry, services: Iterable[Service] | None = None) -> D
             ours[service.name] = found
         elif record is not None:
             stale[service.name] = record
-    unknown = [s for s in chosen if s.name not in ours and port_open(s.host, s.port, CONNECT_TIMEOUT)]
+    unknown = [s for s in chosen if s.name not in ours and s.port and port_open(s.host, s.port, CONNECT_TIMEOUT)]
     foreign: dict[str, tuple[Holder, ...]] = {}
     if unknown:
         held = listeners(s.port for s in unknown)

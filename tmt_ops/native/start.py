@@ -40,9 +40,22 @@ def wait_ready(service: Service, spawned: Spawned, cancel: threading.Event) -> t
     return None, "interrupted before it was ready"
 
 
+def run_to_end(service: Service, spawned: Spawned, cancel: threading.Event) -> tuple[int | None, str]:
+    """A oneshot job: (its exit code, why not) once it ends within its startup timeout."""
+    deadline = spawned.started + service.startup_timeout
+    while not cancel.is_set():
+        code = spawned.process.poll()
+        if code is not None:
+            return code, "" if code == 0 else f"exited with code {code}"
+        if time.monotonic() >= deadline:
+            return None, f"still running after {service.startup_timeout:g}s"
+        time.sleep(POLL)
+    return None, "interrupted before it ended"
+
+
 def execute(registry: Registry, step: StartStep, events: Events, cancel: threading.Event) -> Outcome:
     service = step.service
-    if port_open(service.host, service.port, 0.2):  # taken since the preflight looked
+    if service.port is not None and port_open(service.host, service.port, 0.2):  # taken since the preflight looked
         return Outcome(service.name, "failed", service.port,
                        detail=describe_holders(service, port_holders(service.port)) + ": stop it, or use --force")
     try:
@@ -51,6 +64,17 @@ def execute(registry: Registry, step: StartStep, events: Events, cancel: threadi
         return Outcome(service.name, "failed", service.port, detail=str(exc))
     pid = spawned.process.pid
     events.line(f"  {service.name}: started pid {pid}: {' '.join(service.command)}")
+    if service.oneshot:
+        code, why = run_to_end(service, spawned, cancel)
+        took = round(time.monotonic() - spawned.started, 2)
+        if code == 0:
+            records.remove(registry.state_dir, service.name)
+            return Outcome(service.name, "done", service.port, f"pid {pid}", took, "exit 0")
+        if code is not None:
+            records.remove(registry.state_dir, service.name)
+            return Outcome(service.name, "failed", service.port, detail=why)
+        return Outcome(service.name, "starting" if cancel.is_set() else "failed", service.port, f"pid {pid}",
+                       detail=why + ("" if cancel.is_set() else "; left running (stop-trading-system.py stops it)"))
     serving, why = wait_ready(service, spawned, cancel)
     if serving is not None:
         return Outcome(service.name, "running" if serving is Health.HEALTHY else "degraded", service.port,

@@ -92,7 +92,7 @@ def execute(step: StopStep) -> StopResult:
         hint = "still alive after SIGKILL" if killed else \
             f"still running {step.grace:g}s after {step.signal.name}: use --force to SIGKILL"
         return StopResult(step.service, False, whose + hint, tuple(describe(p) for p in alive), elapsed)
-    if not _port_released(step):
+    if step.port is not None and not _port_released(step):
         return StopResult(step.service, False, f"its processes are gone but port {step.port} still answers",
                           (), elapsed)
     if step.cgroup:

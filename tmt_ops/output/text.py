@@ -6,8 +6,9 @@ Colour and redaction are the Printer's business (colour only on a terminal witho
 from __future__ import annotations
 
 import io
+import json
 
-from ..console import Printer
+from ..console import QUIET, Printer
 from ..redact import Redactor
 
 STYLE = {"healthy": "ok", "warning": "warn", "critical": "error"}
@@ -46,7 +47,26 @@ def summary(document: dict) -> str:
     return line + (f"; {'; '.join(bad)}" if bad else "")
 
 
+def _findings(document: dict, printer: Printer) -> None:
+    printer.line(f"Issues ({document['critical_issues_count']} critical):", "bold", shown=QUIET)
+    for finding in document["findings"]:
+        printer.line(f"  [{finding['severity']}] {finding['subject']}: {finding['message']}",
+                     STYLE[finding["severity"]], shown=QUIET)
+    printer.line(shown=QUIET)
+    printer.line("Recommendations:", "bold", shown=QUIET)
+    for finding in document["findings"]:
+        for step in finding["steps"]:
+            printer.line(f"  {finding['subject']}: {step['why']}:", shown=QUIET)
+            printer.line(f"      {step['command']}", "info", shown=QUIET)
+
+
 def show(document: dict, printer: Printer) -> None:
+    """The report; with --quiet only its findings (nothing at all when healthy); --verbose adds each check's
+    probe details."""
+    if printer.verbosity == QUIET:
+        if document["findings"]:
+            _findings(document, printer)
+        return
     overall = document["overall_status"]
     printer.line(f"TMT system health: {overall.upper()} ({document['deployment_mode']} mode, "
                  f"{document['timestamp']}, {document['duration_ms'] / 1000:.2f} s)", STYLE[overall])
@@ -78,18 +98,12 @@ def show(document: dict, printer: Printer) -> None:
     load = m["load_average"]
     printer.line(f"load      {load[0]:g} {load[1]:g} {load[2]:g} ({m['load_per_cpu']:g} per CPU)",
                  STYLE[sev["load_per_cpu"]])
+    for group in ("services", "infrastructure"):
+        for check in document[group].values():
+            printer.detail(f"{check['name']}: {check['probe']} {check['url']} answered {json.dumps(check['details'])}")
     if document["findings"]:
         printer.line()
-        printer.line(f"Issues ({document['critical_issues_count']} critical):", "bold")
-        for finding in document["findings"]:
-            printer.line(f"  [{finding['severity']}] {finding['subject']}: {finding['message']}",
-                         STYLE[finding["severity"]])
-        printer.line()
-        printer.line("Recommendations:", "bold")
-        for finding in document["findings"]:
-            for step in finding["steps"]:
-                printer.line(f"  {finding['subject']}: {step['why']}:")
-                printer.line(f"      {step['command']}", "info")
+        _findings(document, printer)
 
 
 def render(document: dict) -> str:

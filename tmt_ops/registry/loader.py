@@ -16,7 +16,7 @@ import yaml
 
 from ..errors import ConfigError
 from . import graph
-from .model import (BACKENDS, GROUPS, MODES, PROBE_KINDS, Dependency, HealthSettings, PreStop, Probe, Registry,
+from .model import (BACKENDS, GROUPS, MODES, PROBE_KINDS, SERVICE_TYPES, Dependency, HealthSettings, PreStop, Probe, Registry,
                     Service, Threshold, freeze, suggest)
 
 REQUIRED = object()
@@ -40,7 +40,8 @@ HEALTH_KEYS = {
 THRESHOLD_DEFAULTS = {"cpu_percent": (85, 95), "memory_percent": (85, 95), "disk_percent": (80, 90),
                       "load_per_cpu": (1.5, 3.0)}
 SERVICE_KEYS = {
-    "display_name": (str, None), "group": (str, REQUIRED), "host": (str, None), "port": (int, REQUIRED),
+    "display_name": (str, None), "group": (str, REQUIRED), "host": (str, None), "port": (int, None),
+    "type": (str, "service"),
     "critical": (bool, True), "managed": (bool, None), "command": (list, None), "cwd": (str, "."),
     "env": (dict, {}), "health": (dict, {}), "depends_on": (dict, {}), "startup_timeout": (NUMBER, None),
     "stop_signal": (str, None), "stop_grace": (NUMBER, None), "pre_stop": (dict, None),
@@ -66,15 +67,29 @@ MAX_DEPTH = 50
 MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
-def default_config_path() -> Path:
-    """--config, else TMT_CONFIG, else config/services.yaml here, else the one beside this package."""
-    env = os.environ.get("TMT_CONFIG")
-    if env:
-        return Path(env)
-    here = Path("config/services.yaml")
-    if here.exists():
-        return here
-    return Path(__file__).resolve().parents[2] / "config" / "services.yaml"
+CHECKOUT = Path(__file__).resolve().parents[2]  # the source checkout, when tmt_ops runs from one
+
+
+def config_places(environ: Mapping[str, str] = os.environ) -> list[Path]:
+    """Where the registry is looked for when neither --config nor TMT_CONFIG names it, in order: here, the
+    user's configuration, the host's, and (running from a source checkout) the checkout's own."""
+    xdg = environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    places = [Path("config/services.yaml"), Path(xdg, "tmt-ops", "services.yaml"), Path("/etc/tmt-ops/services.yaml")]
+    if (CHECKOUT / "restart-trading-system.py").is_file():
+        places.append(CHECKOUT / "config" / "services.yaml")
+    return places
+
+
+def default_config_path(environ: Mapping[str, str] = os.environ) -> Path:
+    """TMT_CONFIG, else the first of config_places() that exists; a ConfigError naming every place looked at."""
+    if environ.get("TMT_CONFIG"):
+        return Path(environ["TMT_CONFIG"])
+    places = config_places(environ)
+    for place in places:
+        if place.is_file():
+            return place
+    raise ConfigError(f"no registry found (looked at {', '.join(map(str, places))}): pass --config PATH, set "
+                      "TMT_CONFIG, or put the starter registry in place with `tmt-ops init`")
 
 
 def load_registry(path: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None) -> Registry:
@@ -281,8 +296,17 @@ class _Loader:
         if spec["group"] not in GROUPS:
             raise self.fail(where, f"group: must be one of {', '.join(GROUPS)}, got '{spec['group']}'"
                                    f"{suggest(spec['group'], GROUPS)}")
-        if not 1 <= spec["port"] <= 65535:
+        if spec["type"] not in SERVICE_TYPES:
+            raise self.fail(where, f"type: must be one of {', '.join(SERVICE_TYPES)}, got '{spec['type']}'"
+                                   f"{suggest(spec['type'], SERVICE_TYPES)}")
+        oneshot = spec["type"] == "oneshot"
+        if spec["port"] is None and not oneshot:
+            raise self.fail(where, "missing required key 'port'")
+        if spec["port"] is not None and not 1 <= spec["port"] <= 65535:
             raise self.fail(where, f"port: {spec['port']} is out of range (1-65535)")
+        if oneshot and (spec["health"] or spec["pre_stop"]):
+            raise self.fail(where, "a oneshot job (type: oneshot) is done when it exits 0: it has no health probe "
+                                   "and no pre_stop; remove them")
         if spec["backend"] is not None and spec["backend"] not in BACKENDS:
             raise self.fail(where, f"backend: must be one of {', '.join(BACKENDS)}, got '{spec['backend']}'"
                                    f"{suggest(spec['backend'], BACKENDS)}")
@@ -329,6 +353,8 @@ class _Loader:
     def check_ports(self, specs: dict, default_host: str) -> None:
         seen: dict[tuple[str, int], str] = {}
         for name, spec in specs.items():
+            if spec["port"] is None:  # a oneshot job listens on nothing
+                continue
             key = (spec["host"] or default_host, spec["port"])
             if key in seen:
                 raise self.fail(f"service '{name}'", f"port {spec['port']} is already used by service '{seen[key]}'")
@@ -358,6 +384,8 @@ class _Loader:
                 if other not in specs:
                     raise self.fail(where, f"{{{key}}}: unknown service '{other}'{suggest(other, specs)}")
                 o = specs[other]
+                if o["port"] is None:
+                    raise self.fail(where, f"{{{key}}}: service '{other}' is a oneshot job: it has no port")
                 if kind == "port":
                     return str(o["port"])
                 if o["health"]["type"] != "http":
@@ -372,7 +400,8 @@ class _Loader:
         pre = spec["pre_stop"]
         return Service(
             name=name, display_name=spec["display_name"] or name.replace("-", " ").replace("_", " ").title(),
-            group=spec["group"], host=host, port=spec["port"], critical=spec["critical"],
+            group=spec["group"], host=host, port=spec["port"], oneshot=spec["type"] == "oneshot",
+            critical=spec["critical"],
             managed=_managed(spec), backend=spec["backend"],
             command=command, cwd=(root / spec["cwd"]).resolve(),
             env=freeze({str(k): fill(_scalar(v), f"env.{k}") for k, v in spec["env"].items()}),

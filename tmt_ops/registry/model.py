@@ -15,7 +15,8 @@ from . import graph
 GROUPS = ("core", "infrastructure")
 PROBE_KINDS = ("http", "tcp", "redis", "postgres", "kafka")
 MODES = ("native", "docker")
-BACKENDS = ("native", "compose")  # a service's own `backend:`, whatever the mode
+BACKENDS = ("native", "compose")
+SERVICE_TYPES = ("service", "oneshot")  # oneshot: a job (a migration) that must exit 0 before its dependents start  # a service's own `backend:`, whatever the mode
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,8 @@ class Service:
     display_name: str
     group: str
     host: str
-    port: int
+    port: int | None  # None only for a oneshot job
+    oneshot: bool  # a job, done when it exits 0; not probed, not a long-running service
     critical: bool
     managed: bool  # started as a process on this host (by default: core services)
     backend: str | None  # its own backend, whatever the mode ("compose": a container, e.g. infrastructure)

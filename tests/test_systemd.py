@@ -1,0 +1,102 @@
+"""systemd: the generated units pass `systemd-analyze verify` and their commands do what they say; the monitor
+speaks sd_notify (READY, STATUS, WATCHDOG, STOPPING) on the NOTIFY_SOCKET systemd gives it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from native_support import recorded_pids
+from support import REPO, run_script
+
+ANALYZE = shutil.which("systemd-analyze")
+needs_analyze = pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed")
+
+
+def units(cfg, tmp_path, *args):
+    out = tmp_path / "units"
+    done = subprocess.run([sys.executable, "-m", "tmt_ops", "systemd", "--config", str(cfg), "--write", str(out),
+                           *args], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def exec_line(unit_file, key: str) -> list[str]:
+    """A unit's command as systemd runs it: its words, with %% and $$ unescaped."""
+    line = next(li for li in unit_file.read_text().splitlines() if li.startswith(f"{key}="))
+    return [word.replace("%%", "%").replace("$$", "$") for word in shlex.split(line.split("=", 1)[1])]
+
+
+@needs_analyze
+@pytest.mark.parametrize("mode", ["native", "docker"])
+def test_the_units_pass_systemd_analyze_verify(registry_file, tmp_path, mode):
+    out = units(registry_file(), tmp_path, "--mode", mode, "--monitor-args", "--interval 15")
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["tmt-ops-health-snapshot.service", "tmt-ops-health-snapshot.timer", "tmt-ops-monitor.service",
+                     "tmt-ops.service"]
+    done = subprocess.run([ANALYZE, "verify", *map(str, sorted(out.iterdir()))], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    boot = (out / "tmt-ops.service").read_text()
+    assert ("After=network-online.target docker.service" in boot) == (mode == "docker")
+    monitor = (out / "tmt-ops-monitor.service").read_text()
+    assert "Type=notify" in monitor and "WatchdogSec=" in monitor and "--interval 15" in monitor
+    broken = out / "broken.service"  # the verifier does object where a unit is wrong: a warning, or a failure
+    broken.write_text(boot.replace("Type=oneshot", "Type=sometimes"))
+    assert "Failed to parse service type" in subprocess.run([ANALYZE, "verify", str(broken)], capture_output=True,
+                                                            text=True).stderr
+    broken.write_text(boot.replace(f"ExecStart={sys.executable}", "ExecStart=/nonexistent/python"))
+    assert subprocess.run([ANALYZE, "verify", str(broken)], capture_output=True).returncode != 0
+
+
+def test_the_units_commands_bring_the_system_up_and_down_and_write_a_snapshot(registry_file, tmp_path):
+    cfg = registry_file(drop=["market-analysis", "execution-engine", "dashboard"])
+    out = units(cfg, tmp_path, "--snapshot-dir", str(tmp_path))
+    env = {**os.environ, "NO_COLOR": "1"}
+    up = subprocess.run(exec_line(out / "tmt-ops.service", "ExecStart"), capture_output=True, text=True, env=env,
+                        cwd="/", timeout=120)
+    assert up.returncode == 0, up.stderr
+    assert set(recorded_pids(cfg)) == {"orchestrator"}
+    snapshot = subprocess.run(exec_line(out / "tmt-ops-health-snapshot.service", "ExecStart"), env=env, cwd="/",
+                              capture_output=True, text=True, timeout=120)
+    assert snapshot.returncode in (0, 1, 2), snapshot.stderr  # SuccessExitStatus=1 2: the verdict, not a failure
+    (written,) = tmp_path.glob("health-*.json")
+    assert written.name == f"health-{time.strftime('%Y%m%d')}.json"
+    assert json.loads(written.read_text())["services"]["orchestrator"]["status"] == "healthy"
+    down = subprocess.run(exec_line(out / "tmt-ops.service", "ExecStop"), capture_output=True, text=True, env=env,
+                          cwd="/", timeout=120)
+    assert down.returncode == 0 and recorded_pids(cfg) == {}, down.stderr
+
+
+@pytest.mark.parametrize("abstract", [False, True], ids=["path", "abstract"])
+def test_the_monitor_tells_systemd_it_is_ready_its_status_and_feeds_the_watchdog(registry_file, tmp_path, abstract):
+    cfg = registry_file(drop=["market-analysis", "execution-engine", "dashboard"])
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        name = f"tmt-notify-{os.getpid()}-{abstract}"
+        address = "\0" + name if abstract else str(tmp_path / "notify.sock")
+        listener.bind(address)
+        listener.settimeout(10)
+        env = {"NOTIFY_SOCKET": "@" + name if abstract else address, "WATCHDOG_USEC": "400000"}
+        done = run_script("system-health.py", "--config", str(cfg), "--monitor", "--interval", "1", "--count", "2",
+                          env=env, timeout=60)
+        assert done.returncode == 2, done.stderr  # nothing runs: the orchestrator is down, critical
+        messages = []
+        listener.settimeout(0.5)
+        try:
+            while True:
+                messages.append(listener.recv(4096).decode())
+        except socket.timeout:
+            pass
+    first = dict(line.split("=", 1) for line in messages[0].splitlines())
+    assert first["READY"] == "1" and first["WATCHDOG"] == "1" and first["STATUS"].endswith("(round 1)")
+    assert first["STATUS"].startswith("CRITICAL: ")
+    pings = [m for m in messages[1:] if m == "WATCHDOG=1"]
+    assert len(pings) >= 2, messages  # fed while it waits the 1 s interval, every 0.2 s at most
+    assert any("STATUS=" in m and "(round 2)" in m for m in messages) and messages[-1] == "STOPPING=1"

@@ -1,0 +1,160 @@
+"""tmt-ops (python -m tmt_ops): putting the toolkit in place on a host.
+
+    tmt-ops init [--to PATH] [--root DIR] [--force]   the starter registry, for an installed toolkit
+    tmt-ops systemd [--mode MODE] [--write DIR] ...   unit files for this installation
+    tmt-ops completion bash|zsh                       shell completion for the five scripts
+    tmt-ops services                                  the registry's service names (completion uses it)
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import shlex
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Sequence
+
+from .. import __version__
+from ..console import Printer, write_out
+from ..backends import MODES
+from ..errors import ConfigError, UsageError
+from ..registry import load_registry
+from ..registry.loader import CHECKOUT
+from .common import ArgumentParser, add_common_arguments, registry_from, run
+
+ROOT_LINE = re.compile(r"^(  root:)[^\n]*$", re.M)  # project.root in the shipped registry
+# cli module -> the names it runs by: the script at the repository's root, the console command of an install
+PROGRAMS = {"restart": ("restart-trading-system.py", "tmt-restart"), "stop": ("stop-trading-system.py", "tmt-stop"),
+            "quick_restart": ("quick-restart.py", "tmt-quick-restart"), "docker": ("docker-restart.py", "tmt-docker"),
+            "health": ("system-health.py", "tmt-health"), "admin": ("tmt-ops",)}
+SERVICE_ARGUMENTS = ("only", "services")  # the arguments that name services
+
+
+def _state_home() -> Path:
+    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+
+
+def _config_home() -> Path:
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+
+
+def _parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="tmt-ops", description="Put tmt-ops in place on a host.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     parser_class=ArgumentParser)
+    init = commands.add_parser("init", help="write the starter registry (the simulated stack) where the "
+                                            "scripts look for it")
+    init.add_argument("--to", metavar="PATH", type=Path,
+                      help="where to write it (default: $XDG_CONFIG_HOME/tmt-ops/services.yaml, else "
+                           "~/.config/tmt-ops/services.yaml; /etc/tmt-ops/services.yaml for the whole host)")
+    init.add_argument("--root", metavar="DIR", type=Path,
+                      help="its project.root, where logs/ and .tmt-state/ go (default: $XDG_STATE_HOME/tmt-ops, "
+                           "else ~/.local/state/tmt-ops)")
+    init.add_argument("--force", action="store_true", help="replace a registry already there")
+    services = commands.add_parser("services", help="the registry's service names, one per line")
+    add_common_arguments(services)
+    units = commands.add_parser("systemd", help="print (or --write) systemd units for this installation: the "
+                                                "system at boot, the monitor, a daily JSON snapshot")
+    add_common_arguments(units)
+    units.add_argument("--mode", choices=MODES, help="how the services run (default: the registry's default_mode)")
+    units.add_argument("--write", metavar="DIR", type=Path,
+                       help="write the unit files there (e.g. /etc/systemd/system), then `systemctl daemon-reload`")
+    units.add_argument("--snapshot-dir", metavar="DIR", type=Path,
+                       help="where the daily health-YYYYMMDD.json snapshots go (default: the registry's log_dir)")
+    units.add_argument("--monitor-args", metavar="ARGS", default="",
+                       help="more arguments for the monitor, as one string (e.g. \"--interval 15\")")
+    completion = commands.add_parser("completion", help="print shell completion for the five scripts and tmt-ops "
+                                                        '(bash: eval "$(tmt-ops completion bash)" in ~/.bashrc)')
+    completion.add_argument("shell", choices=("bash", "zsh"))
+    return parser
+
+
+
+def _services_command() -> str:
+    """The shell command completion runs for service names: this interpreter and this tmt_ops, whichever
+    directory the shell is in (the registry is found as every script finds it)."""
+    command = f"{shlex.quote(sys.executable)} -m tmt_ops services 2>/dev/null"
+    if (CHECKOUT / "restart-trading-system.py").is_file():  # a source checkout: not on the interpreter's path
+        command = f"PYTHONPATH={shlex.quote(str(CHECKOUT))} {command}"
+    return command
+
+
+def completion(shell: str) -> str:
+    """One script for the shell: completion of every option of every program name, service names included."""
+    try:
+        import shtab
+    except ImportError:
+        raise ConfigError("shell completion is generated with shtab: pip install 'tmt-ops[completion]' "
+                          "(or pip install shtab)") from None
+    services = shtab.cmd(_services_command())
+    scripts = []
+    for module, names in PROGRAMS.items():
+        build = _parser if module == "admin" else importlib.import_module(f"tmt_ops.cli.{module}")._parser
+        for name in names:
+            parser = build()
+            parser.prog = name
+            for action in parser._actions:
+                if action.dest in SERVICE_ARGUMENTS:
+                    action.complete = services
+            scripts.append(shtab.complete(parser, shell, root_prefix=re.sub(r"\W", "_", name)))
+    return "\n".join(scripts)
+
+
+def init(to: Path | None, root: Path | None, force: bool, printer: Printer) -> int:
+    target = (to or _config_home() / "tmt-ops" / "services.yaml").absolute()
+    root = (root or _state_home() / "tmt-ops").absolute()
+    if target.exists() and not force:
+        raise UsageError(f"{target} exists already: edit it, or pass --force to replace it with the starter")
+    text = resources.files("tmt_ops").joinpath("starter.yaml").read_text(encoding="utf-8")
+    text, found = ROOT_LINE.subn(rf"\1 {root}   # logs/ and .tmt-state/ (written by tmt-ops init)", text, count=1)
+    if not found:
+        raise ConfigError("the starter registry has no project.root line: the package is damaged, reinstall it")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {target}: {exc.strerror} (choose another place with --to)") from None
+    load_registry(target)  # what it wrote must load, or say why
+    printer.ok(f"wrote {target} (project.root {root}); the scripts find it from any directory")
+    return 0
+
+
+def systemd(args, registry, printer: Printer) -> int:
+    from ..systemd import units
+    made = units(registry, args.mode or registry.default_mode, shlex.split(args.monitor_args),
+                 (args.snapshot_dir or registry.log_dir).absolute())
+    if args.write is None:
+        write_out(sys.stdout, "\n".join(f"# ---- {name} ----\n{text}" for name, text in made.items()))
+        return 0
+    try:
+        args.write.mkdir(parents=True, exist_ok=True)
+        for name, text in made.items():
+            (args.write / name).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write the units in {args.write}: {exc.strerror}") from None
+    printer.ok(f"wrote {', '.join(made)} in {args.write}: `systemctl daemon-reload`, then "
+               "`systemctl enable --now tmt-ops.service tmt-ops-monitor.service tmt-ops-health-snapshot.timer`")
+    return 0
+
+
+def _main(argv: Sequence[str], printer: Printer) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "init":
+        return init(args.to, args.root, args.force, printer)
+    if args.command == "completion":
+        write_out(sys.stdout, completion(args.shell))
+        return 0
+    if args.command == "systemd":
+        return systemd(args, registry_from(args, printer), printer)
+    registry = registry_from(args, printer)
+    write_out(sys.stdout, "".join(f"{name}\n" for name in registry.services))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(_main, argv)
