@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# System set-up the tests need: a Docker engine with Compose v2 (and v1 for the fallback tests), a local
-# python:3.11-slim base image (no registry is reachable), Redis / PostgreSQL server binaries, zsh (for the
-# completion tests), and local PostgreSQL and Redis images for the compose profile "infra"
-# (tmt-infra/postgres:15, tmt-infra/redis:7).
+# System set-up the tests need: a Docker engine, made a one-node swarm, with Compose v2 (and v1 for the
+# fallback tests), a local python:3.11-slim base image (no registry is reachable), Redis / PostgreSQL server
+# binaries, zsh (for the completion tests), a docker-registry binary (the swarm image push test runs its own),
+# and local PostgreSQL and Redis images for the compose profile "infra" (tmt-infra/postgres:15,
+# tmt-infra/redis:7).
 # Idempotent: every step is skipped when its result is already there. Run as root.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -18,6 +19,10 @@ ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || packages+=(postgresql)
 command -v debootstrap >/dev/null || packages+=(debootstrap)
 command -v zsh >/dev/null || packages+=(zsh)                 # shell completion tests
 command -v docker-compose >/dev/null || packages+=(docker-compose)
+command -v docker-registry >/dev/null || packages+=(docker-registry)  # swarm image push test (its own port)
+command -v chromium >/dev/null || packages+=(chromium)         # the status page's browser test
+command -v chromedriver >/dev/null || packages+=(chromium-driver)
+command -v wrk >/dev/null || packages+=(wrk)                   # bench/bench_serve.py's load generator
 if [ ${#packages[@]} -gt 0 ]; then
     log "installing ${packages[*]}"
     policy=/usr/sbin/policy-rc.d
@@ -39,6 +44,12 @@ if ! docker info >/dev/null 2>&1; then
     nohup dockerd >/var/log/dockerd.log 2>&1 &
     for _ in $(seq 1 120); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
     docker info >/dev/null 2>&1 || { log "dockerd did not come up; see /var/log/dockerd.log"; exit 1; }
+fi
+
+# A one-node swarm for the --mode swarm tests; compose keeps working beside it.
+if [ "$(docker info --format '{{.Swarm.LocalNodeState}}')" != active ]; then
+    log "making this engine a one-node swarm"
+    docker swarm init --advertise-addr 127.0.0.1 >/dev/null
 fi
 
 plugin="$HOME/.docker/cli-plugins/docker-compose"

@@ -12,12 +12,10 @@ Usage: python bench/bench_health.py [--runs N] [--rounds N] [--round-interval S]
 from __future__ import annotations
 
 import argparse
-import compileall
 import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,8 +25,8 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 import psutil  # noqa: E402
 
 import realservers as rs  # noqa: E402
-from health_stack import Infra  # noqa: E402
-from support import compile_sources, free_ports, kill_listeners, write_registry  # noqa: E402
+from health_stack import running_stack  # noqa: E402
+from support import compile_sources, free_ports, write_registry  # noqa: E402
 from tmt_ops.probes import probe, probe_all  # noqa: E402
 from tmt_ops.registry import load_registry  # noqa: E402
 from tmt_ops.states import Health  # noqa: E402
@@ -147,35 +145,17 @@ def main() -> int:
                         help="monitor interval for the many-rounds run (CPU is scaled to 5 s)")
     parser.add_argument("--real-rounds", type=int, default=7, help="rounds at a real 5 s interval (0: skip)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="tmt-bench-health-") as tmp:
-        tmp = Path(tmp)
-        infra = Infra(tmp / "infra")
-        path = write_registry(tmp, edit=infra.edit)
-        registry = load_registry(path)
-        env = {**os.environ, "NO_COLOR": "1"}
-        try:
-            # started the toolkit's way (run records), as an operator's running stack is
-            start = subprocess.run([sys.executable, str(REPO / "restart-trading-system.py"), "--config", str(path)],
-                                   capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
-            if start.returncode != 0:
-                print(f"restart-trading-system.py failed ({start.returncode}):\n{start.stdout}{start.stderr}")
-                return 1
-            print(f"stack: 4 simulated services started by restart-trading-system.py; infrastructure: PostgreSQL "
-                  f"{'real' if 'postgres' not in infra.missing else 'absent'}, Redis "
-                  f"{'real' if 'redis' not in infra.missing else 'absent'}, Kafka stand-in; Prometheus, Grafana, "
-                  f"Jaeger, Vault not running (refused at once); machine: {os.cpu_count()} CPUs, "
-                  f"load {os.getloadavg()[0]:.2f} (shared with other jobs)")
-            bench_one_shot(path, args.runs)
-            bench_hanging(tmp)
-            bench_monitor(path, args.rounds, args.round_interval)
-            if args.real_rounds:
-                bench_monitor_real_interval(path, args.real_rounds)
-        finally:
-            subprocess.run([sys.executable, str(REPO / "stop-trading-system.py"), "--config", str(path), "--force"],
-                           capture_output=True, env=env, cwd=REPO, timeout=120)
-            # not the infrastructure ports: the Kafka stand-in listens in this very process
-            kill_listeners(s.port for s in registry.managed)
-            infra.stop()
+    with running_stack("tmt-bench-health-") as (path, infra, tmp):
+        print(f"stack: 4 simulated services started by restart-trading-system.py; infrastructure: PostgreSQL "
+              f"{'real' if 'postgres' not in infra.missing else 'absent'}, Redis "
+              f"{'real' if 'redis' not in infra.missing else 'absent'}, Kafka stand-in; Prometheus, Grafana, "
+              f"Jaeger, Vault not running (refused at once); machine: {os.cpu_count()} CPUs, "
+              f"load {os.getloadavg()[0]:.2f} (shared with other jobs)")
+        bench_one_shot(path, args.runs)
+        bench_hanging(tmp)
+        bench_monitor(path, args.rounds, args.round_interval)
+        if args.real_rounds:
+            bench_monitor_real_interval(path, args.real_rounds)
     return 0
 
 

@@ -6,6 +6,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from health_stack import Infra, Stack  # noqa: E402
+from monitor_support import Monitor  # noqa: E402
 from support import free_ports, kill_listeners, remove_cgroups, write_registry  # noqa: E402
 
 
@@ -53,3 +55,51 @@ def registry_file(tmp_path):
 @pytest.fixture
 def ports():
     return free_ports
+
+
+# -- the health tests: real infrastructure and the simulated stack, a monitor process --------------------------
+@pytest.fixture(scope="module")
+def infra(tmp_path_factory):
+    """PostgreSQL, Redis (where installed) and the Kafka stand-in on free ports, for a module's tests."""
+    servers = Infra(tmp_path_factory.mktemp("infra"))
+    yield servers
+    servers.stop()
+
+
+@pytest.fixture(scope="module")
+def healthy(tmp_path_factory, infra):
+    stack = Stack(tmp_path_factory.mktemp("healthy"), infra)
+    try:
+        stack.wait()
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture
+def stack(tmp_path, infra):
+    made = []
+
+    def make(**kw):
+        s = Stack(tmp_path, infra, **kw)
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        s.stop()
+
+
+@pytest.fixture
+def monitors():
+    """Factory: Monitor(...), a system-health.py --monitor / --serve process, killed at teardown if still there."""
+    started = []
+
+    def start(*args, **kw):
+        m = Monitor(*args, **kw)
+        started.append(m)
+        return m
+
+    yield start
+    for m in started:
+        m.kill()

@@ -9,7 +9,8 @@ import docker
 import pytest
 from support import run_script, write_registry
 
-from tmt_ops.compose.engine import Engine
+from tmt_ops.compose.containers import container_labels, project_label
+from tmt_ops.engine import Engine
 from tmt_ops.compose.flavour import compose_command
 from tmt_ops.compose.runner import compose_environment
 from tmt_ops.registry import load_registry
@@ -40,7 +41,8 @@ def stack(stack_config):
 
 def healthy_containers(config: Path) -> dict[str, str]:
     """compose service -> container id, of the project's running and healthy containers."""
-    return {c["Config"]["Labels"]["com.docker.compose.service"]: c["Id"] for c in Engine().containers(project_of(config))
+    return {c["Config"]["Labels"]["com.docker.compose.service"]: c["Id"]
+            for c in Engine().containers(*container_labels(project_of(config)))
             if c["State"]["Running"] and (c["State"].get("Health") or {}).get("Status") == "healthy"}
 
 
@@ -58,9 +60,9 @@ def down(config: Path, project: str | None = None, file: Path | None = None) -> 
                    env={**compose_environment(registry), "COMPOSE_PROFILES": "*"},  # jobs' containers too
                    stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
     engine = Engine()
-    for volume in engine.volumes(project):  # Compose v1 creates every declared volume
+    for volume in engine.volumes(project_label(project)):  # Compose v1 creates every declared volume
         engine.remove("volumes", volume)
-    assert not engine.container_ids(project), "teardown left containers behind"
+    assert not engine.container_ids(*container_labels(project)), "teardown left containers behind"
     remove_old_test_images()
 
 
@@ -71,7 +73,7 @@ def remove_old_test_images() -> None:
     client = docker.from_env()
     for image in client.images.list(filters={"dangling": True, "label": f"{IMAGE_TITLE}=tmt-sim"}):
         owner = image.labels.get("com.docker.compose.project", TEST_PROJECT_PREFIX)
-        if owner.startswith(TEST_PROJECT_PREFIX) and not Engine().container_ids(owner):
+        if owner.startswith(TEST_PROJECT_PREFIX) and not Engine().container_ids(project_label(owner)):
             try:
                 client.images.remove(image.id)
             except docker.errors.APIError:  # in use, or already gone

@@ -3,12 +3,18 @@ simulated services on a test registry, both on free ports."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import yaml
 
 import realservers as rs
-from support import free_ports, wait_for, write_registry
+from support import REPO, free_ports, kill_listeners, wait_for, write_registry
 from tmt_ops.probes import probe
 from tmt_ops.registry import load_registry
 from tmt_ops.states import Health
@@ -100,3 +106,29 @@ class Stack:
     def stop(self) -> None:
         for proc in self.procs.values():
             proc.stop()
+
+
+@contextmanager
+def running_stack(prefix: str) -> Iterator[tuple[Path, Infra, Path]]:
+    """For the benches: infrastructure on free ports and the simulated stack started by restart-trading-system.py,
+    the toolkit's way (run records), as an operator's running stack is, in a temporary directory named with
+    `prefix`; (registry path, infra, the directory), everything stopped and removed afterwards. A restart that
+    fails ends the bench (SystemExit) with its output."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        workdir = Path(tmp)
+        infra = Infra(workdir / "infra")
+        path = write_registry(workdir, edit=infra.edit)
+        env = {**os.environ, "NO_COLOR": "1"}
+        try:
+            start = subprocess.run([sys.executable, str(REPO / "restart-trading-system.py"), "--config", str(path)],
+                                   capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+            if start.returncode != 0:
+                raise SystemExit(f"restart-trading-system.py failed ({start.returncode}):\n"
+                                 f"{start.stdout}{start.stderr}")
+            yield path, infra, workdir
+        finally:
+            subprocess.run([sys.executable, str(REPO / "stop-trading-system.py"), "--config", str(path), "--force"],
+                           capture_output=True, env=env, cwd=REPO, timeout=120)
+            # not the infrastructure ports: the Kafka stand-in listens in this very process
+            kill_listeners(s.port for s in load_registry(path).managed)
+            infra.stop()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 import time
 
 import pytest
@@ -104,3 +106,43 @@ def test_python_m_tmt_ops_runs_the_scripts_by_name():
     done = subprocess.run([sys.executable, "-m", "tmt_ops", "health", "--version"], capture_output=True, text=True,
                           cwd=REPO, timeout=60)
     assert done.returncode == 0 and done.stdout.startswith("system-health.py (tmt-ops)")
+
+
+@pytest.mark.parametrize("args, codes", [
+    (["system-health.py", "--json"], {0, 1, 2}),
+    (["system-health.py", "--format", "nagios"], {0, 1, 2}),
+    (["system-health.py", "--monitor", "--json", "--count", "2", "--interval", "0.1"], {0, 1, 2}),
+    (["docker-restart.py", "--mode", "docker", "status", "--json"], {1, 2}),  # nothing runs (2: no engine)
+])
+def test_a_script_started_with_its_stdout_closed_ends_quietly(registry_file, args, codes):
+    """`cmd >&-`: Python's sys.stdout is None; the verdict still decides the exit code, never a traceback."""
+    cfg = registry_file()
+    command = " ".join([sys.executable, str(REPO / args[0]), "--config", str(cfg), *args[1:]])
+    done = subprocess.run(["bash", "-c", f"{command} >&-"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "NO_COLOR": "1"})
+    assert done.returncode in codes, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_the_final_error_line_reaches_the_toolkit_log_masked(registry_file):
+    def edit(data):
+        data["services"]["orchestrator"]["command"] = ["/opt/${OANDA_API_KEY}/bin/orchestrator"]
+    cfg = registry_file(edit=edit)
+    done = script("restart-trading-system.py", "--config", str(cfg), env={"OANDA_API_KEY": "sk-live-4242abcd"})
+    assert done.returncode == 2, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: preflight found 1 problem(s)")
+    log = (cfg.parent / "logs" / "tmt-ops.log").read_text()
+    assert last in log  # the final line too, not only the progress before it
+    assert "/opt/***/bin/orchestrator" in log and "sk-live-4242abcd" not in log + done.stderr
+
+
+def test_a_check_that_ends_near_its_timeout_is_its_verdict_or_unknown_never_killed(registry_file):
+    """The timer is disarmed when the check ends: no SIGALRM after the verdict (exit 142), whatever the timing."""
+    cfg = registry_file()
+    for seconds in ("0.12", "0.2", "0.3", "0.5"):
+        done = script("system-health.py", "--config", str(cfg), "--format", "nagios", "-t", seconds)
+        assert done.returncode in (0, 1, 2, 3), (seconds, done.returncode, done.stderr)
+        assert done.stdout.startswith("SYSTEM-HEALTH ") and "Traceback" not in done.stderr
+    huge = script("system-health.py", "--config", str(cfg), "-t", "1e10")
+    assert huge.returncode == 3 and "must be at most 86400" in huge.stderr and "Traceback" not in huge.stderr

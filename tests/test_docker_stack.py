@@ -21,7 +21,8 @@ from docker_helpers import CORE, dr, project_of, stack, stack_config  # noqa: F4
 from support import REPO, wait_for, write_registry
 
 from tmt_ops.backends import Deployment
-from tmt_ops.compose.engine import Engine
+from tmt_ops.compose.containers import container_labels, project_label
+from tmt_ops.engine import Engine
 from tmt_ops.compose.flavour import compose_command
 from tmt_ops.ports import port_open
 from tmt_ops.registry import load_registry
@@ -48,7 +49,8 @@ def neighbour(tmp_path_factory):
 
 def containers(config):
     engine = Engine()
-    return {c["Config"]["Labels"]["com.docker.compose.service"]: c for c in engine.containers(project_of(config))}
+    return {c["Config"]["Labels"]["com.docker.compose.service"]: c
+            for c in engine.containers(*container_labels(project_of(config)))}
 
 
 def test_start_waits_until_every_service_is_healthy(stack_config, neighbour):
@@ -128,14 +130,14 @@ def test_clean_without_yes_and_without_terminal_refuses(stack):
 
 
 def test_clean_on_a_terminal_asks_and_a_no_removes_nothing(stack):
-    from tmt_ops.compose.ops import clean
+    from tmt_ops.clean import clean
     from tmt_ops.console import Printer
     from tmt_ops.interrupts import Interrupts
     before = {name: c["Id"] for name, c in containers(stack).items()}
     questions = []
     deployment = Deployment(load_registry(stack), "docker")
-    result = clean(deployment, deployment.default.project, Printer(colour=False), Interrupts(), yes=False,
-                   interactive=True, ask=lambda q: questions.append(q) or "n")
+    result = clean(deployment, Printer(colour=False), Interrupts(), yes=False, interactive=True,
+                   ask=lambda q: questions.append(q) or "n")
     assert result.exit_code == 1 and questions == ["Delete them and restart? [y/N] "]
     assert {name: c["Id"] for name, c in containers(stack).items()} == before
 
@@ -173,10 +175,10 @@ def test_clean_deletes_only_this_projects_volumes(stack, neighbour):
     done = dr(stack, "clean", "--yes", timeout=300)
     assert done.returncode == 0, done.stderr
     assert f"{project}_postgres-data" in done.stderr  # listed before it goes
-    assert not Engine().volumes(project)
+    assert not Engine().volumes(project_label(project))
     other = neighbour.labels["com.docker.compose.project"]
-    assert Engine().volumes(other) == [f"{other}_postgres-data"]
-    assert Engine().networks(other) == [f"{other}_default"]
+    assert Engine().volumes(project_label(other)) == [f"{other}_postgres-data"]
+    assert Engine().networks(project_label(other)) == [f"{other}_default"]
     assert sorted(containers(stack)) == sorted(CORE)  # and started again
     neighbour.reload()
     assert neighbour.status == "running"

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from tmt_ops.compose.containers import Container, engine_time
+from tmt_ops.compose.containers import Container
+from tmt_ops.engine import engine_time
 from tmt_ops.compose.runner import port_variable
 from tmt_ops.compose.stackfile import active_services, built, declared_services, pulled
 from tmt_ops.states import ServiceState

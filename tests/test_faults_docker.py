@@ -18,7 +18,8 @@ import realservers as rs
 from docker_helpers import CORE, dr, healthy_containers, project_of, stack, stack_config  # noqa: F401  (fixtures)
 from support import REPO, free_ports, run_script, wait_for
 
-from tmt_ops.compose.engine import Engine
+from tmt_ops.compose.containers import container_labels
+from tmt_ops.engine import Engine
 from tmt_ops.registry import load_registry
 
 pytestmark = pytest.mark.docker
@@ -34,12 +35,13 @@ def variant(config, edit, name):
 
 
 def container_ids(config):
-    return {c["Config"]["Labels"]["com.docker.compose.service"]: c["Id"] for c in Engine().containers(project_of(config))}
+    return {c["Config"]["Labels"]["com.docker.compose.service"]: c["Id"]
+            for c in Engine().containers(*container_labels(project_of(config)))}
 
 
 def in_down(config):
     """True once the stop has begun: a container of the project is no longer running."""
-    return any(not c["State"]["Running"] for c in Engine().containers(project_of(config)))
+    return any(not c["State"]["Running"] for c in Engine().containers(*container_labels(project_of(config))))
 
 
 def test_an_invalid_compose_file_is_found_before_anything_stops(stack, tmp_path):
@@ -121,7 +123,7 @@ def test_host_infrastructure_is_judged_by_its_probe_alone(stack, tmp_path):
 
 def test_a_healthy_answer_on_a_port_whose_container_is_stopped_is_not_the_service(stack, tmp_path):
     port = load_registry(stack).service("orchestrator").port
-    container = next(c for c in Engine().containers(project_of(stack))
+    container = next(c for c in Engine().containers(*container_labels(project_of(stack)))
                      if c["Config"]["Labels"]["com.docker.compose.service"] == "orchestrator")
     subprocess.run(["docker", "stop", "-t", "1", container["Id"]], check=True, capture_output=True, timeout=60)
     stranger = rs.start_impostor(port, tmp_path / "impostor.log")
@@ -145,3 +147,24 @@ def test_output_into_a_closed_pipe_ends_quietly(stack, args):
     err = proc.stderr.read().decode()
     assert proc.wait(60) in (0, 1), err
     assert "Traceback" not in err and "Exception ignored" not in err, err
+
+
+def test_a_container_made_from_the_projects_image_outside_compose_is_not_the_projects(stack):
+    """An image compose built carries the project's and a service's labels, and every container made from it
+    inherits them: an operator's `docker run` of the image is not a container of the stack, never stopped."""
+    project = project_of(stack)
+    image = Engine().container(container_ids(stack)["orchestrator"])["Config"]["Image"]
+    name = f"{project}-stranger"
+    subprocess.run(  # the labels as an image built by this project gives them
+        ["docker", "run", "-d", "--name", name, "--label", f"com.docker.compose.project={project}",
+         "--label", "com.docker.compose.service=orchestrator", image, "python3", "-c", "import time; time.sleep(600)"],
+        capture_output=True, text=True, check=True)
+    try:
+        status = json.loads(dr(stack, "status", "--json").stdout)
+        assert name not in [c["container"] for c in status["containers"]] and len(status["containers"]) == len(CORE)
+        plan = dr(stack, "stop", "--dry-run")
+        assert plan.returncode == 0 and name not in plan.stderr
+        health = json.loads(run_script("system-health.py", "--config", str(stack), "--mode", "docker", "--json").stdout)
+        assert health["services"]["orchestrator"]["status"] == "healthy"
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)

@@ -80,6 +80,36 @@ def test_the_stranger_is_caught_in_every_monitor_round(impostor):
     assert len(lines) == 3 and all(f"answered by pid {stranger.pid}" in line for line in lines), text.stdout
 
 
+def test_a_stranger_taking_the_port_during_the_monitor_is_caught_in_the_rounds_after(stack, monitors, tmp_path):
+    running = stack(start=("orchestrator",))
+    running.wait()
+    monitor = monitors(running.path, "--monitor", "--interval", "0.3", "--json", serve=None)
+
+    def orchestrator_in_a_round(predicate, after=0):
+        return monitor.wait_event(lambda d: d["type"] == "round" and d["round"] > after and
+                                  predicate(d["services"]["orchestrator"]))
+
+    def rounds():  # what each round said of the orchestrator, for a failure's message
+        return [(d["round"], d["services"]["orchestrator"]["status"], d["services"]["orchestrator"]["error"])
+                for d in monitor.events() if d["type"] == "round"]
+
+    first = orchestrator_in_a_round(lambda check: check["status"] == "healthy")
+    assert first, monitor.text()
+    running.procs["orchestrator"].stop()  # the service dies; a stranger answering "healthy" takes its port
+    stranger = rs.start_impostor(running.port("orchestrator"), tmp_path / "impostor.log")
+    try:
+        caught = orchestrator_in_a_round(lambda check: f"pid {stranger.pid}" in (check["error"] or ""),
+                                         first["round"])
+        assert caught, rounds()
+        later = orchestrator_in_a_round(lambda check: True, caught["round"])
+        for check in (caught["services"]["orchestrator"], later["services"]["orchestrator"]):
+            assert (check["status"], check["severity"]) == ("unhealthy", "critical"), check
+            assert f"not running: port {running.port('orchestrator')} is answered by pid {stranger.pid}" in check["error"]
+            assert [(h["pid"], h["ours"]) for h in check["port_holders"]] == [(stranger.pid, False)]
+    finally:
+        stranger.stop()
+
+
 @pytest.mark.parametrize("args", [(), ("--json",), ("--format", "nagios")], ids=["text", "json", "nagios"])
 def test_output_into_a_closed_pipe_ends_quietly(impostor, args):
     stack, _ = impostor

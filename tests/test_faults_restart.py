@@ -221,7 +221,7 @@ def test_deleting_the_state_directory_during_a_run_does_not_let_a_second_run_in(
         shutil.rmtree(state_dir(cfg))
         second = restart(cfg)
         assert second.returncode == 1, second.stderr
-        assert f"another run still holds the lock" in second.stderr and f"pid {first.pid}" in second.stderr
+        assert "another run still holds the lock" in second.stderr and f"pid {first.pid}" in second.stderr
         assert first.wait(30) == 0
     finally:
         first.kill()

@@ -11,7 +11,7 @@ import sys
 import pytest
 import yaml
 
-from support import REPO, free_ports
+from support import REPO, free_ports, write_registry
 
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory):
@@ -73,3 +73,19 @@ def test_the_starter_registry_runs_the_main_job_from_an_empty_directory(venv, tm
     finally:
         stopped = command(venv, tmp_path, "tmt-stop")
     assert stopped.returncode == 0 and "stopped 4 service(s)" in stopped.stderr, stopped.stderr
+
+def test_the_installed_monitor_serves_its_status_page(venv, tmp_path):
+    """The page's files are package data: a wheel without them would serve 404s (or fail at start)."""
+    cfg = write_registry(tmp_path, drop=("prometheus", "grafana", "jaeger", "vault"))
+    serve = command(venv, tmp_path, "tmt-health", "--config", str(cfg), "--serve", "127.0.0.1:0", "--count", "1")
+    assert serve.returncode in (1, 2) and serve.stdout.startswith("serving http://127.0.0.1:"), serve.stderr
+    probe = ("import urllib.request\n"
+             "from tmt_ops.health.server import StatusServer\n"
+             "from tmt_ops.health.snapshot import Publisher\n"
+             "server = StatusServer('127.0.0.1', 0, Publisher(1, 1, False))\n"
+             "server.start()\n"
+             "for path in ('/', '/status.js', '/status.css'):\n"
+             "    print(path, urllib.request.urlopen(server.url.rstrip('/') + path).status)\n"
+             "server.close()\n")
+    done = command(venv, tmp_path, "python", "-c", probe)
+    assert done.stdout.split() == ["/", "200", "/status.js", "200", "/status.css", "200"], done.stderr

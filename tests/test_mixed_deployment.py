@@ -14,7 +14,8 @@ from health_stack import CALM
 from infra_images import IMAGE_ENV, POSTGRES_PASSWORD, require_images
 from native_support import alive, recorded_pids
 from support import run_script, write_registry
-from tmt_ops.compose.engine import Engine
+from tmt_ops.compose.containers import container_labels
+from tmt_ops.engine import Engine
 
 pytestmark = pytest.mark.docker
 
@@ -47,7 +48,7 @@ def containers(config) -> dict:
     """compose service -> (id, start time, health) of the project's running containers."""
     return {c["Config"]["Labels"]["com.docker.compose.service"]: (c["Id"], c["State"]["StartedAt"],
                                                                    (c["State"].get("Health") or {}).get("Status"))
-            for c in Engine().containers(project_of(config)) if c["State"]["Running"]}
+            for c in Engine().containers(*container_labels(project_of(config))) if c["State"]["Running"]}
 
 
 def psql(config, sql: str) -> str:

@@ -30,7 +30,7 @@ def test_full_restart_then_stop(registry_file):
     assert order == sorted(order)
     assert "SERVICE" in result.stderr and "READY" in result.stderr and "running and healthy" in result.stderr
     registry = load_registry(cfg)
-    assert resolve_mode("auto", registry) == "native"
+    assert resolve_mode("auto", registry) == ("native", True)
     native = Deployment(registry, "native").default
     assert {s.state.value for s in native.statuses(registry.managed).values()} == {"running"}
 

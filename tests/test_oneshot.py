@@ -11,7 +11,8 @@ import pytest
 from docker_helpers import down, project_of
 from native_support import recorded_pids
 from support import run_script
-from tmt_ops.compose.engine import Engine
+from tmt_ops.compose.containers import container_labels
+from tmt_ops.engine import Engine
 from tmt_ops.errors import ConfigError
 from tmt_ops.registry import load_registry
 
@@ -72,12 +73,17 @@ def test_in_docker_a_job_container_that_exits_0_is_done(tmp_path, flags, code):
     try:
         done = restart(config, "--mode", "docker", env=env)
         assert done.returncode == code, done.stderr
+        status = run_script("docker-restart.py", "--config", str(config), "status", env=env)
         if code == 0:
             assert done.stderr.index("db-migrate: done in") < done.stderr.index("orchestrator: ready in")
+            assert status.returncode == 0, status.stdout  # a job that is done is not a service that is down
+            again = run_script("docker-restart.py", "--config", str(config), "start", "--dry-run", env=env)
+            assert again.returncode == 0 and "start db-migrate" not in again.stderr  # a start does not run it again
         else:
+            assert status.returncode == 1
             assert "db-migrate: container" in done.stderr and "exited with code 3" in done.stderr
             assert "FATAL: migration 0002 failed" in done.stderr
-            running = [c for c in Engine().containers(project_of(config)) if c["State"]["Running"]]
+            running = [c for c in Engine().containers(*container_labels(project_of(config))) if c["State"]["Running"]]
             assert running == []  # nothing that needs it was started
     finally:
         down(config)

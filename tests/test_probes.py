@@ -28,7 +28,7 @@ def make_service(name: str, kind: str, port: int, *, path: str | None = None, ti
     return Service(name=name, display_name=name.title(), group="infrastructure", host="127.0.0.1", port=port,
                    critical=critical, managed=False, backend=None, oneshot=False, command=(), cwd=Path("."), env={},
                    probe=Probe(kind=kind, timeout=timeout, path=path), depends_on=(), startup_timeout=10,
-                   stop_signal=signal.SIGTERM, stop_grace=1, pre_stop=None, compose_service=name)
+                   stop_signal=signal.SIGTERM, stop_grace=1, pre_stop=None, compose_service=name, public=False)
 
 
 def probe_server(start, kind: str) -> ProbeResult:

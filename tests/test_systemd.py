@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -100,3 +101,54 @@ def test_the_monitor_tells_systemd_it_is_ready_its_status_and_feeds_the_watchdog
     pings = [m for m in messages[1:] if m == "WATCHDOG=1"]
     assert len(pings) >= 2, messages  # fed while it waits the 1 s interval, every 0.2 s at most
     assert any("STATUS=" in m and "(round 2)" in m for m in messages) and messages[-1] == "STOPPING=1"
+
+
+@needs_analyze
+def test_the_monitor_unit_serves_and_heals_when_asked_and_still_passes_verify(registry_file, tmp_path):
+    cfg = registry_file()
+    out = units(cfg, tmp_path, "--serve", "127.0.0.1:9464", "--heal")
+    monitor = out / "tmt-ops-monitor.service"
+    command = exec_line(monitor, "ExecStart")
+    assert command[command.index("--serve") + 1] == "127.0.0.1:9464" and "--heal" in command
+    text = monitor.read_text()
+    assert "KillMode=process" in text and "TimeoutStopSec=" in text  # what a heal starts outlives the monitor
+    done = subprocess.run([ANALYZE, "verify", *map(str, sorted(out.iterdir()))], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    plain = (units(cfg, tmp_path / "plain").joinpath("tmt-ops-monitor.service")).read_text()
+    assert "KillMode" not in plain and "--serve" not in plain and "--heal" not in plain
+    bad = subprocess.run([sys.executable, "-m", "tmt_ops", "systemd", "--config", str(cfg), "--serve", "70000"],
+                         capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "from 0 to 65535" in bad.stderr
+
+
+def test_a_serving_monitor_says_ready_and_a_heal_feeds_the_watchdog_while_it_restarts(registry_file, tmp_path):
+    def edit(data):
+        data["heal"] = {"after_rounds": 2, "backoff_seconds": 1}
+    cfg = registry_file(edit=edit, knobs={"dashboard": ["--start-delay", "2"]})
+    started = run_script("restart-trading-system.py", "--config", str(cfg), "--skip-health-check", timeout=120)
+    assert started.returncode == 0, started.stderr
+    os.killpg(recorded_pids(cfg)["dashboard"], 9)
+    messages = []
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(str(tmp_path / "notify.sock"))
+        listener.settimeout(0.5)
+
+        def receive():  # as systemd does, at once: the kernel queues only a few datagrams
+            try:
+                while True:
+                    messages.append(listener.recv(4096).decode())
+            except OSError:
+                pass
+
+        receiver = threading.Thread(target=receive)
+        receiver.start()
+        env = {"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "400000"}
+        done = run_script("system-health.py", "--config", str(cfg), "--serve", "127.0.0.1:0", "--heal", "--interval",
+                          "0.3", "--count", "3", env=env, timeout=120)
+        receiver.join()
+    assert "heal: dashboard healed in " in done.stdout, done.stdout + done.stderr
+    assert messages[0].startswith("READY=1\n")  # after the first round, serving or not
+    healing = next(i for i, m in enumerate(messages) if "; healing dashboard" in m)
+    after = next(i for i, m in enumerate(messages) if "(round 3)" in m)
+    assert messages[healing].startswith("STATUS=WARNING: ")
+    assert messages[healing + 1:after].count("WATCHDOG=1") >= 5, messages  # a 2 s start, pinged every 0.2 s

@@ -1,26 +1,30 @@
 """One interface for every way of running the services, and the one place that chooses it.
 
-A backend runs services one way: native processes on this host (native/backend.py) or containers of a
-docker compose project (compose/backend.py). Each answers the same operations: detect (does anything of
-this registry run this way now?), claims (does it run a service in its own mode?), statuses, plan_stop and
-plan_start (steps for a selection, decided from what runs now: plain data that --dry-run prints and the
-executor carries out as written), execute_stop and execute_start (one wave's steps), logs, and the address
-to probe a service at.
+A backend runs services one way: native processes on this host (native/backend.py), containers of a
+docker compose project (compose/backend.py) or the services of a Docker Swarm stack (swarm/backend.py).
+Each answers the same operations: detect (does anything of this registry run this way now?), claims (does
+it run a service in its own mode?), statuses, plan_stop and plan_start (steps for a selection, decided
+from what runs now: plain data that --dry-run prints and the executor carries out as written),
+execute_stop and execute_start (one wave's steps), logs, and the address to probe a service at. The two
+container backends also serve docker-restart.py's own commands (show_status, stream_logs, teardown,
+remove).
 
-The mode (--mode native|docker|auto) is chosen once, here: it names the backend of every service that does
-not name one of its own in the registry; a service that does (infrastructure `backend: compose` in a native
-deployment) is run by that one; anything else is outside the deployment, probed but never started or
-stopped. No other module compares mode names.
+The mode (--mode native|docker|swarm|auto) is chosen once, here: it names the backend of every service that
+does not name one of its own in the registry; a service that does (infrastructure `backend: compose` in a
+native deployment) is run by that one; anything else is outside the deployment, probed but never started
+or stopped. No other module compares mode names.
 """
 
 from __future__ import annotations
 
+import importlib
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Iterable, Protocol
 
 from .errors import ConfigError
 from .registry import Registry, Service
+from .registry.model import MODES
 from .states import ServiceState
 
 if TYPE_CHECKING:
@@ -30,7 +34,6 @@ if TYPE_CHECKING:
     from .results import Outcome, StopResult
     from .states import Health
 
-MODES = ("native", "docker")  # --mode values besides auto, in the order --mode auto asks them
 
 
 @dataclass(frozen=True)
@@ -52,9 +55,21 @@ class ServiceStatus:
     holds_port: bool | None = None
 
 
+@dataclass(frozen=True)
+class Teardown:
+    """What a container backend's `clean` or `--remove-stack` removes (clean.py): exactly this, nothing else."""
+
+    owner: str  # "project tmt", "stack tmt"
+    containers: int
+    volumes: tuple[str, ...]
+    networks: tuple[str, ...]
+
+
 class Backend(Protocol):
-    name: ClassVar[str]  # "native", "compose"
-    mode: ClassVar[str]  # the --mode whose default backend this is
+    name: ClassVar[str]  # "native", "compose", "swarm": its key in BACKENDS
+    # A restart replaces each running service in its start wave (swarm's rolling update) instead of stopping
+    # everything first, dependents first, and starting it all again.
+    restarts_in_place: ClassVar[bool]
     registry: Registry
 
     @classmethod
@@ -103,29 +118,34 @@ class Backend(Protocol):
         """Disks whose fill level matters to this backend (docker: the engine's data directory)."""
 
 
-def backend_classes() -> dict[str, type]:
-    """Every backend by name; imported here only, so a native run never loads the docker code."""
-    from .compose.backend import ComposeBackend
-    from .native.backend import NativeBackend
-    return {cls.name: cls for cls in (NativeBackend, ComposeBackend)}
+# backend name -> (its class, the --mode whose default it is); a class is imported only when used, so a native
+# run never loads the container code
+BACKENDS = {"native": ("native.backend.NativeBackend", "native"),
+            "compose": ("compose.backend.ComposeBackend", "docker"),
+            "swarm": ("swarm.backend.SwarmBackend", "swarm")}
+
+
+def backend_class(name: str) -> type:
+    module, _, cls = BACKENDS[name][0].rpartition(".")
+    return getattr(importlib.import_module(f"{__package__}.{module}"), cls)
 
 
 def default_backend(mode: str) -> type:
-    for cls in backend_classes().values():
-        if cls.mode == mode:
-            return cls
+    for name, (_, its_mode) in BACKENDS.items():
+        if its_mode == mode:
+            return backend_class(name)
     raise ConfigError(f"unknown mode '{mode}': use one of {', '.join(MODES)} or auto")
 
 
-def resolve_mode(requested: str, registry: Registry) -> str:
-    """--mode auto: the first mode whose backend finds something of this registry running, else the
-    registry's default_mode."""
+def resolve_mode(requested: str, registry: Registry, among: tuple[str, ...] = MODES) -> tuple[str, bool]:
+    """(mode, detected). --mode auto: the first mode (of `among`) whose backend finds something of this registry
+    running, else the registry's default_mode if it is one of them, else the first of them."""
     if requested != "auto":
-        return requested
-    for mode in MODES:
+        return requested, False
+    for mode in among:
         if default_backend(mode).detect(registry):
-            return mode
-    return registry.default_mode
+            return mode, True
+    return (registry.default_mode if registry.default_mode in among else among[0]), False
 
 
 class Deployment:
@@ -142,7 +162,7 @@ class Deployment:
 
     def backend(self, name: str) -> Backend:
         if name not in self._backends:
-            self._backends[name] = backend_classes()[name](self.registry, **self._options)
+            self._backends[name] = backend_class(name)(self.registry, **self._options)
         return self._backends[name]
 
     def of(self, service: Service) -> Backend | None:

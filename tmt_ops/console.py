@@ -11,7 +11,6 @@ pointed at /dev/null, so no later write, not even the interpreter's last flush a
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import os
 import sys
 from pathlib import Path
@@ -47,8 +46,11 @@ def silence(stream: IO) -> None:
         os.close(devnull)
 
 
-def write_out(stream: IO, text: str) -> bool:
-    """Write and flush; False (and the stream silenced) when its reader has gone."""
+def write_out(stream: IO | None, text: str) -> bool:
+    """Write and flush; False (and the stream silenced) when its reader has gone, or there is no stream at all
+    (a script started with its stdout closed, `>&-`: Python's sys.stdout is then None)."""
+    if stream is None:
+        return False
     try:
         stream.write(text)
         stream.flush()
@@ -58,9 +60,14 @@ def write_out(stream: IO, text: str) -> bool:
         return False
 
 
+STDERR = object()  # Printer's default stream: sys.stderr as it is when the printer is made
+
+
 class Printer:
-    def __init__(self, stream: IO | None = None, redactor: Redactor | None = None, colour: bool | None = None):
-        self.stream: IO | None = stream or sys.stderr
+    def __init__(self, stream: IO | None | object = STDERR, redactor: Redactor | None = None,
+                 colour: bool | None = None):
+        # None: no stream (started with it closed); the toolkit log still gets every line
+        self.stream: IO | None = sys.stderr if stream is STDERR else stream
         self.redact = redactor or Redactor.from_environment()
         self.colour = wants_colour(self.stream) if colour is None else colour
         self.verbosity = NORMAL
@@ -124,6 +131,7 @@ class _RedactFilter(logging.Filter):
 
 def open_toolkit_log(log_dir: Path, redactor: Redactor, max_bytes: int, backups: int) -> None:
     """Append the toolkit's own lines to log_dir/tmt-ops.log, rotated by size. Idempotent."""
+    import logging.handlers  # here: read-only commands (status) never open the log, and need not pay for it
     if any(getattr(h, "tmt_toolkit_log", False) for h in LOGGER.handlers):
         return
     try:

@@ -4,7 +4,9 @@ a Result (results.py) that the CLI renders and turns into the exit code.
 The promise of a restart: without --force it never ends with fewer services up than it began with. All it
 needs is checked before the first change (preflight, then the backends' own preparation such as image
 builds); a service that will not stop halts the stop waves and what this run stopped is started again; an
-interrupt in the stop half does the same after the wave in flight.
+interrupt in the stop half does the same after the wave in flight. A backend that restarts in place (swarm:
+a rolling update per service, in the start waves) has no stop half: its services are replaced one wave at a
+time, each once the services it needs are ready again.
 
 Healthy enough, one rule for every operation that starts something: a service counts by its final health
 check (native: its own process answers; docker: its own container) and the registry's `critical` flag, as
@@ -18,8 +20,9 @@ import threading
 from dataclasses import dataclass
 from typing import Iterable
 
+from . import stopped
 from .backends import Deployment
-from .errors import UsageError
+from .errors import TmtError, UsageError
 from .events import Events
 from .executor import StopRun, execute_start, execute_stop
 from .health.severity import of_health, worst
@@ -57,11 +60,14 @@ def select(deployment: Deployment, only: Iterable[str] | None, *, with_dependent
     return [s for s in chosen if deployment.of(s) is not None]
 
 
-def _not_running(deployment: Deployment, services: list[Service]) -> list[Service]:
+def not_running(deployment: Deployment, services: list[Service]) -> list[Service]:
+    """The services that do not run now; a job whose last run is known to have ended well (exit 0) is done,
+    not down (a restart runs jobs again; a start does not)."""
     down = set()
     for backend, members in deployment.group(services).items():
         down |= {name for name, status in deployment.backend(backend).statuses(members).items()
-                 if status.state not in (ServiceState.RUNNING, ServiceState.STARTING)}
+                 if status.state not in (ServiceState.RUNNING, ServiceState.STARTING)
+                 and not (deployment.registry.service(name).oneshot and status.exit_code == 0)}
     return [s for s in services if s.name in down]
 
 
@@ -78,7 +84,7 @@ def bring_up(deployment: Deployment, services: list[Service]) -> list[Service]:
                 chosen.add(d.name)
                 needed.append(d)
                 todo.append(d)
-    keep = {s.name for s in services} | {s.name for s in _not_running(deployment, needed)}
+    keep = {s.name for s in services} | {s.name for s in not_running(deployment, needed)}
     return [s for s in deployment.registry.services.values() if s.name in keep]
 
 
@@ -114,6 +120,23 @@ def check_and_prepare(deployment: Deployment, starting: list[Service], stop: Sto
     check(problems)
     for backend, members in deployment.group(starting).items():
         deployment.backend(backend).prepare(members, events)
+
+
+def _mark_stopped(deployment: Deployment, names: list[str], events: Events) -> None:
+    """A stop's intent, for system-health.py --heal: these stay down until a restart or start brings them up."""
+    try:
+        stopped.mark(deployment.registry.state_dir, names)
+    except (OSError, TmtError) as exc:
+        events.warn(f"cannot leave the stopped-on-purpose markers in {deployment.registry.state_dir} ({exc}): "
+                    f"a monitor with --heal may start {', '.join(names)} again")
+
+
+def _clear_stopped(deployment: Deployment, services: list[Service], events: Events) -> None:
+    try:
+        stopped.clear(deployment.registry.state_dir, [s.name for s in services])
+    except OSError as exc:
+        events.warn(f"cannot clear the stopped-on-purpose markers in {deployment.registry.state_dir} ({exc}): "
+                    "a monitor with --heal leaves these services down")
 
 
 def _tidy(deployment: Deployment, services: list[Service]) -> None:
@@ -205,11 +228,14 @@ def restart(deployment: Deployment, services: list[Service], options: Options, e
             interrupts: Interrupts | None = None) -> Result:
     interrupts = interrupts or Interrupts()
     starting = bring_up(deployment, services)
-    stop_plan = plan_stop(deployment, services, force=options.force)
+    # what a backend restarts in place (swarm: rolling, in the start waves) is not stopped first
+    stopped_first = [s for s in services if not deployment.of(s).restarts_in_place]
+    stop_plan = plan_stop(deployment, stopped_first, force=options.force)
     start_plan = plan_start(deployment, starting)
     if options.dry_run:
         return _dry_run(events, stop_plan, start_plan)
     check_and_prepare(deployment, starting, stop_plan, events)
+    _clear_stopped(deployment, services, events)
     _about_to_run(events, stop_plan, start_plan)
     if stop_plan.steps:
         events.info(f"stopping {', '.join(step.service for step in stop_plan.steps)}")
@@ -237,11 +263,12 @@ def start(deployment: Deployment, services: list[Service], options: Options, eve
           interrupts: Interrupts | None = None) -> Result:
     """Start what is not running (and the infrastructure it needs); what runs is left as it is."""
     interrupts = interrupts or Interrupts()
-    starting = bring_up(deployment, _not_running(deployment, services))
+    starting = bring_up(deployment, not_running(deployment, services))
     plan = plan_start(deployment, starting)
     if options.dry_run:
         return _dry_run(events, None, plan)
     check_and_prepare(deployment, starting, None, events)
+    _clear_stopped(deployment, services, events)
     _about_to_run(events, None, plan)
     if not plan.steps:
         return Result(0, last=f"nothing to start: every selected service runs ({deployment.mode} mode)")
@@ -258,12 +285,14 @@ def stop(deployment: Deployment, services: list[Service], options: Options, even
         events.warn(f"{name}: {why}")
     if not plan.steps:
         _tidy(deployment, services)
+        _mark_stopped(deployment, list(plan.idle), events)
         return Result(0, last=f"nothing to stop: no service of this registry runs ({deployment.mode} mode)")
     _about_to_run(events, plan, None)
     events.info(f"stopping {', '.join(step.service for step in plan.steps)}")
     interrupts.begin_changes("finishing the stop wave in flight; nothing more is stopped")
     run = execute_stop(deployment, plan, events, interrupts.requested.is_set)
     _tidy(deployment, services)
+    _mark_stopped(deployment, [*run.stopped, *plan.idle], events)
     left = [step.service for step in plan.steps if step.service not in run.results]
     if run.failed:
         return Result(1, last=_survivors(deployment, run, options.force)

@@ -22,7 +22,8 @@ class Holder:
     cmdline: str
 
     def describe(self) -> str:
-        return f"pid {self.pid} ({self.name}, user {self.user}): {self.cmdline}"
+        # one line, whatever the command line holds (a `python -c` script has newlines)
+        return f"pid {self.pid} ({self.name}, user {self.user}): {' '.join(self.cmdline.split())}"
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:

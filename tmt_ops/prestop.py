@@ -25,6 +25,11 @@ class PreStopCall:
         return f"{self.method} {self.path}"
 
 
+def first(hook: PreStopCall | None) -> str:
+    """How a plan line says the hook comes first: 'POST /api/trading/disable, then ' (or nothing)."""
+    return f"{hook.describe()}, then " if hook else ""
+
+
 def planned(service: Service) -> PreStopCall | None:
     """The service's hook as a call to its address, or None when it has none."""
     hook = service.pre_stop

@@ -4,7 +4,8 @@ Units (tmt-ops systemd):
 - tmt-ops.service: a oneshot that brings the system up at boot in dependency order (after network-online and,
   in docker mode, docker.service) and stops it at shutdown;
 - tmt-ops-monitor.service: `system-health.py --monitor`, Type=notify: it says READY once its first round is
-  done, feeds the watchdog, and its STATUS is the overall state;
+  done, feeds the watchdog, and its STATUS is the overall state; optionally serving its endpoints (--serve)
+  and healing (--heal: the services a heal starts must outlive the monitor, hence KillMode=process);
 - tmt-ops-health-snapshot.service and .timer: the JSON snapshot the spec's cron line writes, daily.
 Every command is this interpreter running `-m tmt_ops`, with the registry's absolute path.
 """
@@ -16,7 +17,11 @@ import os
 import shlex
 import socket
 import sys
+import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from .registry import Registry
 from .registry.loader import CHECKOUT
@@ -36,13 +41,24 @@ def _environment() -> str:
     return "\n".join(lines)
 
 
-def units(registry: Registry, mode: str, monitor_args: list[str], snapshot_dir: Path) -> dict[str, str]:
-    """name -> text of each unit file."""
+def restart_limits(registry: Registry) -> tuple[int, int]:
+    """Seconds a whole start, and a whole stop, of the system may take (every timeout of it in a row)."""
+    start = math.ceil(sum(s.startup_timeout for s in registry.services.values()) + registry.compose_timeout)
+    return start, math.ceil(sum(s.stop_grace for s in registry.services.values()) + 60)
+
+
+def units(registry: Registry, mode: str, monitor_args: list[str], snapshot_dir: Path, *, serve: str | None = None,
+          heal: bool = False) -> dict[str, str]:
+    """name -> text of each unit file; serve ([HOST:]PORT) and heal extend the monitor's."""
     docker = mode != "native"  # containers need the engine up first
     after = "network-online.target" + (" docker.service" if docker else "")
     needs = "Requires=docker.service\n" if docker else ""
-    start_limit = math.ceil(sum(s.startup_timeout for s in registry.services.values()) + registry.compose_timeout)
-    stop_limit = math.ceil(sum(s.stop_grace for s in registry.services.values()) + 60)
+    start_limit, stop_limit = restart_limits(registry)
+    monitor = ["--monitor", "--mode", mode, *(["--serve", serve] if serve else []), *(["--heal"] if heal else []),
+               *monitor_args]
+    # A heal starts services: they must outlive the monitor (KillMode=process), and a stop during a heal lets
+    # it finish the stop wave in flight and start again what it stopped.
+    healing = f"KillMode=process\nTimeoutStopSec={start_limit + stop_limit}\n" if heal else ""
     interval = registry.health.monitor_interval
     watchdog = math.ceil(2 * interval + registry.health.deadline + 10)  # a round must end; pings come in between
     snapshot = f"{_command(registry, 'health', '--json')} > {shlex.quote(str(snapshot_dir))}/health-$$(date +%%Y%%m%%d).json"
@@ -67,16 +83,16 @@ TimeoutStopSec={stop_limit}
 WantedBy=multi-user.target
 """,
         "tmt-ops-monitor.service": f"""[Unit]
-Description=TMT trading system health monitor (tmt-ops)
+Description=TMT trading system health monitor (tmt-ops){' that heals' if heal else ''}
 After=tmt-ops.service
 
 [Service]
 Type=notify
 NotifyAccess=main
 {common}
-ExecStart={_command(registry, 'health', '--monitor', '--mode', mode, *monitor_args)}
+ExecStart={_command(registry, 'health', *monitor)}
 WatchdogSec={watchdog}
-Restart=on-failure
+{healing}Restart=on-failure
 RestartSec=5
 
 [Install]
@@ -115,12 +131,37 @@ class Notifier:
         self.watchdog = int(usec) / 1e6 if usec.isdigit() and environ.get("WATCHDOG_PID", str(os.getpid())) == \
             str(os.getpid()) else None  # seconds; ping at least twice as often
 
+    @contextmanager
+    def feeding(self, status: str, limit: float) -> Iterator[None]:
+        """While a long step runs between rounds (a heal's restart): STATUS says what it is, and the watchdog
+        is fed from a thread, but for `limit` seconds at most: a step that hangs past its own timeouts is what
+        the watchdog is for."""
+        self.send(STATUS=status)
+        if not self.watchdog:
+            yield
+            return
+        done = threading.Event()
+
+        def feed() -> None:
+            end = time.monotonic() + limit
+            while not done.wait(self.watchdog / 2) and time.monotonic() < end:
+                self.send(WATCHDOG="1")
+
+        thread = threading.Thread(target=feed, name="watchdog", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
+
     def send(self, **fields: str) -> None:
         if not self.address:
             return
         message = "\n".join(f"{key}={value}" for key, value in fields.items()).encode()
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+                sock.setblocking(False)  # a reader that lags (its queue full) must never stall a round or a heal
                 sock.sendto(message, self.address)
-        except OSError:  # systemd gone (shutdown): nothing to tell
+        except OSError:  # systemd gone (shutdown), or its queue full: nothing to tell now
             pass

@@ -1,7 +1,7 @@
 """tmt-ops (python -m tmt_ops): putting the toolkit in place on a host.
 
     tmt-ops init [--to PATH] [--root DIR] [--force]   the starter registry, for an installed toolkit
-    tmt-ops systemd [--mode MODE] [--write DIR] ...   unit files for this installation
+    tmt-ops systemd [--mode MODE] [--write DIR] [--serve [HOST:]PORT] [--heal] ...   unit files for this installation
     tmt-ops completion bash|zsh                       shell completion for the five scripts
     tmt-ops services                                  the registry's service names (completion uses it)
 """
@@ -23,7 +23,7 @@ from ..backends import MODES
 from ..errors import ConfigError, UsageError
 from ..registry import load_registry
 from ..registry.loader import CHECKOUT
-from .common import ArgumentParser, add_common_arguments, registry_from, run
+from .common import ArgumentParser, add_common_arguments, listen_address, registry_from, run
 
 ROOT_LINE = re.compile(r"^(  root:)[^\n]*$", re.M)  # project.root in the shipped registry
 # cli module -> the names it runs by: the script at the repository's root, the console command of an install
@@ -67,6 +67,11 @@ def _parser() -> ArgumentParser:
                        help="where the daily health-YYYYMMDD.json snapshots go (default: the registry's log_dir)")
     units.add_argument("--monitor-args", metavar="ARGS", default="",
                        help="more arguments for the monitor, as one string (e.g. \"--interval 15\")")
+    units.add_argument("--serve", metavar="[HOST:]PORT", type=listen_address,
+                       help="the monitor also serves /health, /metrics, /livez, /readyz and its status page there")
+    units.add_argument("--heal", action="store_true",
+                       help="the monitor heals (system-health.py --heal); its unit then leaves the services it "
+                            "starts running when it stops (KillMode=process)")
     completion = commands.add_parser("completion", help="print shell completion for the five scripts and tmt-ops "
                                                         '(bash: eval "$(tmt-ops completion bash)" in ~/.bashrc)')
     completion.add_argument("shell", choices=("bash", "zsh"))
@@ -125,9 +130,11 @@ def init(to: Path | None, root: Path | None, force: bool, printer: Printer) -> i
 
 
 def systemd(args, registry, printer: Printer) -> int:
+    from ..health.server import listen_text
     from ..systemd import units
     made = units(registry, args.mode or registry.default_mode, shlex.split(args.monitor_args),
-                 (args.snapshot_dir or registry.log_dir).absolute())
+                 (args.snapshot_dir or registry.log_dir).absolute(),
+                 serve=listen_text(*args.serve) if args.serve else None, heal=args.heal)
     if args.write is None:
         write_out(sys.stdout, "\n".join(f"# ---- {name} ----\n{text}" for name, text in made.items()))
         return 0

@@ -36,10 +36,20 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, short_version: bool
                          help="print more: the plan before it runs, probe details")
 
 
-def add_mode_argument(parser: argparse.ArgumentParser, what: str) -> None:
-    parser.add_argument("--mode", choices=(*MODES, "auto"), default="auto",
-                        help=f"{what}: native processes, docker compose, or auto (default: the mode that runs now, "
-                             "else the registry's default_mode)")
+def add_mode_argument(parser: argparse.ArgumentParser, what: str, among: tuple[str, ...] = MODES) -> None:
+    words = {"native": "native processes", "docker": "docker compose", "swarm": "a Docker Swarm stack"}
+    parser.add_argument("--mode", choices=(*among, "auto"), default="auto",
+                        help=f"{what}: {', '.join(words[m] for m in among)}, or auto (default: the mode that runs "
+                             "now, else the registry's default_mode)")
+
+
+def listen_address(text: str) -> tuple[str, int]:
+    """The argparse type of --serve [HOST:]PORT (system-health.py, tmt-ops systemd)."""
+    from ..health.server import parse_listen  # only when asked: a one-shot check loads no HTTP server
+    try:
+        return parse_listen(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def registry_from(args: argparse.Namespace, printer: Printer) -> Registry:
@@ -61,12 +71,37 @@ def for_operation(args: argparse.Namespace, printer: Printer) -> tuple[Interrupt
     return interrupts, registry
 
 
-def deployment_from(mode: str, registry: Registry, printer: Printer | None = None, **options) -> Deployment:
-    """The deployment of the mode asked for (auto: the one that runs now); the printer says which, if given."""
-    chosen = resolve_mode(mode, registry)
+def deployment_from(mode: str, registry: Registry, printer: Printer | None = None, among: tuple[str, ...] = MODES,
+                    **options) -> Deployment:
+    """The deployment of the mode asked for (auto: the one of `among` that runs now); the printer says which,
+    if given."""
+    chosen, detected = resolve_mode(mode, registry, among)
     if printer is not None:
-        printer.info(f"mode: {chosen}" + (" (detected)" if mode == "auto" else ""))
+        why = " (detected)" if detected else " (nothing of this registry runs: the default)" if mode == "auto" else ""
+        printer.info(f"mode: {chosen}{why}")
     return Deployment(registry, chosen, **options)
+
+
+def stop_and_remove(deployment: Deployment, options, printer: Printer, interrupts: Interrupts) -> int:
+    """--remove-stack: stop every service the deployment runs (infrastructure too, in reverse waves, pre-stop
+    hooks first), then remove what the deployment itself is made of (swarm: the stack; compose: the project's
+    networks), volumes kept. `options`: operations.Options of the stop."""
+    from .. import operations
+    from ..lock import run_lock
+    backend = deployment.default
+    if not hasattr(backend, "remove"):
+        raise UsageError(f"--remove-stack: a {deployment.mode} deployment has no stack to remove (docker and swarm "
+                         "modes have)")
+    services = operations.select(deployment, None, with_infra=True)
+    if options.dry_run:
+        result = operations.stop(deployment, services, options, printer)
+        printer.line(f"then: remove {backend.teardown().owner} (volumes kept)")
+        return render(printer, result)
+    with run_lock(deployment.registry.state_dir, printer.warn):
+        result = operations.stop(deployment, services, options, printer, interrupts)
+        if result.exit_code == 0:
+            backend.remove(None, printer)
+        return render(printer, result)
 
 
 def render(printer: Printer, result: Result) -> int:

@@ -1,17 +1,17 @@
-"""docker-restart.py: the stack under docker compose. restart (default), start, stop [SERVICE...], status,
-logs [SERVICE], clean."""
+"""docker-restart.py: the stack under docker compose, or deployed to a Docker Swarm (--mode swarm). restart
+(default), start, stop [SERVICE...], status, logs [SERVICE], clean."""
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Sequence
 
-from .. import operations
-from ..console import Printer, write_out
+from ..console import Printer
 from ..errors import UsageError
-from ..lock import run_lock
-from .common import ArgumentParser, add_common_arguments, deployment_from, for_operation, registry_from, render, run
+from .common import (ArgumentParser, add_common_arguments, add_mode_argument, deployment_from, for_operation,
+                     registry_from, render, run, stop_and_remove)
+
+ENGINE_MODES = ("docker", "swarm")  # this script's modes: the container engine's two ways of running the stack
 
 CHANGES = ("restart", "start", "stop")
 COMMANDS = (*CHANGES, "status", "logs", "clean")
@@ -19,11 +19,15 @@ COMMANDS = (*CHANGES, "status", "logs", "clean")
 
 def _parser() -> ArgumentParser:
     parser = ArgumentParser(prog="docker-restart.py",
-                            description="Manage the TMT stack with docker compose (v2, else v1).")
+                            description="Manage the TMT stack with docker compose (v2, else v1), or as a Docker Swarm "
+                                        "stack (--mode swarm).")
     add_common_arguments(parser)
+    add_mode_argument(parser, "how the stack runs", ENGINE_MODES)
     parser.add_argument("--compose-file", metavar="PATH", help="compose file (default: the registry's compose_file)")
     parser.add_argument("--project-name", metavar="NAME",
                         help="compose project (default: the registry's compose_project)")
+    parser.add_argument("--remove-stack", action="store_true",
+                        help="swarm stop: remove the stack too (its services and networks; volumes stay)")
     parser.add_argument("command", nargs="?", default="restart", choices=COMMANDS,
                         help="restart (default), start, stop, status, logs, clean")
     parser.add_argument("services", nargs="*", metavar="SERVICE",
@@ -51,6 +55,7 @@ def _check(args) -> None:
         if args.command == "logs" and len(args.services) > 1:
             raise UsageError("docker-restart.py: logs takes one service")
     for flag, commands in (("--no-deps", ("restart", "stop")), ("--with-infra", ("restart", "stop")),
+                           ("--remove-stack", ("stop",)),
                            ("--dry-run", CHANGES), ("--json", ("status",)), ("--yes", ("clean",)),
                            ("--skip-health-check", ("restart", "start"))):
         if getattr(args, flag[2:].replace("-", "_")):
@@ -61,6 +66,9 @@ def _check(args) -> None:
         raise UsageError(f"docker-restart.py: --tail must be 0 or more, got {args.tail}")
     if args.no_deps and not args.services:
         raise UsageError("docker-restart.py: --no-deps needs SERVICE...")
+    if args.remove_stack and (args.services or args.with_infra):
+        raise UsageError("docker-restart.py: --remove-stack stops and removes the whole stack, infrastructure "
+                         "included: it takes no SERVICE and no --with-infra")
 
 
 def _main(argv: Sequence[str], printer: Printer) -> int:
@@ -68,24 +76,21 @@ def _main(argv: Sequence[str], printer: Printer) -> int:
     _check(args)
     options = {"compose_file": args.compose_file, "project_name": args.project_name}
     if args.command in ("status", "logs"):  # read only: no signal handling, no lock, no toolkit log
-        registry = registry_from(args, printer)
-        project = deployment_from("docker", registry, **options).default.project
+        backend = deployment_from(args.mode, registry_from(args, printer), among=ENGINE_MODES, **options).default
         if args.command == "logs":
-            from ..compose.ops import logs
-            return logs(project, args.services[0] if args.services else None, args.tail, args.follow, printer.redact)
-        from ..compose import status
-        containers = project.containers()
-        if args.json:
-            write_out(sys.stdout, json.dumps(status.document(project, containers), indent=2) + "\n")
-        else:
-            status.print_table(project, Printer(sys.stdout, printer.redact), containers)
-        return status.status_code(containers, project)
+            return backend.stream_logs(args.services[0] if args.services else None, args.tail, args.follow,
+                                       printer.redact)
+        return backend.show_status(Printer(sys.stdout, printer.redact), args.json)
+    from .. import operations  # imported here: status must be quick, and changes need them
+    from ..lock import run_lock
     interrupts, registry = for_operation(args, printer)
-    deployment = deployment_from("docker", registry, **options)
+    deployment = deployment_from(args.mode, registry, printer, among=ENGINE_MODES, **options)
     if args.command == "clean":
-        from ..compose.ops import clean
+        from ..clean import clean
         with run_lock(registry.state_dir, printer.warn):
-            return render(printer, clean(deployment, deployment.default.project, printer, interrupts, yes=args.yes))
+            return render(printer, clean(deployment, printer, interrupts, yes=args.yes))
+    if args.remove_stack:
+        return stop_and_remove(deployment, operations.Options(dry_run=args.dry_run), printer, interrupts)
     services = operations.select(deployment, args.services, with_dependents=not args.no_deps,
                                  with_infra=args.with_infra or args.command == "start")
     run_it = {"restart": operations.restart, "start": operations.start, "stop": operations.stop}[args.command]

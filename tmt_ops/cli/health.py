@@ -1,4 +1,5 @@
-"""system-health.py: one concurrent health report (text, json, nagios, prometheus) or a monitor loop.
+"""system-health.py: one concurrent health report (text, json, nagios, prometheus, health+json) or a monitor loop,
+which may serve its rounds over HTTP (--serve) and heal what stays down (--heal).
 
 Exit codes (Nagios convention): 0 healthy, 1 warning, 2 critical, 3 the check itself could not run.
 """
@@ -10,19 +11,22 @@ import math
 import signal
 import sys
 import traceback
-from typing import Sequence
+from contextlib import contextmanager
+from typing import Iterator, Sequence
 
 from ..console import Printer, open_toolkit_log, write_out
 from ..errors import TmtError, UsageError
 from ..backends import Deployment
 from ..output import FORMATS, redact_tree, renderer
 from ..redact import Redactor
-from .common import ArgumentParser, add_common_arguments, add_mode_argument, deployment_from, registry_from, run
+from .common import (ArgumentParser, add_common_arguments, add_mode_argument, deployment_from, listen_address,
+                     registry_from, run)
 
 UNKNOWN = 3
+MAX_TIMEOUT = 86400.0  # seconds: a day bounds any check (and the timer's own range)
 
 
-def _positive(kind):
+def _positive(kind, most: float = math.inf):
     def parse(text: str):
         try:
             value = kind(text)
@@ -30,6 +34,8 @@ def _positive(kind):
             raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
         if not 0 < value < math.inf:  # nan fails every comparison
             raise argparse.ArgumentTypeError(f"must be a finite number greater than 0, got {text}")
+        if value > most:
+            raise argparse.ArgumentTypeError(f"must be at most {most:g}, got {text}")
         return value
     return parse
 
@@ -44,14 +50,21 @@ def _parser() -> ArgumentParser:
     p.add_argument("--json", action="store_true", help="JSON on stdout (same as --format json); "
                                                        "everything human goes to stderr")
     p.add_argument("--format", choices=FORMATS, help="text (default), json, nagios (one plugin line with "
-                                                     "perfdata) or prometheus (node_exporter textfile)")
+                                                     "perfdata), prometheus (node_exporter textfile) or health+json "
+                                                     "(the IETF health check response format)")
     p.add_argument("--output", metavar="FILE", help="write the report to FILE atomically (temp file + rename), "
                                                     "for cron and the textfile collector")
     p.add_argument("--monitor", action="store_true", help="check every --interval seconds until Ctrl-C")
     p.add_argument("--interval", type=_positive(float), metavar="SECONDS",
                    help="seconds between monitor rounds (default: the registry's health.monitor_interval, 30)")
     p.add_argument("--count", type=_positive(int), metavar="N", help="monitor: stop after N rounds")
-    p.add_argument("-t", "--timeout", type=_positive(float), metavar="SECONDS",
+    p.add_argument("--serve", type=listen_address, metavar="[HOST:]PORT",
+                   help="monitor, and serve its latest round over HTTP (read-only): /health (health+json), /metrics "
+                        "(Prometheus), /livez, /readyz and a status page at /; HOST is 127.0.0.1 unless given")
+    p.add_argument("--heal", action="store_true",
+                   help="with --monitor or --serve: restart a managed service that stays down, with its dependents, "
+                        "as restart-trading-system.py --only does (the registry's heal: settings)")
+    p.add_argument("-t", "--timeout", type=_positive(float, MAX_TIMEOUT), metavar="SECONDS",
                    help="the whole check, registry to output, must end within SECONDS, else it is UNKNOWN "
                         "(exit 3), as a monitoring plugin's timeout")
     return p
@@ -60,9 +73,12 @@ def _parser() -> ArgumentParser:
 def _format(args: argparse.Namespace) -> str:
     if args.json and args.format not in (None, "json"):
         raise UsageError(f"--json and --format {args.format} contradict each other: pick one")
-    if (args.interval or args.count) and not args.monitor:
-        raise UsageError("--interval and --count apply to --monitor only")
-    if args.timeout and args.monitor:
+    looping = args.monitor or args.serve
+    if (args.interval or args.count) and not looping:
+        raise UsageError("--interval and --count apply to --monitor (or --serve) only")
+    if args.heal and not looping:
+        raise UsageError("--heal acts between monitor rounds: add --monitor (or --serve)")
+    if args.timeout and looping:
         raise UsageError("--timeout bounds a one-shot check; the monitor's rounds are bounded by health.deadline")
     return "json" if args.json else args.format or "text"
 
@@ -72,34 +88,64 @@ def _monitor(args: argparse.Namespace, fmt: str, deployment: Deployment, redacto
     from ..health.monitor import run as monitor
     from ..output.rounds import RoundWriter
     registry = deployment.registry
+    interval = args.interval or registry.health.monitor_interval
     open_toolkit_log(registry.log_dir, redactor, registry.log_max_bytes, registry.log_backups)
     # round and change lines are the data of a text monitor; beside JSON or a file they are commentary
     human = Printer(sys.stderr if fmt != "text" or args.output else sys.stdout, redactor)
     human.verbosity = verbosity
-    writer = RoundWriter(fmt, args.output, human)
+    # serving, the HTTP answers are the data: a reader of the lines that goes away does not end it
+    writer = RoundWriter(fmt, args.output, human, ends_with_reader=not args.serve)
+    publisher = server = healer = None
+    if args.serve:
+        from ..health.server import StatusServer
+        from ..health.snapshot import Publisher
+        publisher = Publisher(interval, registry.health.deadline, args.heal)
+        server = StatusServer(*args.serve, publisher)  # bound now: a port in use ends it before any round
+        human.info(f"serving {server.url} (/health, /metrics, /livez, /readyz, and the status page at /)")
+    if args.heal:
+        from ..health.healer import Healer
+
+        def on_heal(event: dict) -> None:
+            event = redact_tree(event, redactor)
+            if publisher is not None:
+                publisher.heal_event(event)
+            writer.heal(event)
+
+        healer = Healer(deployment, human, on_heal)
+        h = registry.heal
+        human.info(f"heal: on: a managed service down {h.after_rounds} round(s) in a row is restarted with its "
+                   f"dependents; at most {h.max_per_hour} attempt(s) per service within an hour, "
+                   f"{h.backoff_seconds:g} s apart at first, doubling up to {h.backoff_max_seconds:g} s")
 
     def on_round(number, report, changes) -> None:
-        writer.write(number, redact_tree(to_document(report), redactor),
-                     [change_document(c, registry.services) for c in changes])
+        document = redact_tree(to_document(report), redactor)
+        if publisher is not None:
+            publisher.round(number, document)
+        writer.write(number, document, [change_document(c, registry.services) for c in changes])
 
-    return monitor(deployment, args.interval or registry.health.monitor_interval, on_round, args.count)
+    try:
+        if server is not None:
+            server.start()
+        return monitor(deployment, interval, on_round, args.count, healer)
+    finally:
+        if server is not None:
+            server.close()
 
 
 def _main(argv: Sequence[str], printer: Printer) -> int:
     args = _parser().parse_args(argv)
     fmt = _format(args)
-    if args.timeout:
-        _time_limit(args.timeout)
-    from ..health.resources import CpuSampler
-    cpu = CpuSampler()  # marked now: the one-shot CPU window spans the whole run
-    deployment = deployment_from(args.mode, registry_from(args, printer))
-    redactor = printer.redact
-    if args.monitor:
-        return _monitor(args, fmt, deployment, redactor, printer.verbosity)
-    from ..health.document import to_document
-    from ..health.report import build
-    report = build(deployment, cpu)
-    document = redact_tree(to_document(report), redactor)
+    with _time_limit(args.timeout):
+        from ..health.resources import CpuSampler
+        cpu = CpuSampler()  # marked now: the one-shot CPU window spans the whole run
+        deployment = deployment_from(args.mode, registry_from(args, printer))
+        redactor = printer.redact
+        if args.monitor or args.serve:
+            return _monitor(args, fmt, deployment, redactor, printer.verbosity)
+        from ..health.document import to_document
+        from ..health.report import build
+        report = build(deployment, cpu)
+        document = redact_tree(to_document(report), redactor)
     if args.output:
         from ..atomic import write_atomic
         write_atomic(args.output, renderer(fmt)(document))
@@ -117,13 +163,24 @@ class CheckTimeout(TmtError):
     exit_code = UNKNOWN
 
 
-def _time_limit(seconds: float) -> None:
-    """A timer for the whole check: when it fires, whatever is under way is abandoned (probes run in daemon
-    threads) and the check is UNKNOWN."""
+@contextmanager
+def _time_limit(seconds: float | None) -> Iterator[None]:
+    """A timer for the check (registry to report; writing it out is not cut short): when it fires, whatever is
+    under way is abandoned (probes run in daemon threads) and the check is UNKNOWN. Disarmed when the block
+    ends, so a check that finished in time is never killed after its verdict."""
+    if not seconds:
+        yield
+        return
+
     def fire(signum, frame):
         raise CheckTimeout(f"the check did not finish within its timeout of {seconds:g}s (-t/--timeout)")
-    signal.signal(signal.SIGALRM, fire)
+    previous = signal.signal(signal.SIGALRM, fire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _plugin_line(argv: Sequence[str]):

@@ -9,7 +9,7 @@ from ..console import Printer
 from ..errors import UsageError
 from ..lock import run_lock
 from .common import (ArgumentParser, add_common_arguments, add_mode_argument, deployment_from, for_operation, render,
-                     run)
+                     run, stop_and_remove)
 
 
 def _parser() -> ArgumentParser:
@@ -25,6 +25,9 @@ def _parser() -> ArgumentParser:
     parser.add_argument("--no-deps", action="store_true", help="with --only: leave their dependents running")
     parser.add_argument("--with-infra", action="store_true",
                         help="also stop the infrastructure the deployment runs (e.g. its PostgreSQL container)")
+    parser.add_argument("--remove-stack", action="store_true",
+                        help="docker and swarm modes: stop everything, infrastructure too, then remove the stack "
+                             "(swarm: its services and networks; compose: the project's networks); volumes stay")
     add_common_arguments(parser)
     return parser
 
@@ -33,10 +36,15 @@ def _main(argv: Sequence[str], printer: Printer) -> int:
     args = _parser().parse_args(argv)
     if args.no_deps and not args.only:
         raise UsageError("--no-deps needs --only SERVICE...")
+    if args.remove_stack and (args.only or args.with_infra):
+        raise UsageError("--remove-stack stops and removes the whole stack, infrastructure included: it goes "
+                         "without --only and --with-infra")
     interrupts, registry = for_operation(args, printer)
     deployment = deployment_from(args.mode, registry, printer)
-    services = operations.select(deployment, args.only, with_dependents=not args.no_deps, with_infra=args.with_infra)
     options = operations.Options(force=args.force, dry_run=args.dry_run)
+    if args.remove_stack:
+        return stop_and_remove(deployment, options, printer, interrupts)
+    services = operations.select(deployment, args.only, with_dependents=not args.no_deps, with_infra=args.with_infra)
     if args.dry_run:
         return render(printer, operations.stop(deployment, services, options, printer))
     with run_lock(registry.state_dir, printer.warn):

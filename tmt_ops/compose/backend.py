@@ -3,37 +3,32 @@ compose CLI (always -p and -f: no other project is touched) and read and stopped
 
 from __future__ import annotations
 
-import os
+import json
+import sys
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 from .. import prestop
-from ..backends import ServiceStatus
+from ..backends import ServiceStatus, Teardown
+from ..console import Printer, write_out
+from ..engine import Engine, cli, endpoint
 from ..errors import ConfigError, OperationFailed, TmtError
 from ..events import Events
 from ..executor import run_parallel
 from ..preflight import Problem
 from ..registry import Registry, Service
 from ..results import Outcome, StopResult
-from .engine import Engine
+from .containers import container_labels, project_label
 from .project import Project
 from .ready import wait_ready
-from .stackfile import built, pulled
-from .status import service_statuses
+from . import status as status_view
 from .steps import BACKEND, StartStep, StopStep
-
-DEFAULT_DOCKER_ROOT = Path("/var/lib/docker")
-
-
-def engine_possible() -> bool:
-    """A Docker engine could be here at all (asking one that cannot be costs a connection timeout)."""
-    return bool(os.environ.get("DOCKER_HOST")) or os.path.exists("/var/run/docker.sock")
-
 
 class ComposeBackend:
     name = BACKEND
-    mode = "docker"
+    restarts_in_place = False
 
     def __init__(self, registry: Registry, *, compose_file: Path | None = None, project_name: str | None = None,
                  **_options) -> None:
@@ -43,10 +38,11 @@ class ComposeBackend:
     @classmethod
     def detect(cls, registry: Registry) -> bool:
         """A container of this registry's compose project runs (False when no engine answers)."""
-        if not engine_possible():
-            return False
         try:
-            return any(c["State"] == "running" for c in Engine(timeout=2).listed(registry.compose_project))
+            if not endpoint.possible(endpoint.current()):
+                return False
+            containers = Engine(timeout=2).listed(*container_labels(registry.compose_project))
+            return any(c["State"] == "running" for c in containers)
         except ConfigError:
             return False
 
@@ -54,7 +50,7 @@ class ComposeBackend:
         return service.compose_service in self.project.services
 
     def statuses(self, services: list[Service]) -> dict[str, ServiceStatus]:
-        return service_statuses(self.project, services)
+        return status_view.service_statuses(self.project, services)
 
     def plan_stop(self, services: list[Service], *, force: bool) -> dict[str, object]:
         """Every container of each service, running or not, is stopped and removed (the next start makes a new
@@ -87,20 +83,7 @@ class ComposeBackend:
         return []
 
     def prepare(self, starting: list[Service], events: Events) -> None:
-        """Pull what is pulled (offline: a warning, local images are used), then build what is built: before
-        anything stops, so a failed build leaves the running stack alone."""
-        names = {s.compose_service for s in starting}
-        services = {name: spec for name, spec in self.project.declared.items() if name in names}
-        to_pull = pulled(services)
-        if to_pull:
-            try:
-                self.project.compose.run("pull", *to_pull)
-            except OperationFailed as exc:
-                events.warn(f"pull failed, using local images: {exc}")
-        to_build = built(services)
-        if to_build:
-            events.info(f"building images of project {self.project.name} (minutes the first time, seconds when cached)")
-            self.project.compose.run("build", *to_build)
+        self.project.prepare_images([s.compose_service for s in starting], events)
 
     def execute_stop(self, steps: list[StopStep], events: Events) -> dict[str, StopResult]:
         return run_parallel({step.service: (lambda s=step: self._stop(s)) for step in steps})
@@ -160,8 +143,40 @@ class ComposeBackend:
                 ("start its container" if gone else "restart it (and its dependents)",
                  commands.script("docker-restart.py", f"{'start' if gone else 'restart'} {name}"))]
 
+    # -- docker-restart.py's own commands ---------------------------------------------------------------------
+    def show_status(self, printer: Printer, as_json: bool) -> int:
+        containers = self.project.containers()
+        if as_json:
+            write_out(sys.stdout, json.dumps(status_view.document(self.project, containers), indent=2) + "\n")
+        else:
+            status_view.print_table(self.project, printer, containers)
+        return status_view.status_code(containers, self.project)
+
+    def stream_logs(self, service: str | None, tail: int | None, follow: bool, redact: Callable[[str], str]) -> int:
+        """The project's logs (one service's, by registry or compose name), redacted, to stdout."""
+        args = ["logs", "--no-color", *(["--tail", str(tail)] if tail is not None else []),
+                *(["--follow"] if follow else []), *([self.project.compose_name(service)] if service else [])]
+        self.project.engine.ping()
+        return cli.stream([self.project.compose.argv(*args)], self.project.compose.env, redact)
+
+    def teardown(self) -> Teardown:
+        self.project.engine.ping()
+        label = project_label(self.project.name)
+        return Teardown(f"project {self.project.name}", len(self.project.containers()),
+                        tuple(self.project.engine.volumes(label)), tuple(self.project.engine.networks(label)))
+
+    def remove(self, teardown: Teardown | None, events: Events) -> None:
+        """`down`, then what down leaves of services outside the active profiles; with a `teardown`, exactly the
+        volumes and networks it listed that are still there, else (None) the networks only: volumes stay."""
+        self.project.compose.run("down", "--remove-orphans", *(("--volumes",) if teardown else ()))
+        events.ok(f"removed project {self.project.name} (its containers and networks)")
+        if teardown is None:
+            return
+        label = project_label(self.project.name)
+        for volume in sorted(set(teardown.volumes) & set(self.project.engine.volumes(label))):
+            self.project.engine.remove("volumes", volume)
+        for network in sorted(set(teardown.networks) & set(self.project.engine.networks(label))):
+            self.project.engine.remove("networks", network)
+
     def extra_disk_paths(self) -> list:
-        try:
-            return [Path(Engine(timeout=2).info().get("DockerRootDir") or DEFAULT_DOCKER_ROOT)]
-        except TmtError:  # the engine's own answer is a nicety; the default location is right almost always
-            return [DEFAULT_DOCKER_ROOT]
+        return [Engine(timeout=2).root_dir()]

@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
+from ..engine import engine_time
 from ..states import ServiceState
-from .engine import SERVICE_LABEL
 
-_ENGINE_TIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?Z")
+PROJECT_LABEL = "com.docker.compose.project"
+SERVICE_LABEL = "com.docker.compose.service"
 
 
-def engine_time(text: str | None) -> float | None:
-    """Epoch seconds of an engine timestamp ('2026-11-24T00:19:07.425790881Z'); None for the zero time."""
-    m = _ENGINE_TIME.fullmatch(text or "")
-    if not m or m.group(1).startswith("0001"):
-        return None
-    whole = datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
-    return whole + float(f"0.{m.group(2) or 0}")
+# Set by compose on each container it creates (v1 and v2). An image compose built carries the project and
+# service labels too, and every container made from it inherits them (a swarm task, a `docker run`): only
+# this one tells compose's own containers from those.
+CONFIG_HASH_LABEL = "com.docker.compose.config-hash"
+
+
+def project_label(project: str) -> str:
+    """The label filter of one compose project's volumes and networks."""
+    return f"{PROJECT_LABEL}={project}"
+
+
+def container_labels(project: str) -> tuple[str, str]:
+    """The label filters of the containers compose made for one project (and only those)."""
+    return project_label(project), CONFIG_HASH_LABEL
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,14 @@ import functools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..errors import OperationFailed
 from ..registry import Registry, Service
-from .containers import Container
-from .engine import Engine
-from .stackfile import active_services, declared_services
+from ..engine import Engine
+from .containers import Container, container_labels
+from .stackfile import active_services, built, declared_services, pulled
 
 if TYPE_CHECKING:
+    from ..events import Events
     from .runner import Compose
 
 
@@ -49,9 +51,24 @@ class Project:
 
     def containers(self) -> list[Container]:
         """Every container of this project (and only this project), by its compose label."""
-        found = [Container.from_inspect(c) for c in self.engine.containers(self.name)]
+        found = [Container.from_inspect(c) for c in self.engine.containers(*container_labels(self.name))]
         order = list(self.declared) if self.file.exists() else []
         return sorted(found, key=lambda c: (order.index(c.service) if c.service in order else len(order), c.name))
+
+    def prepare_images(self, names: list[str], events: "Events") -> None:
+        """Pull what is pulled (offline: a warning, local images are used), then build what is built: before
+        anything stops, so a failed build leaves the running stack alone."""
+        services = {name: spec for name, spec in self.declared.items() if name in names}
+        to_pull = pulled(services)
+        if to_pull:
+            try:
+                self.compose.run("pull", *to_pull)
+            except OperationFailed as exc:
+                events.warn(f"pull failed, using local images: {exc}")
+        to_build = built(services)
+        if to_build:
+            events.info(f"building images of project {self.name} (minutes the first time, seconds when cached)")
+            self.compose.run("build", *to_build)
 
     def compose_name(self, name: str) -> str:
         """A registry or compose service name -> the compose service (ConfigError for neither)."""

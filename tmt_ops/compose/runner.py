@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Mapping
 
-from ..errors import OperationFailed
+from ..engine import cli, endpoint
+from ..engine.cli import last_line
 from ..registry import Registry
 
 PORT_VARIABLE_PREFIX = "TMT_PORT_"
@@ -22,8 +23,9 @@ def port_variable(compose_service: str) -> str:
 
 
 def compose_environment(registry: Registry, base: Mapping[str, str] = os.environ) -> dict[str, str]:
-    """The caller's environment plus every registry service's port, so compose publishes what the registry says."""
-    env = dict(base)
+    """The caller's environment plus every registry service's port, so compose publishes what the registry says,
+    pinned to the engine the toolkit asks (engine/endpoint.py)."""
+    env = endpoint.current().pin(base)
     env.update({port_variable(s.compose_service): str(s.port) for s in registry.services.values() if s.port})
     return env
 
@@ -40,20 +42,9 @@ class Compose:
         return [*self.command, "-p", self.project, "-f", str(self.file), *args]
 
     def run(self, *args: str) -> subprocess.CompletedProcess:
-        """Run to the end, output captured; a failure or a timeout is OperationFailed with compose's last words.
-
-        Compose runs in a session of its own: a terminal's hang-up or Ctrl-C reaches only the toolkit, which
-        decides (interrupts.py) whether the compose call in flight finishes."""
-        try:
-            done = subprocess.run(self.argv(*args), env=dict(self.env), stdin=subprocess.DEVNULL, text=True,
-                                  timeout=self.timeout, capture_output=True, start_new_session=True)
-        except subprocess.TimeoutExpired:
-            raise OperationFailed(f"`{' '.join(self.command)} {args[0]}` did not finish within {self.timeout:g}s "
-                                  "(defaults.compose_timeout in the registry)") from None
-        if done.returncode != 0:
-            raise OperationFailed(f"`{' '.join(self.command)} {' '.join(args)}` failed (exit {done.returncode})"
-                                  f"{': ' + last_line(done.stderr) if done.stderr.strip() else ''}")
-        return done
+        """Run to the end, output captured; a failure or a timeout is OperationFailed with compose's last words."""
+        return cli.run(self.argv(*args), self.env, self.timeout, limit="defaults.compose_timeout in the registry",
+                       shown=[*self.command, *args])
 
     def start(self, *args: str) -> "Background":
         """Start without waiting; stderr goes to a temporary file (a pipe nobody reads could fill and block)."""
@@ -95,8 +86,3 @@ class Background:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
-
-
-def last_line(text: str | None) -> str:
-    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
-    return lines[-1] if lines else ""

@@ -59,6 +59,9 @@ def print_table(project: Project, printer: Printer, containers: list[Container] 
 
 
 def status_code(containers: list[Container], project: Project) -> int:
-    """0 when every service of the stack has a running container, healthy where it has a healthcheck; else 1."""
+    """0 when every service of the stack has a running container, healthy where it has a healthcheck, and no
+    job (a registry `type: oneshot`) has failed; else 1. A job whose container exited 0 is done, not down."""
+    jobs = {name for name in project.services if getattr(project.registry_service(name), "oneshot", False)}
     running = {c.service for c in containers if c.status == "running" and c.health in (None, "healthy")}
-    return 0 if set(project.services) <= running else 1
+    failed_job = any(c.service in jobs and c.state is ServiceState.FAILED for c in containers)
+    return 0 if set(project.services) - jobs <= running and not failed_job else 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ..prestop import PreStopCall
+from ..prestop import PreStopCall, first
 from ..registry import Service
 
 
@@ -26,7 +26,7 @@ class StopStep:
 
     def describe(self) -> str:
         names = ", ".join(name for _, name in self.containers)
-        hook = f"{self.pre_stop.describe()}, then " if self.pre_stop else ""
+        hook = first(self.pre_stop)
         return (f"{self.service}: {hook}stop container {names} ({self.grace:g}s grace, then the engine kills it), "
                 f"then remove it - {self.reason}")
 

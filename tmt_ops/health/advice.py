@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 from ..errors import ConfigError
-from ..registry import Registry, Service, default_config_path
+from ..registry import Registry, default_config_path
 from ..states import Overall
 from .severity import ORDER
 
@@ -66,7 +66,7 @@ class Commands:
         return shlex.quote(_shown(path))
 
 
-def _service_steps(cmd: Commands, deployment: "Deployment", check: "Check") -> tuple[Step, ...]:
+def service_steps(cmd: Commands, deployment: "Deployment", check: "Check") -> tuple[Step, ...]:
     s = check.service
     backend = deployment.of(s)
     if backend is not None:
@@ -80,7 +80,7 @@ def _check_findings(cmd: Commands, deployment: "Deployment", check: "Check") -> 
     if check.severity is not Overall.HEALTHY:
         what = check.error or check.status.value
         message = f"{s.display_name} is {check.status.value} at {check.result.url}: {what}"
-        out.append(Finding(check.severity, s.name, message, _service_steps(cmd, deployment, check)))
+        out.append(Finding(check.severity, s.name, message, service_steps(cmd, deployment, check)))
     for holder in check.holders:
         if holder.ours is False:
             out.append(Finding(Overall.WARNING, s.name,
@@ -128,4 +128,9 @@ def findings(deployment: "Deployment", checks: Iterable["Check"], resources: "Re
     for check in checks:
         out.extend(_check_findings(cmd, deployment, check))
     out.extend(_resource_findings(resources, deployment.registry))
-    return sorted(out, key=lambda f: -ORDER.index(f.severity))  # the worst first, else in registry order
+    return worst_first(out)
+
+
+def worst_first(findings: Iterable[Finding]) -> list[Finding]:
+    """The worst first, else in the order given (registry order)."""
+    return sorted(findings, key=lambda f: -ORDER.index(f.severity))

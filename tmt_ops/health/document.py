@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = 1
 
 
-def _iso(epoch: float) -> str:
+def iso(epoch: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + f".{int(epoch % 1 * 1000):03d}Z"
 
 
@@ -54,7 +54,7 @@ def to_document(report: Report) -> dict[str, Any]:
                  "steps": [{"why": s.why, "command": s.command} for s in f.steps]} for f in report.findings]
     return {
         "schema_version": SCHEMA_VERSION,
-        "timestamp": _iso(report.timestamp),
+        "timestamp": iso(report.timestamp),
         "deployment_mode": report.mode,
         "overall_status": report.overall.value,
         "exit_code": report.overall.exit_code,
@@ -86,5 +86,5 @@ def change_document(change: "StateChange", services: Mapping[str, Service]) -> d
         severity = of_health(Health(change.new), service.critical).value
     else:
         severity = change.new  # system:* subjects change between severities already
-    return {"subject": change.subject, "old": change.old, "new": change.new, "time": _iso(change.at),
+    return {"subject": change.subject, "old": change.old, "new": change.new, "time": iso(change.at),
             "held_rounds": change.rounds, "severity": severity}

@@ -4,6 +4,10 @@ systemd (Type=notify) it says READY after its first round, STATUS every round, a
 A new state is reported only once it has held for registry.health.state_change_rounds rounds in a row, so
 one slow answer does not flap. Nothing accumulates between rounds (flat memory); the CPU sampler spans
 the whole interval, so the CPU figure is the load between rounds, not the checker's own start.
+
+With a healer (--heal), each round is reviewed by it before it is reported (a service past the heal cap is a
+critical finding of that round), and after it is reported the healer restarts what it chose; meanwhile
+systemd's STATUS says so and the watchdog is fed for as long as a restart may take.
 """
 
 from __future__ import annotations
@@ -14,12 +18,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Mapping
 
 from ..states import Overall
-from ..systemd import Notifier
+from ..systemd import Notifier, restart_limits
 from .report import Report, build
 from .resources import CpuSampler
 
 if TYPE_CHECKING:
     from ..backends import Deployment
+    from .healer import Healer
 
 
 @dataclass(frozen=True)
@@ -76,9 +81,9 @@ def _raise_stop(signum, frame):
 
 
 def run(deployment: "Deployment", interval: float, on_round: Callable[[int, Report, list[StateChange]], None],
-        count: int | None = None) -> int:
-    """Rounds until Ctrl-C, SIGTERM or SIGHUP (or `count` rounds, or the reader of its output goes away);
-    returns the last round's exit code."""
+        count: int | None = None, healer: "Healer | None" = None) -> int:
+    """Rounds until Ctrl-C, SIGTERM or SIGHUP (or `count` rounds, or the reader of its output goes away, or
+    one of those came during a heal); returns the last round's exit code."""
     debouncer = Debouncer(deployment.registry.health.state_change_rounds)
     cpu = CpuSampler()
     systemd = Notifier()  # under systemd (Type=notify): READY, STATUS and the watchdog; else silent
@@ -90,10 +95,18 @@ def run(deployment: "Deployment", interval: float, on_round: Callable[[int, Repo
             n += 1
             round_started = time.monotonic()
             report = build(deployment, cpu)
+            if healer is not None:
+                report = healer.review(n, report)
             changes = debouncer.observe(states_of(report), report.timestamp)
             exit_code = report.overall.exit_code
             on_round(n, report, changes)
-            systemd.send(**({"READY": "1"} if n == 1 else {}), STATUS=status_line(n, report), WATCHDOG="1")
+            status = status_line(n, report)
+            systemd.send(**({"READY": "1"} if n == 1 else {}), STATUS=status, WATCHDOG="1")
+            if healer is not None and healer.pending:
+                with systemd.feeding(f"{status}; healing {', '.join(healer.pending)}",
+                                     sum(restart_limits(deployment.registry))):
+                    if not healer.act():
+                        break
             if count is None or n < count:
                 _wait(round_started + interval, systemd)
     except (KeyboardInterrupt, _Stop, BrokenPipeError):  # Ctrl-C, SIGTERM, SIGHUP, or no one reads on

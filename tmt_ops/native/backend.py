@@ -28,7 +28,7 @@ from .steps import BACKEND, StartStep, StopStep
 
 class NativeBackend:
     name = BACKEND
-    mode = "native"
+    restarts_in_place = False
 
     def __init__(self, registry: Registry, **_options) -> None:
         self.registry = registry
@@ -55,6 +55,9 @@ class NativeBackend:
             elif service.name in found.foreign:
                 result[service.name] = ServiceStatus(service.name, ServiceState.STOPPED,
                                                      detail=describe_holders(service, found.foreign[service.name]))
+            elif service.name in found.distrusted:
+                result[service.name] = ServiceStatus(service.name, ServiceState.STOPPED,
+                                                     detail=found.distrusted[service.name])
             elif service.name in found.stale:
                 pid = found.stale[service.name].pid
                 result[service.name] = ServiceStatus(service.name, ServiceState.FAILED,
@@ -89,7 +92,7 @@ class NativeBackend:
                              for step in steps})
 
     def tidy(self) -> None:
-        """Drop run records whose processes are all gone: they only mislead the next run."""
+        """Drop run records whose processes are all gone, or that are not trusted: they only mislead the next run."""
         for name in discover(self.registry).stale:
             records.remove(self.registry.state_dir, name)
 
@@ -118,7 +121,7 @@ class NativeBackend:
 
 def stop_steps(found: Discovery, services: list[Service], *, force: bool) -> dict[str, object]:
     """Pure: each service's stop step from what discovery found (a Blocked for a foreign holder without
-    --force, None when nothing runs)."""
+    --force, and for a run record not trusted; None when nothing runs)."""
     plan: dict[str, object] = {}
     for s in services:
         ours = found.ours.get(s.name)
@@ -133,6 +136,8 @@ def stop_steps(found: Discovery, services: list[Service], *, force: bool) -> dic
                                         s.stop_grace, True, s.host, s.port, None, why + "; --force")
             else:
                 plan[s.name] = Blocked(why + ": stop it, or use --force")
+        elif s.name in found.distrusted:  # never signalled, not even with --force: it is no holder of ours
+            plan[s.name] = Blocked(found.distrusted[s.name])
         else:
             plan[s.name] = None
     return plan

@@ -1,14 +1,18 @@
 """Which processes are ours, which ports are held by someone else.
 
 A process is ours only when it is proven (native/proof.py), strongest proof first:
-1. its service's cgroup holds it (found through the run record, or, with the state lost, by the cgroup's
-   own name: an empty cgroup is a service that is gone);
-2. the run record's process is alive with its recorded create time (not a reused pid), and what it leads:
-   its own process group (the toolkit made it lead one) or its process tree;
-3. the record's leader is gone but processes started with its run tag live on (a wrapper that died and
-   left its server running): exactly those processes, never the old group or session as such;
+1. its service's cgroup holds it: the cgroup this state directory's deployment gives the service, never one a
+   run record names (an empty cgroup is a service that is gone);
+2. the run record's process is alive with its recorded create time (not a reused pid) and carries this
+   deployment's run tag for the service; then what it leads: its own process group (the toolkit made it lead
+   one) or its process tree;
+3. the record's leader is gone but processes started with its run tag, a tag of this deployment's service,
+   live on (a wrapper that died and left its server running): exactly those processes, never the old group
+   or session as such;
 4. no record: a listener on the service's port that carries this service's run tag, or that is (or
    descends from) the service's registered command in its directory (a service started by hand).
+A record proves nothing by itself: a copy of another deployment's state directory names that deployment's
+live processes. A record whose live process carries neither proof is not trusted (said why, never signalled).
 Everything else is foreign and only ever described, never signalled here.
 """
 
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterable, Mapping
 
 import psutil
@@ -47,43 +52,63 @@ class Found:
 class Discovery:
     ours: Mapping[str, Found] = field(default_factory=dict)
     foreign: Mapping[str, tuple[Holder, ...]] = field(default_factory=dict)  # managed port held by another
-    stale: Mapping[str, RunRecord] = field(default_factory=dict)  # records whose processes are all gone
+    stale: Mapping[str, RunRecord] = field(default_factory=dict)  # records that prove nothing runs (dropped)
+    # service -> why its record was not trusted: the process it names lives, but is not provably the service's
+    distrusted: Mapping[str, str] = field(default_factory=dict)
 
 
 def _clock(epoch: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(epoch))
 
 
-def _in_cgroup(service: str, cgroup: str, how: str, root: Proc | None = None) -> Found | None:
+def _in_cgroup(service: str, cgroup: str, record: RunRecord | None) -> Found | None:
     members = [Proc.of(p) for p in map(live_pid, proof.cgroup_pids(cgroup)) if p is not None]
     if not members:
         return None
-    root = next((m for m in members if root is not None and m.pid == root.pid and
-                 abs(m.create_time - root.create_time) <= SAME_PROCESS), None)
+    root = next((m for m in members if record is not None and m.pid == record.pid and
+                 abs(m.create_time - record.create_time) <= SAME_PROCESS), None)
     if root is not None:
         members = [root] + [m for m in members if m is not root]
+        how = f"run record: pid {record.pid} started {_clock(record.started_at)}"
+    else:
+        how = "no run record" if record is None else f"the run record of pid {record.pid} is outdated"
     return Found(service, root, tuple(members), "cgroup", f"{how}; its cgroup holds {len(members)} process(es)",
                  cgroup=cgroup)
 
 
-def _from_record(record: RunRecord) -> Found | None:
+def _from_record(state_dir: Path, record: RunRecord) -> tuple[Found | None, str | None]:
+    """(what the record proves runs, why the live process it names is not trusted). Its own cgroup was looked
+    at first (discover): here only the run tag can prove the process, and only a tag of this deployment's
+    service, whatever the record says (its run tag and cgroup are claims, not proofs)."""
+    ours = proof.service_prefix(state_dir, record.service)
     started = f"run record: pid {record.pid} started {_clock(record.started_at)}"
-    if record.cgroup:
-        return _in_cgroup(record.service, record.cgroup, started, Proc(record.pid, record.create_time))
     root = live(Proc(record.pid, record.create_time))
     if root is not None:
+        tag = proof.tag_of(root.pid)
+        if not (tag or "").startswith(ours):
+            return None, _untrusted(state_dir, record, tag)
         if record.leads_group and leads_session(root.pid):
             # A live leader the toolkit made: only what it started can be in its group and session.
             rest = [Proc.of(p) for p in group_members(record.pgid) if p.pid != record.pid]
             return Found(record.service, Proc.of(root), (Proc.of(root), *rest), "group", f"{started}, leads its group",
-                         pgid=record.pgid)
-        return Found(record.service, Proc.of(root), tuple(tree(root)), "tree", started)
-    if record.run_tag:
+                         pgid=record.pgid), None
+        return Found(record.service, Proc.of(root), tuple(tree(root)), "tree", started), None
+    if (record.run_tag or "").startswith(ours):
         left = [Proc.of(p) for p in proof.tagged(record.run_tag)]
         if left:
             return Found(record.service, None, tuple(left), "pids",
-                         f"run record: leader pid {record.pid} exited; {len(left)} process(es) carry its run tag")
-    return None
+                         f"run record: leader pid {record.pid} exited; {len(left)} process(es) carry its run tag"), None
+    return None, None
+
+
+def _untrusted(state_dir: Path, record: RunRecord, tag: str | None) -> str:
+    """One line: why the live process a record names is not taken for the service."""
+    carries = f"run tag {tag}" if tag else "no run tag"
+    cgroup = proof.cgroup_dir(state_dir, record.service)
+    named = f", and the record names cgroup {record.cgroup}" if record.cgroup and record.cgroup != str(cgroup) else ""
+    return (f"run record not trusted: its pid {record.pid} runs, but not as this deployment's {record.service} "
+            f"(it carries {carries}{named}; a copy of another deployment's state directory?): nothing of it is "
+            "signalled; stop-trading-system.py drops the record")
 
 
 def _from_listener(registry: Registry, service: Service, holders: Iterable[Holder]) -> Found | None:
@@ -116,18 +141,21 @@ def discover(registry: Registry, services: Iterable[Service] | None = None) -> D
     saved = records.read_all(registry.state_dir)
     ours: dict[str, Found] = {}
     stale: dict[str, RunRecord] = {}
+    distrusted: dict[str, str] = {}
     for service in chosen:
         record = saved.get(service.name)
-        found = _from_record(record) if record is not None else None
-        if found is None:
-            cgroup = proof.cgroup_dir(registry.state_dir, service.name)
-            if cgroup is not None and (record is None or record.cgroup != str(cgroup)):
-                how = "no run record" if record is None else f"the run record of pid {record.pid} is outdated"
-                found = _in_cgroup(service.name, str(cgroup), how)
+        found = why = None
+        cgroup = proof.cgroup_dir(registry.state_dir, service.name)
+        if cgroup is not None:
+            found = _in_cgroup(service.name, str(cgroup), record)
+        if found is None and record is not None:
+            found, why = _from_record(registry.state_dir, record)
         if found is not None:
             ours[service.name] = found
         elif record is not None:
             stale[service.name] = record
+            if why:
+                distrusted[service.name] = why
     unknown = [s for s in chosen if s.name not in ours and s.port and port_open(s.host, s.port, CONNECT_TIMEOUT)]
     foreign: dict[str, tuple[Holder, ...]] = {}
     if unknown:
@@ -138,7 +166,7 @@ def discover(registry: Registry, services: Iterable[Service] | None = None) -> D
                 ours[service.name] = found
             else:
                 foreign[service.name] = tuple(held.get(service.port, ()))
-    return Discovery(ours, foreign, stale)
+    return Discovery(ours, foreign, stale, distrusted)
 
 
 def describe_holders(service: Service, holders: Iterable[Holder]) -> str:

@@ -2,9 +2,10 @@
 
 A record outlives the toolkit process so a later stop can find the service again. It holds only what
 identity needs: (pid, create time) proves a live process is still the one started, not a reused pid; the
-cgroup and the run tag (native/proof.py) prove what that process started. No command line and no
-environment: a secret expanded into an argument never reaches the state directory. Records are private
-(0600 in a 0700 directory).
+cgroup and the run tag (native/proof.py) say what that process started. A record is a claim, not a proof
+(a state directory may be a copy of another deployment's): discovery checks the process against this state
+directory's own cgroup and run tag. No command line and no environment: a secret expanded into an argument
+never reaches the state directory. Records are private (0600 in a 0700 directory).
 """
 
 from __future__ import annotations

@@ -1,5 +1,10 @@
 """Carry out one native start step: spawn the service, then poll its probe until it serves, its startup
-timeout ends, or its process exits (a failure at once)."""
+timeout ends, or its process exits (a failure at once).
+
+An answer counts only when the service gives it (the rule health uses): once a probe says it serves, the
+port's listening socket must be held by one of the service's own processes. A stranger that answers there
+while the service boots fails the start at once (its dependents must not start against it), named.
+"""
 
 from __future__ import annotations
 
@@ -8,21 +13,34 @@ import time
 
 from ..errors import OperationFailed
 from ..events import Events
-from ..ports import port_holders, port_open
+from ..ports import held_by, listening_sockets, port_holders, port_open
 from ..probes import ProbeResult, probe
 from ..registry import Registry, Service
 from ..results import Outcome
 from ..states import SERVING, Health
 from . import records
-from .discovery import describe_holders
+from .discovery import describe_holders, discover
 from .spawn import Spawned, spawn
 from .steps import StartStep
 
 POLL = 0.005  # seconds between readiness probes (a probe of a local port costs about a millisecond)
 
 
-def wait_ready(service: Service, spawned: Spawned, cancel: threading.Event) -> tuple[Health | None, str]:
-    """(the probe's verdict once it serves, else None; why not)."""
+def _answered_by_itself(registry: Registry, service: Service) -> tuple[bool | None, str]:
+    """(whether the service's own processes hold its listening socket: None while none is seen; if another
+    process does, who). Asked only once a probe says it serves: a poll itself stays a probe."""
+    found = discover(registry, [service]).ours.get(service.name)
+    pids = {p.pid for p in found.members} if found else set()
+    held = held_by(service.port, pids, listening_sockets())
+    if held is not False:
+        return held, ""
+    strangers = [h for h in port_holders(service.port) if h.pid not in pids]
+    return False, describe_holders(service, strangers) + f": it answered in {service.name}'s place; stop it"
+
+
+def wait_ready(registry: Registry, service: Service, spawned: Spawned,
+               cancel: threading.Event) -> tuple[Health | None, str]:
+    """(the probe's verdict once the service itself serves, else None; why not)."""
     deadline = spawned.started + service.startup_timeout
     last: ProbeResult | None = None
     while not cancel.is_set():
@@ -35,7 +53,11 @@ def wait_ready(service: Service, spawned: Spawned, cancel: threading.Event) -> t
             return None, f"not ready after {service.startup_timeout:g}s (last probe: {why})"
         last = probe(service, timeout=max(left, 0.05))
         if last.status in SERVING:
-            return last.status, "" if last.status is Health.HEALTHY else f"{last.status.value}: {last.error}"
+            itself, stranger = _answered_by_itself(registry, service)
+            if itself is False:
+                return None, stranger
+            if itself:
+                return last.status, "" if last.status is Health.HEALTHY else f"{last.status.value}: {last.error}"
         time.sleep(POLL)
     return None, "interrupted before it was ready"
 
@@ -75,7 +97,7 @@ def execute(registry: Registry, step: StartStep, events: Events, cancel: threadi
             return Outcome(service.name, "failed", service.port, detail=why)
         return Outcome(service.name, "starting" if cancel.is_set() else "failed", service.port, f"pid {pid}",
                        detail=why + ("" if cancel.is_set() else "; left running (stop-trading-system.py stops it)"))
-    serving, why = wait_ready(service, spawned, cancel)
+    serving, why = wait_ready(registry, service, spawned, cancel)
     if serving is not None:
         return Outcome(service.name, "running" if serving is Health.HEALTHY else "degraded", service.port,
                        f"pid {pid}", round(time.monotonic() - spawned.started, 2), why)

@@ -6,7 +6,7 @@ import signal
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ..prestop import PreStopCall
+from ..prestop import PreStopCall, first
 from ..registry import Service
 from .procs import Proc
 
@@ -40,7 +40,7 @@ class StopStep:
         whom = {"group": f"process group {self.pgid} (pids {pids})", "cgroup": f"cgroup {self.cgroup} (pids {pids})",
                 "tree": f"pids {pids} (process tree)", "pids": f"pids {pids} (carrying its run tag)",
                 "foreign": f"pids {pids} (not the service: --force)"}[self.target]
-        hook = f"{self.pre_stop.describe()}, then " if self.pre_stop else ""
+        hook = first(self.pre_stop)
         then = "then SIGKILL" if self.kill else "then fail (no --force)"
         return f"{self.service}: {hook}{self.signal.name} to {whom}, {self.grace:g}s grace, {then} - {self.reason}"
 

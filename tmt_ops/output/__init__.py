@@ -1,4 +1,4 @@
-"""Renderers of a health document (tmt_ops.health.document): text, json, nagios, prometheus. Every renderer
+"""Renderers of a health document (tmt_ops.health.document): text, json, nagios, prometheus, health+json. Every renderer
 takes the document as plain data and knows nothing of how it was made.
 """
 
@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 from ..redact import Redactor
 
-FORMATS = ("text", "json", "nagios", "prometheus")
+FORMATS = ("text", "json", "nagios", "prometheus", "health+json")
 
 
 def redact_tree(value: Any, redactor: Redactor) -> Any:
@@ -31,6 +31,8 @@ def renderer(fmt: str) -> Callable[[dict], str]:
         from .nagios import render
     elif fmt == "prometheus":
         from .prometheus import render
+    elif fmt == "health+json":
+        from .healthjson import render
     else:
         from .text import render
     return render

@@ -1,9 +1,16 @@
-"""Prometheus node_exporter textfile collector format: prefixed metric names, no timestamps.
+"""Prometheus text exposition: the node_exporter textfile collector's format (prefixed metric names, no
+timestamps), and what system-health.py --serve answers on /metrics.
 
-Write it with --output into the collector's directory (*.prom); the file is replaced atomically.
+Write it with --output into the collector's directory (*.prom); the file is replaced atomically. Ratios are
+0-1 and times in seconds, as Prometheus names them; the percent gauges of earlier versions are still there,
+marked DEPRECATED in their help, so dashboards built on them keep working (_Percent).
 """
 
 from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from .. import __version__
 
 PREFIX = "tmt_health_"
 SEVERITY = {"healthy": 0, "warning": 1, "critical": 2}
@@ -34,6 +41,19 @@ class _Family:
         return [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} gauge", *self.samples] if self.samples else []
 
 
+class _Percent:
+    """A 0-1 ratio under its conventional name (NAME_ratio), and the same as a percentage under the name of
+    earlier versions (NAME_percent), deprecated."""
+
+    def __init__(self, name: str, help_text: str):
+        self.ratio = _Family(f"{name}_ratio", f"{help_text}, 0-1")
+        self.percent = _Family(f"{name}_percent", f"DEPRECATED: use {self.ratio.name} (0-1). {help_text}, percent")
+
+    def add(self, percent: float, **labels) -> None:
+        self.ratio.add(round(percent / 100, 6), **labels)
+        self.percent.add(percent, **labels)
+
+
 def render(document: dict) -> str:
     up = _Family("check_up", "1 when the check is healthy, else 0")
     severity = _Family("check_severity", "0 healthy, 1 warning, 2 critical")
@@ -59,18 +79,23 @@ def render(document: dict) -> str:
     overall.add(SEVERITY[document["overall_status"]], mode=document["deployment_mode"])
     issues = _Family("critical_issues", "number of critical issues")
     issues.add(document["critical_issues_count"])
-    cpu = _Family("cpu_busy_percent", "CPU busy over the round, the checker's own use left out")
+    cpu = _Percent("cpu_busy", "CPU busy over the round, the checker's own use left out")
     cpu.add(m["cpu_percent"])
-    mem = _Family("memory_used_percent", "memory in use (from available memory)")
+    mem = _Percent("memory_used", "memory in use (from available memory)")
     mem.add(m["memory_percent"])
     avail = _Family("memory_available_bytes", "memory available")
     avail.add(m["memory_available_bytes"])
-    disk = _Family("disk_used_percent", "disk use of a path that matters")
+    disk = _Percent("disk_used", "disk use of a path that matters")
     for d in m["disks"]:
         disk.add(d["percent"], path=d["path"])
     load = _Family("load_per_cpu", "1-minute load average per CPU")
     load.add(m["load_per_cpu"])
     duration_all = _Family("round_duration_seconds", "wall time of the whole health round")
     duration_all.add(document["duration_ms"] / 1000)
-    families = [up, severity, duration, port, foreign, overall, issues, cpu, mem, avail, disk, load, duration_all]
+    last = _Family("last_round_timestamp_seconds", "when the round was made, seconds since the epoch")
+    last.add(datetime.strptime(document["timestamp"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp())
+    build = _Family("build_info", "the tmt-ops version that made the round; always 1")
+    build.add(1, version=__version__)
+    families = [up, severity, duration, port, foreign, overall, issues, cpu.ratio, cpu.percent, mem.ratio, mem.percent,
+                avail, disk.ratio, disk.percent, load, duration_all, last, build]
     return "\n".join(line for f in families for line in f.lines()) + "\n"

@@ -7,11 +7,18 @@ from __future__ import annotations
 
 import io
 import json
+from urllib.parse import urlsplit
 
 from ..console import QUIET, Printer
 from ..redact import Redactor
 
 STYLE = {"healthy": "ok", "warning": "warn", "critical": "error"}
+
+
+def _probed_at(check: dict) -> str:
+    """Where the probe asked: the registry's address, or the service's own where its backend says it is
+    elsewhere (a swarm task's container)."""
+    return urlsplit(check["url"]).netloc if check.get("url") else check["address"]
 
 
 def _ms(value) -> str:
@@ -44,6 +51,9 @@ def summary(document: dict) -> str:
             f"({document['duration_ms'] / 1000:.2f} s)")
     bad = [f"{c['name']} {c['status']}" + (f" ({c['error']})" if c["error"] else "")
            for c in checks if c["severity"] == "critical"]
+    named = {c["name"] for c in checks if c["severity"] == "critical"}
+    bad += [f"{f['subject']}: {f['message']}" for f in document["findings"]  # what else made it critical
+            if f["severity"] == "critical" and f["subject"] not in named]
     return line + (f"; {'; '.join(bad)}" if bad else "")
 
 
@@ -82,7 +92,7 @@ def show(document: dict, printer: Printer) -> None:
                     for h in unnamed)
             rows.append([check["name"], "core" if group == "services" else "infra",
                          "yes" if check["critical"] else "no", check["status"], _ms(check["response_time_ms"]),
-                         check["address"], _backend(check), note])
+                         _probed_at(check), _backend(check), note])
             styles.append(STYLE[check["severity"]])
     printer.table(["SERVICE", "GROUP", "CRITICAL", "STATUS", "TIME", "ADDRESS", "BACKEND", "NOTE"], rows, styles)
     printer.line()

@@ -10,14 +10,14 @@ import re
 import signal
 import sys
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import yaml
 
 from ..errors import ConfigError
 from . import graph
-from .model import (BACKENDS, GROUPS, MODES, PROBE_KINDS, SERVICE_TYPES, Dependency, HealthSettings, PreStop, Probe, Registry,
-                    Service, Threshold, freeze, suggest)
+from .model import (BACKENDS, GROUPS, MODES, PROBE_KINDS, SERVICE_TYPES, Dependency, HealSettings, HealthSettings, PreStop,
+                    Probe, Registry, Service, Threshold, freeze, suggest)
 
 REQUIRED = object()
 NUMBER = (int, float)
@@ -26,7 +26,7 @@ NUMBER = (int, float)
 PROJECT_KEYS = {
     "name": (str, "tmt"), "root": (str, "."), "default_mode": (str, "native"), "host": (str, "127.0.0.1"),
     "log_dir": (str, "logs"), "state_dir": (str, ".tmt-state"), "compose_file": (str, "docker-compose.yml"),
-    "compose_project": (str, None),
+    "compose_project": (str, None), "swarm_stack": (str, None),
 }
 DEFAULTS_KEYS = {
     "startup_timeout": (NUMBER, 60), "stop_grace": (NUMBER, 10), "stop_signal": (str, "SIGTERM"),
@@ -37,6 +37,10 @@ HEALTH_KEYS = {
     "deadline": (NUMBER, 4), "state_change_rounds": (int, 2), "monitor_interval": (NUMBER, 30),
     "disk_paths": (list, ["/"]), "thresholds": (dict, {}),
 }
+HEAL_KEYS = {
+    "after_rounds": (int, 2), "max_per_hour": (int, 3), "backoff_seconds": (NUMBER, 60),
+    "backoff_max_seconds": (NUMBER, 900),
+}
 THRESHOLD_DEFAULTS = {"cpu_percent": (85, 95), "memory_percent": (85, 95), "disk_percent": (80, 90),
                       "load_per_cpu": (1.5, 3.0)}
 SERVICE_KEYS = {
@@ -45,13 +49,13 @@ SERVICE_KEYS = {
     "critical": (bool, True), "managed": (bool, None), "command": (list, None), "cwd": (str, "."),
     "env": (dict, {}), "health": (dict, {}), "depends_on": (dict, {}), "startup_timeout": (NUMBER, None),
     "stop_signal": (str, None), "stop_grace": (NUMBER, None), "pre_stop": (dict, None),
-    "compose_service": (str, None), "backend": (str, None),
+    "compose_service": (str, None), "backend": (str, None), "public": (bool, False),
 }
 HEALTH_PROBE_KEYS = {"type": (str, "tcp"), "path": (str, None), "expect_status": ((int, list), 200),
                      "timeout": (NUMBER, None)}
 PRE_STOP_KEYS = {"method": (str, "POST"), "path": (str, REQUIRED), "timeout": (NUMBER, 5)}
 TOP_KEYS = {"version": (int, 1), "project": (dict, {}), "defaults": (dict, {}), "health": (dict, {}),
-            "services": (dict, REQUIRED)}
+            "heal": (dict, {}), "services": (dict, REQUIRED)}
 
 ENV_REF = re.compile(r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\})")
 # {{ and }} are literal braces; any other brace must open or close a placeholder
@@ -285,9 +289,17 @@ class _Loader:
             log_dir=root / project["log_dir"], state_dir=root / project["state_dir"],
             compose_file=root / project["compose_file"],
             compose_project=project["compose_project"] or project["name"],
+            swarm_stack=self.stack_name(project["swarm_stack"] or project["compose_project"] or project["name"]),
             compose_timeout=float(defaults["compose_timeout"]), log_max_bytes=defaults["log_max_bytes"],
             log_backups=defaults["log_backups"], health=self.make_health(top["health"], root),
-            services=freeze(services), warnings=tuple(self.warnings))
+            heal=self.make_heal(top["heal"]), services=freeze(services), warnings=tuple(self.warnings))
+
+    def stack_name(self, name: str) -> str:
+        """A swarm stack name the engine takes: its services are named STACK_SERVICE."""
+        if not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", name):
+            raise self.fail("project", f"swarm_stack: '{name}' is not a valid stack name (letters, digits, '_', '.', "
+                                       "'-'; set project.swarm_stack)")
+        return name
 
     def check_service(self, name: str, spec: dict, specs: dict) -> None:
         where = f"service '{name}'"
@@ -412,7 +424,7 @@ class _Loader:
             stop_signal=self.signal_of(spec["stop_signal"] or defaults["stop_signal"], where),
             stop_grace=float(spec["stop_grace"] or defaults["stop_grace"]),
             pre_stop=PreStop(pre["method"].upper(), pre["path"], float(pre["timeout"])) if pre else None,
-            compose_service=spec["compose_service"] or name)
+            compose_service=spec["compose_service"] or name, public=spec["public"])
 
     def make_health(self, data: Any, root: Path) -> HealthSettings:
         h = self.section(data, HEALTH_KEYS, "health")
@@ -434,6 +446,17 @@ class _Loader:
         return HealthSettings(deadline=float(h["deadline"]), state_change_rounds=h["state_change_rounds"],
                               monitor_interval=float(h["monitor_interval"]),
                               disk_paths=tuple(root / p for p in h["disk_paths"]), thresholds=freeze(thresholds))
+
+    def make_heal(self, data: Any) -> HealSettings:
+        h = self.section(data, HEAL_KEYS, "heal")
+        for key in ("after_rounds", "max_per_hour"):
+            if h[key] < 1:
+                raise self.fail("heal", f"{key}: must be 1 or more, got {h[key]}")
+        backoff = self.positive(h["backoff_seconds"], "heal", "backoff_seconds")
+        if self.positive(h["backoff_max_seconds"], "heal", "backoff_max_seconds") < backoff:
+            raise self.fail("heal", "backoff_max_seconds must not be less than backoff_seconds")
+        return HealSettings(after_rounds=h["after_rounds"], max_per_hour=h["max_per_hour"], backoff_seconds=backoff,
+                            backoff_max_seconds=float(h["backoff_max_seconds"]))
 
 
 def _line(node: yaml.Node) -> str:

@@ -14,7 +14,7 @@ from . import graph
 
 GROUPS = ("core", "infrastructure")
 PROBE_KINDS = ("http", "tcp", "redis", "postgres", "kafka")
-MODES = ("native", "docker")
+MODES = ("native", "docker", "swarm")  # --mode values besides auto, in the order --mode auto asks them
 BACKENDS = ("native", "compose")
 SERVICE_TYPES = ("service", "oneshot")  # oneshot: a job (a migration) that must exit 0 before its dependents start  # a service's own `backend:`, whatever the mode
 
@@ -65,6 +65,7 @@ class Service:
     stop_grace: float
     pre_stop: PreStop | None
     compose_service: str
+    public: bool  # swarm: its port may be published on every interface of every node (swarm cannot bind 127.0.0.1)
 
     @property
     def address(self) -> str:
@@ -98,6 +99,16 @@ class HealthSettings:
 
 
 @dataclass(frozen=True)
+class HealSettings:
+    """system-health.py --monitor --heal: when a managed service that stays down is restarted, and how often."""
+
+    after_rounds: int  # down this many monitor rounds in a row before a heal
+    max_per_hour: int  # attempts per service in any hour; past it, no more attempts and a critical finding
+    backoff_seconds: float  # after an attempt, the next one waits this long, doubling with each attempt ...
+    backoff_max_seconds: float  # ... up to this
+
+
+@dataclass(frozen=True)
 class Registry:
     path: Path
     project: str
@@ -107,10 +118,12 @@ class Registry:
     state_dir: Path
     compose_file: Path
     compose_project: str
+    swarm_stack: str  # the stack `--mode swarm` deploys the compose file as
     compose_timeout: float
     log_max_bytes: int
     log_backups: int
     health: HealthSettings
+    heal: HealSettings
     services: Mapping[str, Service]  # in registry order
     warnings: tuple[str, ...] = field(default=())  # e.g. an unset ${VAR}; the CLI shows them
 

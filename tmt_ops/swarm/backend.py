@@ -1,0 +1,297 @@
+"""The swarm backend: services as the services of one Docker Swarm stack, deployed from the compose file wave
+by wave in the registry's dependency order (swarm itself ignores depends_on), restarted in place (rolling,
+stop-first), stopped by scaling to zero in reverse waves. Read through the engine by the stack's label;
+changed with the docker CLI (`stack deploy`, `service scale`), always naming this stack or a service id
+found under its label.
+
+Probes reach a task where it runs: on this node, at the task container's own address on the gateway
+bridge (so an answer is the task's, never a stranger's on a published port); on another node, at the
+node's address when the registry lets the service publish its port (`public: true`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+import uuid
+from typing import Callable
+
+from .. import prestop
+from ..backends import ServiceStatus, Teardown
+from ..console import Printer, write_out
+from ..engine import Engine, cli, endpoint
+from ..errors import ConfigError, OperationFailed, TmtError
+from ..events import Events
+from ..executor import run_parallel
+from ..preflight import Problem
+from ..registry import Registry, Service
+from ..results import Outcome, StopResult
+from . import stackfile
+from . import status as status_view
+from .ready import wait_ready
+from .stack import PUSH, Stack
+from .state import STACK_LABEL, Task
+from .steps import BACKEND, StartStep, StopStep
+
+STOP_SLACK = 15.0  # seconds past a service's grace for the engine to report its tasks gone
+
+
+class SwarmBackend:
+    name = BACKEND
+    restarts_in_place = True  # a restart rolls each running service in its wave: nothing is stopped first
+
+    def __init__(self, registry: Registry, *, compose_file=None, project_name=None, **_options) -> None:
+        self.registry = registry
+        self.stack = Stack(registry, compose_file=compose_file, project_name=project_name)
+
+    @classmethod
+    def detect(cls, registry: Registry) -> bool:
+        """A service of this registry's stack wants replicas (False when no swarm manager answers)."""
+        try:
+            if not endpoint.possible(endpoint.current()):
+                return False
+            services = Engine(timeout=2).services(f"{STACK_LABEL}={registry.swarm_stack}")
+        except TmtError:  # no engine, or not a swarm manager
+            return False
+        return any(((s["Spec"].get("Mode") or {}).get("Replicated") or {}).get("Replicas") for s in services)
+
+    def claims(self, service: Service) -> bool:
+        return service.compose_service in self.stack.project.services
+
+    def statuses(self, services: list[Service]) -> dict[str, ServiceStatus]:
+        snap = self.stack.snapshot()
+        return {s.name: snap.status(s) for s in services}
+
+    # -- plans ------------------------------------------------------------------------------------------
+    def plan_stop(self, services: list[Service], *, force: bool) -> dict[str, object]:
+        """Each deployed service with tasks or replicas is scaled to 0; `force` changes nothing (the engine
+        kills after the grace)."""
+        snap = self.stack.snapshot(max_age=0)
+        plan: dict[str, object] = {}
+        for s in services:
+            svc = snap.services.get(s.compose_service)
+            if svc is None or not svc.replicas and not svc.live:
+                plan[s.name] = None
+                continue
+            plan[s.name] = StopStep(s.name, svc.name, svc.id, tuple(t.describe() for t in svc.live), s.stop_grace,
+                                    self._hook(s, svc.running), f"{len(svc.running)}/{svc.replicas} running")
+        return plan
+
+    def plan_start(self, services: list[Service]) -> dict[str, object]:
+        """A running service is rolled (its pre-stop hook first); any other is deployed with its replicas:
+        those it has, else the compose file's deploy.replicas, else 1."""
+        snap = self.stack.snapshot(max_age=0)
+        plan: dict[str, object] = {}
+        for s in services:
+            svc = snap.services.get(s.compose_service)
+            replicas = (svc.replicas if svc and svc.replicas else
+                        int((self.stack.spec(s).get("deploy") or {}).get("replicas") or 1))
+            running = svc.running if svc else []
+            plan[s.name] = StartStep(s, f"{self.stack.name}_{s.compose_service}", replicas, bool(running),
+                                     self._hook(s, running))
+        return plan
+
+    def _hook(self, service: Service, running: list[Task]) -> prestop.PreStopCall | None:
+        """The pre-stop call, made to the running task itself; none when no task runs or none can be reached."""
+        target = next((a for a in (self._address(service, t) for t in running) if a is not None), None)
+        return prestop.planned(target) if target is not None else None
+
+    # -- before any change --------------------------------------------------------------------------------
+    def preflight(self, starting: list[Service]) -> list[Problem]:
+        """An engine answers (ConfigError, exit 2, when none does), it manages a swarm, the compose file reads,
+        and every image nothing builds is on this node."""
+        self.stack.engine.ping()
+        swarm = self.stack.swarm()
+        if not self.stack.manages(swarm):
+            return [Problem(self.stack.not_a_manager(swarm), 2)]
+        if shutil.which("docker") is None:
+            return [Problem("the docker CLI is not on PATH (swarm mode deploys with `docker stack deploy`): install "
+                            "it", 2)]
+        try:
+            model = self.stack.model
+        except ConfigError as exc:
+            return [Problem(str(exc), 2)]
+        problems = []
+        for s in starting:
+            spec = model["services"].get(s.compose_service) or {}
+            image = spec.get("image")
+            if "build" not in spec and image and not self.stack.engine.has_image(image) and os.environ.get(PUSH) != "1":
+                problems.append(Problem(f"{s.name}: image {image} is not on this node and nothing builds it: pull or "
+                                        f"build it first (a multi-node swarm pulls it from a registry: {PUSH}=1)", 2))
+        return problems
+
+    def prepare(self, starting: list[Service], events: Events) -> None:
+        """Build the images the compose file builds (and push them with TMT_SWARM_PUSH=1), before any change;
+        say which ports stay unpublished, and what a swarm of several nodes needs."""
+        self.stack.project.prepare_images([s.compose_service for s in starting], events)
+        hidden = stackfile.unpublished(self.stack.model, starting)
+        if hidden:
+            events.warn(f"swarm: not publishing {', '.join(hidden)}: swarm cannot bind 127.0.0.1 and would open them "
+                        "on every interface of every node (give a service `public: true` in the registry to "
+                        "publish it); tmt-ops probes each task at its own address")
+        nodes = self.stack.swarm().get("Nodes") or 1
+        if os.environ.get(PUSH) == "1":
+            built = [s.compose_service for s in starting if "build" in self.stack.spec(s)]
+            if built:
+                events.info(f"pushing the images of {', '.join(built)} ({PUSH}=1)")
+                self.stack.project.compose.run("push", *built)
+        elif nodes > 1:
+            events.warn(f"swarm of {nodes} nodes: a task placed on another node needs its image from a registry "
+                        f"every node can reach: give the compose file registry image names and set {PUSH}=1")
+
+    # -- changes -----------------------------------------------------------------------------------------------
+    def execute_stop(self, steps: list[StopStep], events: Events) -> dict[str, StopResult]:
+        started = time.monotonic()
+        try:
+            self.stack.scale_to_zero(step.service_id for step in steps)
+        except TmtError as exc:
+            return {step.service: StopResult(step.service, False, f"could not scale it to 0: {exc}", step.tasks)
+                    for step in steps}
+        return run_parallel({step.service: (lambda s=step: self._gone(s, started)) for step in steps})
+
+    def _gone(self, step: StopStep, started: float) -> StopResult:
+        """Wait until none of its tasks runs (the engine kills what outlives the grace)."""
+        deadline = started + step.grace + STOP_SLACK
+        while True:
+            svc = next((v for v in self.stack.snapshot(max_age=0).services.values() if v.id == step.service_id), None)
+            left = [t for t in (svc.tasks if svc else ()) if t.state in ("running", "starting", "preparing", "ready")]
+            took = time.monotonic() - started
+            if not left:
+                return StopResult(step.service, True, f"scaled to 0, its tasks gone in {took:.2f}s", (), took)
+            if time.monotonic() > deadline:
+                return StopResult(step.service, False, f"scaled to 0, but {len(left)} task(s) still run after "
+                                                       f"{took:.0f}s", tuple(t.describe() for t in left), took)
+            time.sleep(0.1)
+
+    def execute_start(self, steps: list[StartStep], events: Events, cancel: threading.Event) -> dict[str, Outcome]:
+        hooks = {step.service.name: (lambda h=step.pre_stop: prestop.call(h)) for step in steps if step.pre_stop}
+        for answered, line in run_parallel(hooks).values():  # "stop taking orders" before the task is replaced
+            (events.info if answered else events.warn)(line)
+        services = [step.service for step in steps]
+        replicas = {step.service.name: step.replicas for step in steps}
+        rollout = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        deployed = time.time()
+        try:
+            self.stack.deploy(services, replicas, rollout)
+        except TmtError as exc:  # nothing of the wave was replaced: a rolled service runs on as it was
+            return {step.service.name: Outcome(
+                step.service.name, "failed", step.service.port,
+                detail=str(exc) + (f"; its old task runs on after its pre-stop {step.pre_stop.describe()}: check "
+                                   "that it works" if step.pre_stop else "")) for step in steps}
+        waited = wait_ready(self.stack, services, replicas, rollout, deployed, cancel, self._address)
+        results = {}
+        for step in steps:
+            s = step.service
+            if s.name in waited.ready:
+                task = waited.ready[s.name]
+                results[s.name] = Outcome(s.name, "done" if s.oneshot else "running", s.port,
+                                          f"task {task.name} on {task.node}", waited.seconds[s.name],
+                                          "exit 0" if s.oneshot else "rolled" if step.roll else "")
+            elif s.name in waited.failed:
+                results[s.name] = Outcome(s.name, "failed", s.port, detail=waited.failed[s.name])
+            else:
+                results[s.name] = Outcome(s.name, "starting", s.port,
+                                          detail="interrupted before it was ready (the swarm carries on with it)")
+        return results
+
+    def tidy(self) -> None:
+        """Nothing outlives a stop here: the engine keeps no record the next run could be misled by."""
+
+    # -- reading ---------------------------------------------------------------------------------------------
+    def logs(self, service: Service, tail: int) -> list[str]:
+        """Its newest task's own output where the container is on this node (a task that never became ready has
+        none in `docker service logs`), else the service's logs."""
+        svc = self.stack.snapshot(max_age=0).services.get(service.compose_service)
+        newest = svc.tasks[0] if svc and svc.tasks else None
+        if newest is not None and newest.container and newest.node_id == self.stack.local_node:
+            return self.stack.engine.logs(newest.container, tail)
+        try:
+            done = self.stack.docker("service", "logs", "--no-trunc", "--tail", str(tail),
+                                     f"{self.stack.name}_{service.compose_service}")
+        except TmtError:
+            return []
+        return (done.stdout + done.stderr).splitlines()[-tail:]
+
+    def _address(self, service: Service, task: Task) -> Service | None:
+        """Where a task answers from this host: its container on this node; else its node, when published."""
+        spec = self.stack.spec(service)
+        if task.node_id == self.stack.local_node and task.container:
+            ip = self.stack.snapshot().gateway(self.stack.engine).get(task.container)
+            if ip:
+                return dataclasses.replace(service, host=ip, port=stackfile.target_port(spec, service))
+        node = self.stack.snapshot().nodes.get(task.node_id)
+        if service.public and node is not None and node.address:
+            return dataclasses.replace(service, host=node.address)
+        return None
+
+    def address(self, service: Service) -> Service:
+        svc = self.stack.snapshot().services.get(service.compose_service)
+        for task in (svc.running if svc else ()):
+            found = self._address(service, task)
+            if found is not None:
+                return found
+        return service  # nothing of it runs where it can be reached: whatever answers there is not it
+
+    def merge(self, result, status):
+        from ..health.merge import merge_docker
+        return merge_docker(result, status)
+
+    def next_steps(self, service: Service, status: ServiceStatus | None, commands) -> list[tuple[str, str]]:
+        name = service.compose_service
+        return [("read its tasks' log", commands.script("docker-restart.py", f"--mode swarm logs {name} --tail 100")),
+                ("see its tasks and their errors", f"docker service ps --no-trunc {self.stack.name}_{name}"),
+                ("restart it (and its dependents)",
+                 commands.script("restart-trading-system.py", f"--mode swarm --only {service.name}"))]
+
+    # -- docker-restart.py's own commands ---------------------------------------------------------------------
+    def show_status(self, printer: Printer, as_json: bool) -> int:
+        snap, swarm = self.stack.snapshot(max_age=0), self.stack.swarm()
+        if as_json:
+            names = {s.compose_service: s.name for s in self.registry.services.values()}
+            write_out(sys.stdout, json.dumps(status_view.document(snap, names, swarm), indent=2) + "\n")
+        else:
+            status_view.print_table(snap, printer, swarm)
+        wanted = [s.compose_service for s in self.registry.services.values()
+                  if s.compose_service in self.stack.project.services and not s.oneshot]
+        return status_view.status_code(snap, wanted)
+
+    def stream_logs(self, service: str | None, tail: int | None, follow: bool, redact: Callable[[str], str]) -> int:
+        """One service's task logs (registry or compose name), or every deployed service's at once."""
+        self.stack.engine.ping()
+        names = [self.stack.project.compose_name(service)] if service else list(self.stack.snapshot().services)
+        args = ["--no-trunc", *(["--tail", str(tail)] if tail is not None else []), *(["--follow"] if follow else [])]
+        env = endpoint.current().pin(os.environ)
+        return cli.stream([["docker", "service", "logs", *args, f"{self.stack.name}_{name}"] for name in names], env,
+                          redact, merge_stderr=True)
+
+    def teardown(self) -> Teardown:
+        self.stack.engine.ping()
+        label = f"{STACK_LABEL}={self.stack.name}"
+        return Teardown(f"stack {self.stack.name}", len(self.stack.engine.listed(label)),
+                        tuple(self.stack.engine.volumes(label)), tuple(self.stack.engine.networks(label)))
+
+    def remove(self, teardown: Teardown | None, events: Events) -> None:
+        """`docker stack rm`, then wait until its containers are gone (volumes are in use until then) and
+        remove the volumes `teardown` listed (None: keep every volume)."""
+        label = f"{STACK_LABEL}={self.stack.name}"
+        if self.stack.snapshot(max_age=0).services or self.stack.engine.networks(label):
+            self.stack.remove()
+            deadline = time.monotonic() + max(s.stop_grace for s in self.registry.services.values()) + STOP_SLACK
+            while self.stack.engine.listed(label) or self.stack.engine.networks(label):
+                if time.monotonic() > deadline:
+                    raise OperationFailed(f"stack {self.stack.name} was removed, but its containers or networks are "
+                                          f"still there: see `docker stack ps {self.stack.name}`")
+                time.sleep(0.2)
+            events.ok(f"removed stack {self.stack.name} (its services and networks)")
+        else:
+            events.info(f"stack {self.stack.name} is not deployed: nothing to remove")
+        for volume in sorted(set(teardown.volumes if teardown else ()) & set(self.stack.engine.volumes(label))):
+            self.stack.engine.remove("volumes", volume)
+
+    def extra_disk_paths(self) -> list:
+        return [Engine(timeout=2).root_dir()]

@@ -1,0 +1,113 @@
+"""One swarm stack of the registry: its name, the compose file it is deployed from, the engine's view of it,
+and the docker CLI calls that change it (each names the stack or a service id found under its label)."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import yaml
+
+from ..compose.project import Project
+from ..engine import cli, endpoint
+from ..errors import ConfigError, OperationFailed
+from ..registry import Registry, Service
+from . import state, stackfile
+
+PUSH = "TMT_SWARM_PUSH"  # 1: push built images to their registry and let every node pull them by digest
+SNAPSHOT_AGE = 0.5  # seconds a look at the stack is reused (one health round asks for it twice)
+REMOVAL_WAIT = 20.0  # seconds a deploy waits for a `stack rm` under way to finish
+
+
+class Stack:
+    def __init__(self, registry: Registry, name: str | None = None, compose_file: Path | None = None,
+                 project_name: str | None = None) -> None:
+        self.registry = registry
+        self.name = name or registry.swarm_stack
+        self.project = Project(registry, project_name, compose_file)  # the compose file, as compose reads it
+        self.engine = self.project.engine
+        self._lock = threading.Lock()
+        self._snapshot: state.Snapshot | None = None
+
+    # -- the compose file -------------------------------------------------------------------------------
+    @functools.cached_property
+    def model(self) -> dict:
+        """`compose config` of the compose file, every profile included (a service named on the command line
+        runs whatever its profile): the file as compose reads it, variables filled in."""
+        compose = self.project.compose
+        compose = dataclasses.replace(compose, env={**compose.env, "COMPOSE_PROFILES": "*"})
+        v2 = compose.command[-1] == "compose"  # Compose v1 has no --format; its YAML reads the same
+        try:
+            done = compose.run("config", *(("--format", "json") if v2 else ()))
+        except OperationFailed as exc:
+            raise ConfigError(f"compose file {self.project.file} is not valid: {exc}") from None
+        return yaml.load(done.stdout, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+    def spec(self, service: Service) -> Mapping:
+        return self.model["services"].get(service.compose_service) or {}
+
+    # -- the engine's view ------------------------------------------------------------------------------
+    @functools.cached_property
+    def local_node(self) -> str | None:
+        return self.swarm().get("NodeID") or None
+
+    def snapshot(self, max_age: float = SNAPSHOT_AGE) -> state.Snapshot:
+        with self._lock:
+            if self._snapshot is None or time.monotonic() - self._snapshot.taken_at > max_age:
+                try:
+                    self._snapshot = state.take(self.engine, self.name, list(self.project.declared))
+                except OperationFailed as exc:
+                    if "swarm manager" not in str(exc):
+                        raise
+                    raise ConfigError(self.not_a_manager(self.swarm())) from None
+            return self._snapshot
+
+    @functools.cache
+    def swarm(self) -> dict:
+        """The engine's swarm facts (LocalNodeState, ControlAvailable, Nodes, NodeID...), asked once."""
+        return self.engine.info().get("Swarm") or {}
+
+    @staticmethod
+    def manages(swarm: dict) -> bool:
+        return swarm.get("LocalNodeState") == "active" and bool(swarm.get("ControlAvailable"))
+
+    @staticmethod
+    def not_a_manager(swarm: dict) -> str:
+        return (f"the engine at {endpoint.current().describe()} is not a swarm manager (swarm: "
+                f"{swarm.get('LocalNodeState') or 'inactive'}): run `docker swarm init` there, or point DOCKER_HOST "
+                "or DOCKER_CONTEXT at a manager")
+
+    # -- changes ------------------------------------------------------------------------------------------
+    def docker(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+        """The docker CLI, pinned to the engine the toolkit asks (engine/endpoint.py)."""
+        return cli.run(["docker", *args], endpoint.current().pin(os.environ), self.registry.compose_timeout,
+                       limit="defaults.compose_timeout in the registry", stdin=stdin)
+
+    def deploy(self, services: Iterable[Service], replicas: Mapping[str, int], rollout: str) -> None:
+        """Deploy these services, and only these, of the stack (created the first time)."""
+        document = json.dumps(stackfile.wave_document(self.model, self.project.name, services, replicas, rollout))
+        resolve = "always" if os.environ.get(PUSH) == "1" else "never"  # one node: its local images
+        deadline = time.monotonic() + REMOVAL_WAIT
+        while True:
+            try:
+                self.docker("stack", "deploy", "--resolve-image", resolve, "--compose-file", "-", self.name,
+                            stdin=document)
+                return
+            except OperationFailed as exc:
+                # a `stack rm` still under way (the engine removes networks last): its network is going
+                if "network" not in str(exc) or "not found" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
+    def scale_to_zero(self, service_ids: Iterable[str]) -> None:
+        self.docker("service", "scale", "--detach", *(f"{sid}=0" for sid in service_ids))
+
+    def remove(self) -> None:
+        self.docker("stack", "rm", self.name)

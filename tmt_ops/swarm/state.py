@@ -1,0 +1,179 @@
+"""One look at a stack: its services, their tasks and the swarm's nodes, as the engine reports them, and what
+that means in the toolkit's vocabulary (ServiceStatus). Everything is asked by the stack's label, so a stack
+with the same service names (another project, a decoy) is never seen, let alone touched.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from ..backends import ServiceStatus
+from ..engine import engine_time
+from ..engine import Engine
+from ..registry import Service
+from ..states import ServiceState
+from .stackfile import ROLLOUT_LABEL
+
+STACK_LABEL = "com.docker.stack.namespace"
+GATEWAY_NETWORK = "docker_gwbridge"  # every task container on an overlay network has an address here
+LIVE = ("new", "pending", "assigned", "accepted", "preparing", "ready", "starting", "running")
+ENDED = ("complete", "failed", "shutdown", "rejected", "orphaned", "remove")
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    hostname: str
+    address: str
+    state: str  # ready / down / unknown / disconnected
+    availability: str  # active / pause / drain
+    manager: str | None  # leader / reachable / unreachable; None for a worker
+
+    def describe(self) -> str:
+        role = f"manager ({self.manager})" if self.manager else "worker"
+        return f"{self.hostname} {self.state}/{self.availability}, {role}"
+
+
+@dataclass(frozen=True)
+class Task:
+    id: str
+    name: str  # STACK_SERVICE.SLOT, as `docker service ps` names it
+    node: str  # hostname ("-" before it is scheduled)
+    node_id: str
+    state: str
+    desired: str
+    error: str  # the engine's error, else its message
+    exit_code: int | None
+    container: str | None  # container id, once there is one
+    since: float | None  # when it entered its state
+    rollout: str | None  # the run that deployed it (stackfile.ROLLOUT_LABEL)
+
+    @property
+    def live(self) -> bool:
+        return self.desired == "running" and self.state in LIVE
+
+    def describe(self) -> str:
+        text = f"task {self.name} on {self.node}: {self.state}"
+        if self.state in ENDED and self.error:
+            text += f" ({self.error}{'' if self.exit_code is None else f', exit code {self.exit_code}'})"
+        return text
+
+
+@dataclass(frozen=True)
+class SwarmService:
+    id: str
+    name: str  # STACK_SERVICE
+    compose_service: str
+    replicas: int  # desired
+    healthcheck: bool  # its spec gives its containers a healthcheck (a running task has passed it)
+    published: tuple[int, ...]
+    tasks: tuple[Task, ...]  # newest first
+
+    @property
+    def running(self) -> list[Task]:
+        return [t for t in self.tasks if t.live and t.state == "running"]
+
+    @property
+    def live(self) -> list[Task]:
+        return [t for t in self.tasks if t.live]
+
+    @property
+    def failed(self) -> list[Task]:
+        """Recent tasks that ended with an error (history the engine keeps)."""
+        return [t for t in self.tasks if t.state in ("failed", "rejected", "orphaned")]
+
+
+@dataclass
+class Snapshot:
+    stack: str
+    services: dict[str, SwarmService]  # compose service -> its swarm service
+    nodes: dict[str, Node]
+    taken_at: float = field(default_factory=time.monotonic)
+    _gateway: dict[str, str] | None = None
+
+    def status(self, service: Service) -> ServiceStatus:
+        svc = self.services.get(service.compose_service)
+        if svc is None:
+            return ServiceStatus(service.name, ServiceState.STOPPED, detail=f"not deployed in stack {self.stack}")
+        running, live = svc.running, svc.live
+        words = f"{len(running)}/{svc.replicas} running"
+        task = (running or live or list(svc.tasks) or [None])[0]
+        where = f"; {task.describe()}" if task is not None else ""
+        if running and len(running) >= svc.replicas:
+            state = ServiceState.RUNNING
+        elif svc.replicas == 0 and not live:
+            return ServiceStatus(service.name, ServiceState.STOPPED, detail=f"{svc.name} scaled to 0")
+        elif running:
+            state = ServiceState.RUNNING  # fewer than desired: the report says how many
+        elif live:
+            state = ServiceState.STARTING
+        else:
+            state = ServiceState.FAILED if svc.failed or svc.tasks else ServiceState.STARTING
+        health = None
+        if svc.healthcheck:
+            health = "healthy" if running else "starting" if live else "unhealthy"
+        began = running[0].since if running else None
+        return ServiceStatus(service.name, state, container=task.name if task else None, engine_health=health,
+                             uptime_seconds=round(time.time() - began, 1) if began else None,
+                             restart_count=sum(1 for t in svc.tasks if t.state in ENDED),
+                             exit_code=task.exit_code if task and task.state in ENDED else None,
+                             detail=f"{svc.name} {words}{where}", holds_port=True if running else None)
+
+    def gateway(self, engine: Engine) -> dict[str, str]:
+        """container id -> its address on this node's gateway bridge, reachable from this host (asked once)."""
+        if self._gateway is None:
+            network = engine.network(GATEWAY_NETWORK) or {}
+            self._gateway = {cid: c["IPv4Address"].split("/")[0] for cid, c in (network.get("Containers") or {}).items()
+                             if c.get("IPv4Address")}
+        return self._gateway
+
+
+def _task(data: dict, nodes: dict[str, Node], service: str) -> Task:
+    status = data.get("Status") or {}
+    container = status.get("ContainerStatus") or {}
+    node = nodes.get(data.get("NodeID", ""))
+    labels = ((data.get("Spec") or {}).get("ContainerSpec") or {}).get("Labels") or {}
+    return Task(id=data["ID"], name=f"{service}.{data.get('Slot', '')}".rstrip("."),
+                node=node.hostname if node else "-",
+                node_id=data.get("NodeID", ""), state=status.get("State", "unknown"),
+                desired=data.get("DesiredState", ""), error=status.get("Err") or status.get("Message") or "",
+                exit_code=container.get("ExitCode") if status.get("State") in ENDED else None,
+                container=container.get("ContainerID") or None, since=engine_time(status.get("Timestamp")),
+                rollout=labels.get(ROLLOUT_LABEL))
+
+
+def _node(data: dict) -> Node:
+    manager = data.get("ManagerStatus") or {}
+    role = "leader" if manager.get("Leader") else manager.get("Reachability") if manager else None
+    return Node(data["ID"], (data.get("Description") or {}).get("Hostname", data["ID"][:12]),
+                (data.get("Status") or {}).get("Addr", ""), (data.get("Status") or {}).get("State", "unknown"),
+                (data.get("Spec") or {}).get("Availability", "unknown"), role)
+
+
+def take(engine: Engine, stack: str, order: list[str]) -> Snapshot:
+    """Three requests: the stack's services (by label), their tasks, the nodes. `order`: the compose file's
+    services, in the order the snapshot lists them (others after them)."""
+    services = engine.services(f"{STACK_LABEL}={stack}")
+    nodes = {n["ID"]: _node(n) for n in engine.nodes()} if services else {}
+    tasks: dict[str, list[Task]] = {}
+    names = {s["ID"]: s["Spec"]["Name"] for s in services}
+    for t in engine.tasks(list(names)):
+        if t.get("ServiceID") in names:
+            tasks.setdefault(t["ServiceID"], []).append(_task(t, nodes, names[t["ServiceID"]]))
+    found = {}
+    for s in services:
+        spec = s["Spec"]
+        container = spec["TaskTemplate"].get("ContainerSpec") or {}
+        test = (container.get("Healthcheck") or {}).get("Test") or []
+        ports = (s.get("Endpoint") or {}).get("Ports") or (spec.get("EndpointSpec") or {}).get("Ports") or []
+        compose_service = spec["Name"][len(stack) + 1:] if spec["Name"].startswith(f"{stack}_") else spec["Name"]
+        found[compose_service] = SwarmService(
+            id=s["ID"], name=spec["Name"], compose_service=compose_service,
+            replicas=((spec.get("Mode") or {}).get("Replicated") or {}).get("Replicas", 0),
+            healthcheck=bool(test) and test[0] != "NONE",
+            published=tuple(p["PublishedPort"] for p in ports if p.get("PublishedPort")),
+            tasks=tuple(sorted(tasks.get(s["ID"], []), key=lambda t: -(t.since or 0))))
+    rank = {name: n for n, name in enumerate(order)}
+    return Snapshot(stack, dict(sorted(found.items(), key=lambda item: (rank.get(item[0], len(rank)), item[0]))),
+                    nodes)

@@ -1,0 +1,63 @@
+"""docker-restart.py --mode swarm status: each service of the stack with its desired and running replicas, its
+tasks with their nodes, its failed tasks and their errors, and the engine's swarm; a table or --json."""
+
+from __future__ import annotations
+
+import time
+
+from ..console import Printer
+from .state import Snapshot, SwarmService, Task
+
+JSON_VERSION = 1  # only ever add fields
+FAILED_SHOWN = 3  # recent failed tasks per service
+
+
+def _task(t: Task) -> dict:
+    return {"id": t.id, "name": t.name, "node": t.node, "state": t.state, "desired_state": t.desired,
+            "error": t.error or None, "exit_code": t.exit_code, "container": t.container,
+            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t.since)) if t.since else None}
+
+
+def _healthy(svc: SwarmService) -> bool:
+    return len(svc.running) >= svc.replicas
+
+
+def document(snap: Snapshot, registry_names: dict[str, str], swarm: dict) -> dict:
+    """registry_names: compose service -> registry service; swarm: the engine's Swarm facts."""
+    return {
+        "version": JSON_VERSION, "stack": snap.stack,
+        "engine": {"swarm": swarm.get("LocalNodeState"), "manager": bool(swarm.get("ControlAvailable")),
+                   "nodes": [{"hostname": n.hostname, "address": n.address, "state": n.state,
+                              "availability": n.availability, "manager": n.manager} for n in snap.nodes.values()]},
+        "services": [{"service": svc.compose_service, "registry_service": registry_names.get(svc.compose_service),
+                      "swarm_service": svc.name, "desired": svc.replicas, "running": len(svc.running),
+                      "healthcheck": svc.healthcheck, "published": list(svc.published), "ready": _healthy(svc),
+                      "tasks": [_task(t) for t in svc.live], "failed_tasks": [_task(t) for t in svc.failed]}
+                     for svc in snap.services.values()],
+    }
+
+
+def print_table(snap: Snapshot, printer: Printer, swarm: dict) -> None:
+    nodes = "; ".join(n.describe() for n in snap.nodes.values()) or "no node listed"
+    printer.info(f"stack {snap.stack} on a swarm of {swarm.get('Nodes') or len(snap.nodes)} node(s): {nodes}")
+    if not snap.services:
+        printer.warn(f"stack {snap.stack}: no services deployed")
+        return
+    rows, styles = [], []
+    for svc in snap.services.values():
+        tasks = ", ".join(f"{t.state}@{t.node}" for t in svc.live) or "-"
+        health = ("healthy" if svc.running else "starting" if svc.live else "-") if svc.healthcheck else "none"
+        error = next((f"{t.name}: {t.error}" for t in svc.failed if t.error), "-")
+        rows.append((svc.compose_service, f"{len(svc.running)}/{svc.replicas}", tasks, health,
+                     ", ".join(map(str, svc.published)) or "-", error))
+        styles.append("ok" if _healthy(svc) and svc.replicas else "warn" if svc.live or not svc.replicas else "error")
+    printer.table(("SERVICE", "REPLICAS", "TASKS", "HEALTH", "PUBLISHED", "LAST FAILURE"), rows, styles)
+    for svc in snap.services.values():
+        for t in svc.failed[:FAILED_SHOWN]:
+            printer.line(f"  {t.describe()}", "dim")
+
+
+def status_code(snap: Snapshot, wanted: list[str]) -> int:
+    """0 when every wanted service (compose names) has all its desired replicas running, at least one; else 1."""
+    ok = {name for name, svc in snap.services.items() if svc.replicas and _healthy(svc)}
+    return 0 if set(wanted) <= ok else 1

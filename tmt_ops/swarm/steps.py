@@ -1,0 +1,50 @@
+"""The swarm backend's plan steps: a service scaled to zero, a service deployed in its wave."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from ..prestop import PreStopCall, first
+from ..registry import Service
+
+BACKEND = "swarm"  # the backend that carries these steps out (its lookup name)
+
+
+@dataclass(frozen=True)
+class StopStep:
+    service: str
+    swarm_service: str  # STACK_SERVICE
+    service_id: str  # what is scaled: the id found under the stack's label, never a name someone else could own
+    tasks: tuple[str, ...]  # its live tasks ("task tmt_orchestrator.1 on node-1: running")
+    grace: float  # the service's stop_grace_period: SIGTERM, then the engine's SIGKILL
+    pre_stop: PreStopCall | None  # planned only while a task runs
+    reason: str
+    backend: ClassVar[str] = BACKEND
+
+    @property
+    def runs_as(self) -> str:
+        return f"service {self.swarm_service}"
+
+    def describe(self) -> str:
+        hook = first(self.pre_stop)
+        return (f"{self.service}: {hook}scale service {self.swarm_service} to 0 ({self.grace:g}s grace, then the "
+                f"engine kills its tasks) - {self.reason}")
+
+
+@dataclass(frozen=True)
+class StartStep:
+    service: Service
+    swarm_service: str
+    replicas: int
+    roll: bool  # it runs now: its tasks are replaced one by one (stop-first), a rolling restart
+    pre_stop: PreStopCall | None  # a roll's hook, called before its tasks are replaced
+    backend: ClassVar[str] = BACKEND
+
+    def describe(self) -> str:
+        n = f"{self.replicas} replica{'s' if self.replicas != 1 else ''}"
+        if self.roll:
+            hook = first(self.pre_stop)
+            return (f"roll {self.service.name}: {hook}deploy service {self.swarm_service} anew ({n}, each task "
+                    "stopped, then its replacement started and awaited)")
+        return f"start {self.service.name}: deploy service {self.swarm_service} with {n}, port {self.service.port}"
