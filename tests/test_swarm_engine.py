@@ -10,13 +10,16 @@ import os
 import socketserver
 import subprocess
 import threading
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from engine_proxy import EngineProxy
-from support import write_registry
-from swarm_helpers import remove_stack, sw, task_ids
+from support import free_ports, wait_for, write_registry
+from swarm_helpers import remove_stack, services, sw, task_ids
+
+from tmt_ops.ports import port_open
 
 pytestmark = pytest.mark.docker
 
@@ -139,3 +142,40 @@ def test_an_engine_that_is_no_swarm_manager_is_one_line_before_any_change(tmp_pa
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def image_registry(tmp_path):
+    """A container registry of this test's own (Debian's docker-registry) on a free loopback port: the engine
+    treats 127.0.0.0/8 registries as insecure (plain HTTP) by default."""
+    (port,) = free_ports(1)
+    config = tmp_path / "registry.yml"
+    config.write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path / 'blobs'}\n"
+                      f"http:\n  addr: 127.0.0.1:{port}\n")
+    proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_for(lambda: port_open("127.0.0.1", port, 0.2), 15), "docker-registry did not start"
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_tmt_swarm_push_sends_built_images_to_their_registry_and_deploys_by_digest(tmp_path, image_registry):
+    """What a swarm of several nodes needs, shown on one: the image every node can pull by digest."""
+    image = f"{image_registry}/tmt-sim:test"
+    config = write_registry(tmp_path)
+    env = {"TMT_SIM_IMAGE": image, "TMT_SWARM_PUSH": "1"}
+    try:
+        done = sw(config, "docker-restart.py", "restart", "orchestrator", "--no-deps", env=env)
+        assert done.returncode == 0, done.stderr
+        assert "pushing the images of orchestrator (TMT_SWARM_PUSH=1)" in done.stderr
+        with urllib.request.urlopen(f"http://{image_registry}/v2/tmt-sim/tags/list", timeout=5) as answer:
+            assert json.load(answer)["tags"] == ["test"]
+        spec = services(config)["orchestrator"]["Spec"]["TaskTemplate"]["ContainerSpec"]
+        assert spec["Image"].startswith(f"{image}@sha256:")  # pinned by digest: every node runs the same image
+        assert task_ids(config).keys() == {"orchestrator"}
+    finally:
+        remove_stack(config)
+        subprocess.run(["docker", "image", "rm", image], capture_output=True)
