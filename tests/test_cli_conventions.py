@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -93,6 +94,21 @@ def test_the_registry_is_found_here_then_in_the_users_configuration(registry_fil
     (here / "config" / "services.yaml").write_text("services: {}\n")  # ./config/services.yaml comes first
     first = script("system-health.py", cwd=here, env={**env, "XDG_CONFIG_HOME": str(xdg)})
     assert first.returncode == 3 and "config/services.yaml: services: no services are defined" in first.stderr
+    # TMT_CONFIG before ./config/services.yaml, and --config before both
+    chosen = script("system-health.py", "--json", cwd=here, env={**env, "TMT_CONFIG": str(cfg)})
+    assert f'"address": "127.0.0.1:{_port(cfg)}"' in chosen.stdout
+    flag = script("system-health.py", "--config", str(here / "config" / "services.yaml"), cwd=empty,
+                  env={**env, "TMT_CONFIG": str(cfg)})
+    assert flag.returncode == 3 and "no services are defined" in flag.stderr
+
+
+def test_the_places_a_registry_is_looked_for_in_order(tmp_path):
+    """The order of the fallbacks, /etc/tmt-ops last but the checkout's own (the test never writes to /etc)."""
+    from tmt_ops.registry.loader import config_places
+    places = config_places({"XDG_CONFIG_HOME": str(tmp_path / "xdg")})
+    assert places[:3] == [Path("config/services.yaml"), tmp_path / "xdg" / "tmt-ops" / "services.yaml",
+                          Path("/etc/tmt-ops/services.yaml")]
+    assert places[3:] == [REPO / "config" / "services.yaml"]  # running from this checkout
 
 
 def _port(cfg) -> int:
