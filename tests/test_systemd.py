@@ -49,6 +49,7 @@ def test_the_units_pass_systemd_analyze_verify(registry_file, tmp_path, mode):
     assert ("After=network-online.target docker.service" in boot) == (mode == "docker")
     monitor = (out / "tmt-ops-monitor.service").read_text()
     assert "Type=notify" in monitor and "WatchdogSec=" in monitor and "--interval 15" in monitor
+    assert "SuccessExitStatus=1 2" in monitor  # a stop ends it with the last verdict: not a failed unit
     broken = out / "broken.service"  # the verifier does object where a unit is wrong: a warning, or a failure
     broken.write_text(boot.replace("Type=oneshot", "Type=sometimes"))
     assert "Failed to parse service type" in subprocess.run([ANALYZE, "verify", str(broken)], capture_output=True,

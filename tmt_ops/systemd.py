@@ -92,6 +92,8 @@ NotifyAccess=main
 {common}
 ExecStart={_command(registry, 'health', *monitor)}
 WatchdogSec={watchdog}
+# it ends with the last round's verdict: 1 and 2 (warning, critical) are a stop, not a failure of the monitor
+SuccessExitStatus=1 2
 {healing}Restart=on-failure
 RestartSec=5
 
