@@ -35,7 +35,7 @@ from . import stackfile
 from . import status as status_view
 from .ready import wait_ready
 from .stack import PUSH, Stack
-from .state import STACK_LABEL, Task
+from .state import LIVE, Task, stack_label
 from .steps import BACKEND, StartStep, StopStep
 
 STOP_SLACK = 15.0  # seconds past a service's grace for the engine to report its tasks gone
@@ -55,7 +55,7 @@ class SwarmBackend:
         try:
             if not endpoint.possible(endpoint.current()):
                 return False
-            services = Engine(timeout=2).services(f"{STACK_LABEL}={registry.swarm_stack}")
+            services = Engine(timeout=2).services(stack_label(registry.swarm_stack))
         except TmtError:  # no engine, or not a swarm manager
             return False
         return any(((s["Spec"].get("Mode") or {}).get("Replicated") or {}).get("Replicas") for s in services)
@@ -92,7 +92,7 @@ class SwarmBackend:
             replicas = (svc.replicas if svc and svc.replicas else
                         int((self.stack.spec(s).get("deploy") or {}).get("replicas") or 1))
             running = svc.running if svc else []
-            plan[s.name] = StartStep(s, f"{self.stack.name}_{s.compose_service}", replicas, bool(running),
+            plan[s.name] = StartStep(s, self.stack.service_name(s.compose_service), replicas, bool(running),
                                      self._hook(s, running))
         return plan
 
@@ -120,7 +120,7 @@ class SwarmBackend:
         for s in starting:
             spec = model["services"].get(s.compose_service) or {}
             image = spec.get("image")
-            if "build" not in spec and image and not self.stack.engine.has_image(image) and os.environ.get(PUSH) != "1":
+            if "build" not in spec and image and not self.stack.pushes and not self.stack.engine.has_image(image):
                 problems.append(Problem(f"{s.name}: image {image} is not on this node and nothing builds it: pull or "
                                         f"build it first (a multi-node swarm pulls it from a registry: {PUSH}=1)", 2))
         return problems
@@ -135,7 +135,7 @@ class SwarmBackend:
                         "on every interface of every node (give a service `public: true` in the registry to "
                         "publish it); tmt-ops probes each task at its own address")
         nodes = self.stack.swarm().get("Nodes") or 1
-        if os.environ.get(PUSH) == "1":
+        if self.stack.pushes:
             built = [s.compose_service for s in starting if "build" in self.stack.spec(s)]
             if built:
                 events.info(f"pushing the images of {', '.join(built)} ({PUSH}=1)")
@@ -159,7 +159,7 @@ class SwarmBackend:
         deadline = started + step.grace + STOP_SLACK
         while True:
             svc = next((v for v in self.stack.snapshot(max_age=0).services.values() if v.id == step.service_id), None)
-            left = [t for t in (svc.tasks if svc else ()) if t.state in ("running", "starting", "preparing", "ready")]
+            left = [t for t in (svc.tasks if svc else ()) if t.state in LIVE]
             took = time.monotonic() - started
             if not left:
                 return StopResult(step.service, True, f"scaled to 0, its tasks gone in {took:.2f}s", (), took)
@@ -212,7 +212,7 @@ class SwarmBackend:
             return self.stack.engine.logs(newest.container, tail)
         try:
             done = self.stack.docker("service", "logs", "--no-trunc", "--tail", str(tail),
-                                     f"{self.stack.name}_{service.compose_service}")
+                                     self.stack.service_name(service.compose_service))
         except TmtError:
             return []
         return (done.stdout + done.stderr).splitlines()[-tail:]
@@ -244,7 +244,7 @@ class SwarmBackend:
     def next_steps(self, service: Service, status: ServiceStatus | None, commands) -> list[tuple[str, str]]:
         name = service.compose_service
         return [("read its tasks' log", commands.script("docker-restart.py", f"--mode swarm logs {name} --tail 100")),
-                ("see its tasks and their errors", f"docker service ps --no-trunc {self.stack.name}_{name}"),
+                ("see its tasks and their errors", f"docker service ps --no-trunc {self.stack.service_name(name)}"),
                 ("restart it (and its dependents)",
                  commands.script("restart-trading-system.py", f"--mode swarm --only {service.name}"))]
 
@@ -266,19 +266,19 @@ class SwarmBackend:
         names = [self.stack.project.compose_name(service)] if service else list(self.stack.snapshot().services)
         args = ["--no-trunc", *(["--tail", str(tail)] if tail is not None else []), *(["--follow"] if follow else [])]
         env = endpoint.current().pin(os.environ)
-        return cli.stream([["docker", "service", "logs", *args, f"{self.stack.name}_{name}"] for name in names], env,
+        return cli.stream([["docker", "service", "logs", *args, self.stack.service_name(name)] for name in names], env,
                           redact, merge_stderr=True)
 
     def teardown(self) -> Teardown:
         self.stack.engine.ping()
-        label = f"{STACK_LABEL}={self.stack.name}"
+        label = self.stack.label
         return Teardown(f"stack {self.stack.name}", len(self.stack.engine.listed(label)),
                         tuple(self.stack.engine.volumes(label)), tuple(self.stack.engine.networks(label)))
 
     def remove(self, teardown: Teardown | None, events: Events) -> None:
         """`docker stack rm`, then wait until its containers are gone (volumes are in use until then) and
         remove the volumes `teardown` listed (None: keep every volume)."""
-        label = f"{STACK_LABEL}={self.stack.name}"
+        label = self.stack.label
         if self.stack.snapshot(max_age=0).services or self.stack.engine.networks(label):
             self.stack.remove()
             deadline = time.monotonic() + max(s.stop_grace for s in self.registry.services.values()) + STOP_SLACK

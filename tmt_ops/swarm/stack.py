@@ -35,6 +35,12 @@ class Stack:
         self.engine = self.project.engine
         self._lock = threading.Lock()
         self._snapshot: state.Snapshot | None = None
+        self.label = state.stack_label(self.name)
+        self.pushes = os.environ.get(PUSH) == "1"  # images go to their registry; tasks pull them by digest
+
+    def service_name(self, compose_service: str) -> str:
+        """STACK_SERVICE: the swarm service a compose service is deployed as."""
+        return f"{self.name}_{compose_service}"
 
     # -- the compose file -------------------------------------------------------------------------------
     @functools.cached_property
@@ -93,7 +99,7 @@ class Stack:
     def deploy(self, services: Iterable[Service], replicas: Mapping[str, int], rollout: str) -> None:
         """Deploy these services, and only these, of the stack (created the first time)."""
         document = json.dumps(stackfile.wave_document(self.model, self.project.name, services, replicas, rollout))
-        resolve = "always" if os.environ.get(PUSH) == "1" else "never"  # one node: its local images
+        resolve = "always" if self.pushes else "never"  # one node: its local images
         deadline = time.monotonic() + REMOVAL_WAIT
         while True:
             try:

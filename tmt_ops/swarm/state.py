@@ -21,6 +21,11 @@ LIVE = ("new", "pending", "assigned", "accepted", "preparing", "ready", "startin
 ENDED = ("complete", "failed", "shutdown", "rejected", "orphaned", "remove")
 
 
+def stack_label(stack: str) -> str:
+    """The label filter of one stack's services, containers, networks and volumes."""
+    return f"{STACK_LABEL}={stack}"
+
+
 @dataclass(frozen=True)
 class Node:
     id: str
@@ -154,7 +159,7 @@ def _node(data: dict) -> Node:
 def take(engine: Engine, stack: str, order: list[str]) -> Snapshot:
     """Three requests: the stack's services (by label), their tasks, the nodes. `order`: the compose file's
     services, in the order the snapshot lists them (others after them)."""
-    services = engine.services(f"{STACK_LABEL}={stack}")
+    services = engine.services(stack_label(stack))
     nodes = {n["ID"]: _node(n) for n in engine.nodes()} if services else {}
     tasks: dict[str, list[Task]] = {}
     names = {s["ID"]: s["Spec"]["Name"] for s in services}
