@@ -4,6 +4,7 @@ Compose v1 fallback (Debian's docker-compose 1.29). Each test has its own compos
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import time
@@ -54,7 +55,7 @@ def test_a_healthcheck_that_never_passes_fails_the_start_within_the_registry_tim
         ("orchestrator", "running", "starting")]
 
 
-def test_a_port_held_on_the_host_fails_the_start_with_the_engines_reason(project):
+def test_a_port_held_on_the_host_stops_the_start_before_anything_starts(project):
     config = project()
     port = load_registry(config).service("market-analysis").port
     with socket.socket() as holder:
@@ -62,10 +63,11 @@ def test_a_port_held_on_the_host_fails_the_start_with_the_engines_reason(project
         holder.listen()
         done = dr(config, "start", timeout=120)
     assert done.returncode == 1, done.stderr
-    assert "orchestrator: ready" in done.stderr
-    failed = next(li for li in done.stderr.splitlines() if li.startswith("market-analysis: "))
-    assert "compose up failed" in failed and str(port) in failed
-    assert "Traceback" not in done.stderr
+    assert (f"preflight: market-analysis: port {port} is held by pid {os.getpid()} (" in done.stderr
+            and f"not a container of compose project {project_of(config)}: stop it, or give market-analysis another "
+                "port in the registry" in done.stderr), done.stderr
+    assert "nothing was stopped or started" in done.stderr and "Traceback" not in done.stderr
+    assert json.loads(dr(config, "status", "--json").stdout)["containers"] == []
 
 
 SERVER = """

@@ -8,6 +8,7 @@ import json
 import os
 import pty
 import signal
+import socket
 import subprocess
 import sys
 
@@ -137,6 +138,38 @@ def test_a_healthy_answer_on_a_port_whose_container_is_stopped_is_not_the_servic
     assert [(h["pid"], h["ours"]) for h in check["port_holders"]] == [(stranger.pid, False)]
     assert done.returncode == 2
     assert dr(stack, "start", timeout=300).returncode == 0
+
+
+@pytest.mark.parametrize("holder", ["process", "container"])
+def test_a_port_taken_while_its_service_is_stopped_stops_the_restart_before_anything_stops(stack, holder):
+    """Found only at `up`, the taken port would leave the service and everything that needs it down: the
+    restart refuses first, naming the holder, and the services that ran run on, untouched."""
+    assert dr(stack, "stop", "orchestrator", "--no-deps", timeout=120).returncode == 0
+    before = container_ids(stack)
+    port = load_registry(stack).service("orchestrator").port
+    name = f"{project_of(stack)}-port-taker"
+    taker = socket.socket()
+    try:
+        if holder == "process":
+            taker.bind(("127.0.0.1", port))
+            taker.listen()
+            expected = f"port {port} is held by pid {os.getpid()} ("
+        else:
+            image = Engine().container(before["market-analysis"])["Config"]["Image"]
+            subprocess.run(["docker", "run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:9", image, "python3", "-c",
+                            "import time; time.sleep(600)"], capture_output=True, text=True, check=True)
+            expected = f"port {port} is published by container {name}"
+        for done in (dr(stack, "restart", timeout=300),
+                     run_script("restart-trading-system.py", "--mode", "docker", "--config", str(stack), timeout=300)):
+            assert done.returncode == 1, done.stderr
+            assert f"preflight: orchestrator: {expected}" in done.stderr, done.stderr
+            assert f"not a container of compose project {project_of(stack)}" in done.stderr
+            assert container_ids(stack) == before and "orchestrator" not in before
+            assert sorted(healthy_containers(stack)) == ["dashboard", "execution-engine", "market-analysis"]
+    finally:
+        taker.close()
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+    assert dr(stack, "start", timeout=300).returncode == 0  # and back, for the tests after this one
 
 
 @pytest.mark.parametrize("args", [("status", "--json"), ("status",), ("logs", "--tail", "50")])

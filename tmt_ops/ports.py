@@ -10,6 +10,7 @@ import os
 import socket
 import struct
 from dataclasses import dataclass
+from typing import Iterable
 
 import psutil
 
@@ -24,6 +25,12 @@ class Holder:
     def describe(self) -> str:
         # one line, whatever the command line holds (a `python -c` script has newlines)
         return f"pid {self.pid} ({self.name}, user {self.user}): {' '.join(self.cmdline.split())}"
+
+
+def describe_holders(port: int, holders: Iterable[Holder]) -> str:
+    """'port N is held by pid 4242 (nginx, user www): nginx -g ...' (several holders: joined by '; ')."""
+    who = "; ".join(h.describe() for h in holders) or "a process this user cannot see"
+    return f"port {port} is held by {who}"
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:

@@ -16,7 +16,6 @@ between two engines.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -69,6 +68,7 @@ def _current_context(environ: Mapping[str, str]) -> tuple[str | None, str]:
 
 
 def _context_endpoint(name: str, source: str, environ: Mapping[str, str]) -> Endpoint:
+    import hashlib  # here: only a named context needs it, and it costs more than a status request
     digest = hashlib.sha256(name.encode()).hexdigest()
     meta = config_dir(environ) / "contexts" / "meta" / digest / "meta.json"
     try:

@@ -25,7 +25,7 @@ from typing import Iterable, Mapping
 
 import psutil
 
-from ..ports import Holder, listeners, port_open
+from ..ports import Holder, describe_holders as describe_port, listeners, port_open
 from ..registry import Registry, Service
 from . import proof, records
 from .identity import service_root
@@ -171,6 +171,4 @@ def discover(registry: Registry, services: Iterable[Service] | None = None) -> D
 
 def describe_holders(service: Service, holders: Iterable[Holder]) -> str:
     """'port N is held by pid 4242 (nginx, user www): nginx -g ..., not a TMT service'."""
-    holders = list(holders)
-    who = "; ".join(h.describe() for h in holders) or "a process this user cannot see"
-    return f"port {service.port} is held by {who}, not a TMT service"
+    return f"{describe_port(service.port, holders)}, not a TMT service"

@@ -14,29 +14,28 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import sys
-import threading
 import time
-import uuid
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from .. import prestop
 from ..backends import ServiceStatus, Teardown
 from ..console import Printer, write_out
 from ..engine import Engine, cli, endpoint
 from ..errors import ConfigError, OperationFailed, TmtError
-from ..events import Events
-from ..executor import run_parallel
-from ..preflight import Problem
 from ..registry import Registry, Service
-from ..results import Outcome, StopResult
 from . import stackfile
 from . import status as status_view
-from .ready import wait_ready
 from .stack import PUSH, Stack
 from .state import LIVE, Task, stack_label
 from .steps import BACKEND, StartStep, StopStep
+
+if TYPE_CHECKING:  # what only a change needs is imported where the change runs: status and health stay quick
+    import threading
+
+    from ..events import Events
+    from ..preflight import Problem
+    from ..prestop import PreStopCall
+    from ..results import Outcome, StopResult
 
 STOP_SLACK = 15.0  # seconds past a service's grace for the engine to report its tasks gone
 
@@ -96,8 +95,9 @@ class SwarmBackend:
                                      self._hook(s, running))
         return plan
 
-    def _hook(self, service: Service, running: list[Task]) -> prestop.PreStopCall | None:
+    def _hook(self, service: Service, running: list[Task]) -> PreStopCall | None:
         """The pre-stop call, made to the running task itself; none when no task runs or none can be reached."""
+        from .. import prestop
         target = next((a for a in (self._address(service, t) for t in running) if a is not None), None)
         return prestop.planned(target) if target is not None else None
 
@@ -105,6 +105,9 @@ class SwarmBackend:
     def preflight(self, starting: list[Service]) -> list[Problem]:
         """An engine answers (ConfigError, exit 2, when none does), it manages a swarm, the compose file reads,
         and every image nothing builds is on this node."""
+        import shutil
+
+        from ..preflight import Problem
         self.stack.engine.ping()
         swarm = self.stack.swarm()
         if not self.stack.manages(swarm):
@@ -146,6 +149,8 @@ class SwarmBackend:
 
     # -- changes -----------------------------------------------------------------------------------------------
     def execute_stop(self, steps: list[StopStep], events: Events) -> dict[str, StopResult]:
+        from ..executor import run_parallel
+        from ..results import StopResult
         started = time.monotonic()
         try:
             self.stack.scale_to_zero(step.service_id for step in steps)
@@ -156,6 +161,7 @@ class SwarmBackend:
 
     def _gone(self, step: StopStep, started: float) -> StopResult:
         """Wait until none of its tasks runs (the engine kills what outlives the grace)."""
+        from ..results import StopResult
         deadline = started + step.grace + STOP_SLACK
         while True:
             svc = next((v for v in self.stack.snapshot(max_age=0).services.values() if v.id == step.service_id), None)
@@ -169,6 +175,12 @@ class SwarmBackend:
             time.sleep(0.1)
 
     def execute_start(self, steps: list[StartStep], events: Events, cancel: threading.Event) -> dict[str, Outcome]:
+        import uuid
+
+        from .. import prestop
+        from ..executor import run_parallel
+        from ..results import Outcome
+        from .ready import wait_ready
         hooks = {step.service.name: (lambda h=step.pre_stop: prestop.call(h)) for step in steps if step.pre_stop}
         for answered, line in run_parallel(hooks).values():  # "stop taking orders" before the task is replaced
             (events.info if answered else events.warn)(line)
@@ -250,12 +262,12 @@ class SwarmBackend:
 
     # -- docker-restart.py's own commands ---------------------------------------------------------------------
     def show_status(self, printer: Printer, as_json: bool) -> int:
-        snap, swarm = self.stack.snapshot(max_age=0), self.stack.swarm()
+        snap = self.stack.snapshot(max_age=0)  # a snapshot is only had from a manager: no need to ask /info
         if as_json:
             names = {s.compose_service: s.name for s in self.registry.services.values()}
-            write_out(sys.stdout, json.dumps(status_view.document(snap, names, swarm), indent=2) + "\n")
+            write_out(sys.stdout, json.dumps(status_view.document(snap, names), indent=2) + "\n")
         else:
-            status_view.print_table(snap, printer, swarm)
+            status_view.print_table(snap, printer)
         wanted = [s.compose_service for s in self.registry.services.values()
                   if s.compose_service in self.stack.project.services and not s.oneshot]
         return status_view.status_code(snap, wanted)

@@ -160,7 +160,7 @@ def take(engine: Engine, stack: str, order: list[str]) -> Snapshot:
     """Three requests: the stack's services (by label), their tasks, the nodes. `order`: the compose file's
     services, in the order the snapshot lists them (others after them)."""
     services = engine.services(stack_label(stack))
-    nodes = {n["ID"]: _node(n) for n in engine.nodes()} if services else {}
+    nodes = {n["ID"]: _node(n) for n in engine.nodes()}
     tasks: dict[str, list[Task]] = {}
     names = {s["ID"]: s["Spec"]["Name"] for s in services}
     for t in engine.tasks(list(names)):

@@ -22,11 +22,12 @@ def _healthy(svc: SwarmService) -> bool:
     return len(svc.running) >= svc.replicas
 
 
-def document(snap: Snapshot, registry_names: dict[str, str], swarm: dict) -> dict:
-    """registry_names: compose service -> registry service; swarm: the engine's Swarm facts."""
+def document(snap: Snapshot, registry_names: dict[str, str]) -> dict:
+    """registry_names: compose service -> registry service. The engine that answered is an active manager: only a
+    manager lists a swarm's services."""
     return {
         "version": JSON_VERSION, "stack": snap.stack,
-        "engine": {"swarm": swarm.get("LocalNodeState"), "manager": bool(swarm.get("ControlAvailable")),
+        "engine": {"swarm": "active", "manager": True,
                    "nodes": [{"hostname": n.hostname, "address": n.address, "state": n.state,
                               "availability": n.availability, "manager": n.manager} for n in snap.nodes.values()]},
         "services": [{"service": svc.compose_service, "registry_service": registry_names.get(svc.compose_service),
@@ -37,9 +38,9 @@ def document(snap: Snapshot, registry_names: dict[str, str], swarm: dict) -> dic
     }
 
 
-def print_table(snap: Snapshot, printer: Printer, swarm: dict) -> None:
-    nodes = "; ".join(n.describe() for n in snap.nodes.values()) or "no node listed"
-    printer.info(f"stack {snap.stack} on a swarm of {swarm.get('Nodes') or len(snap.nodes)} node(s): {nodes}")
+def print_table(snap: Snapshot, printer: Printer) -> None:
+    nodes = "; ".join(n.describe() for n in snap.nodes.values())
+    printer.info(f"stack {snap.stack} on a swarm of {len(snap.nodes)} node(s): {nodes}")
     if not snap.services:
         printer.warn(f"stack {snap.stack}: no services deployed")
         return

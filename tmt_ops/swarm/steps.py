@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from ..prestop import PreStopCall, first
 from ..registry import Service
+
+if TYPE_CHECKING:
+    from ..prestop import PreStopCall
 
 BACKEND = "swarm"  # the backend that carries these steps out (its lookup name)
 
@@ -27,6 +29,7 @@ class StopStep:
         return f"service {self.swarm_service}"
 
     def describe(self) -> str:
+        from ..prestop import first  # here: a status, which imports these steps, never describes one
         hook = first(self.pre_stop)
         return (f"{self.service}: {hook}scale service {self.swarm_service} to 0 ({self.grace:g}s grace, then the "
                 f"engine kills its tasks) - {self.reason}")
@@ -44,6 +47,7 @@ class StartStep:
     def describe(self) -> str:
         n = f"{self.replicas} replica{'s' if self.replicas != 1 else ''}"
         if self.roll:
+            from ..prestop import first
             hook = first(self.pre_stop)
             return (f"roll {self.service.name}: {hook}deploy service {self.swarm_service} anew ({n}, each task "
                     "stopped, then its replacement started and awaited)")
