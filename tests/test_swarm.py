@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -241,7 +242,18 @@ def test_a_public_service_is_published_in_host_mode(tmp_path):
         status = json.loads(sw(config, "docker-restart.py", "status", "--json").stdout)
         assert next(s for s in status["services"] if s["service"] == "orchestrator")["published"] == [port]
         quick = run_script("quick-restart.py", "--config", str(config), "swarm", timeout=300)
-        assert quick.returncode == 0, quick.stderr  # rolls the orchestrator, deploys the others
+        assert quick.returncode == 0, quick.stderr  # rolls the orchestrator (its own port), deploys the others
         assert sorted(task_ids(config)) == sorted(CORE)
+        # its port taken on this node while it is stopped: the roll would leave it (and what needs it) down
+        assert sw(config, "docker-restart.py", "stop", "orchestrator", "--no-deps").returncode == 0
+        before = task_ids(config)
+        with socket.socket() as taker:
+            taker.bind(("0.0.0.0", port))
+            taker.listen()
+            done = sw(config, "docker-restart.py", "restart")
+        assert done.returncode == 1, done.stderr
+        assert (f"preflight: orchestrator: port {port} is held by pid {os.getpid()} (" in done.stderr
+                and f"not a container of stack {stack_of(config)}" in done.stderr), done.stderr
+        assert task_ids(config) == before and "orchestrator" not in before  # nothing was rolled
     finally:
         remove_stack(config)

@@ -14,9 +14,10 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable, Mapping
 
 from .errors import TmtError
+from .ports import describe_holders, listeners, listening_sockets
 from .probes import probe_all
 from .registry import Service
 from .states import SERVING
@@ -67,6 +68,35 @@ def runnable(service: Service) -> Problem | None:
         return Problem(f"{service.name}: its program '{program}' is not on PATH ({search}): install it or give "
                        "its full path in the registry's command", 2)
     return None
+
+
+def ports_taken(starting: Iterable[Service], engine, owner: str, ours: Callable[[Mapping[str, str]], bool]) -> list[Problem]:
+    """A container engine cannot publish a port someone else holds: found only after the stop, the service and
+    everything that needs it would stay down. So each port of a service to start must be free, or published by
+    a running container of this deployment (`ours`, given the container's labels; `owner` names the deployment).
+    Another container publishing it, or a process on this host holding it, is named. `engine`: engine.Engine."""
+    wanted = {s.port: s for s in starting if s.port and not s.oneshot}
+    mine, others = set(), {}
+    for c in engine.listed():
+        for port in (p.get("PublicPort") for p in c.get("Ports") or ()):
+            if c.get("State") == "running" and port in wanted:
+                if ours(c.get("Labels") or {}):
+                    mine.add(port)
+                else:
+                    others[port] = c["Names"][0].lstrip("/")
+    listening = listening_sockets()
+    held = listeners(p for p in wanted if p in listening and p not in mine and p not in others)
+    problems = []
+    for port, service in wanted.items():
+        if port in others:
+            why = f"port {port} is published by container {others[port]}"
+        elif port in listening and port not in mine:
+            why = describe_holders(port, held.get(port, ()))
+        else:
+            continue
+        problems.append(Problem(f"{service.name}: {why}, not a container of {owner}: stop it, or give {service.name} "
+                                "another port in the registry", 1))
+    return problems
 
 
 def dependencies(deployment, starting: Iterable[Service]) -> list[Problem]:

@@ -17,8 +17,7 @@ from ..engine import Engine, cli, endpoint
 from ..errors import ConfigError, OperationFailed, TmtError
 from ..events import Events
 from ..executor import run_parallel
-from ..ports import describe_holders, listeners, listening_sockets
-from ..preflight import Problem
+from ..preflight import Problem, ports_taken
 from ..registry import Registry, Service
 from ..results import Outcome, StopResult
 from .containers import CONFIG_HASH_LABEL, PROJECT_LABEL, container_labels, project_label
@@ -82,37 +81,9 @@ class ComposeBackend:
             self.project.compose.run("config", "--quiet")
         except OperationFailed as exc:
             return [Problem(f"compose file {self.project.file} is not valid: {exc}", 2)]
-        return self._ports_held(starting)
-
-    def _ports_held(self, starting: list[Service]) -> list[Problem]:
-        """`up` cannot publish a port someone else holds: found after the stop, the service and everything that
-        needs it would stay down. A container of another project, or a process on this host, is named."""
-        wanted = {s.port: s for s in starting if s.port and not s.oneshot}
-        ours, others = set(), {}
-        for c in self.project.engine.listed():
-            labels = c.get("Labels") or {}
-            mine = labels.get(PROJECT_LABEL) == self.project.name and CONFIG_HASH_LABEL in labels
-            for published in (p.get("PublicPort") for p in c.get("Ports") or ()):
-                if c.get("State") == "running" and published in wanted:
-                    if mine:
-                        ours.add(published)
-                    else:
-                        others[published] = c["Names"][0].lstrip("/")
-        listening = listening_sockets()
-        held = listeners(p for p in wanted if p not in ours and p not in others and p in listening)
-        problems = []
-        for port, s in wanted.items():
-            if port in ours:
-                continue
-            if port in others:
-                why = f"port {port} is published by container {others[port]}"
-            elif port in held or port in listening:
-                why = describe_holders(port, held.get(port, ()))
-            else:
-                continue
-            problems.append(Problem(f"{s.name}: {why}, not a container of compose project {self.project.name}: "
-                                    f"stop it, or give {s.name} another port in the registry", 1))
-        return problems
+        project = self.project.name
+        return ports_taken(starting, self.project.engine, f"compose project {project}",
+                           lambda labels: labels.get(PROJECT_LABEL) == project and CONFIG_HASH_LABEL in labels)
 
     def prepare(self, starting: list[Service], events: Events) -> None:
         self.project.prepare_images([s.compose_service for s in starting], events)

@@ -26,7 +26,7 @@ from ..registry import Registry, Service
 from . import stackfile
 from . import status as status_view
 from .stack import PUSH, Stack
-from .state import LIVE, Task, stack_label
+from .state import LIVE, STACK_LABEL, Task, stack_label
 from .steps import BACKEND, StartStep, StopStep
 
 if TYPE_CHECKING:  # what only a change needs is imported where the change runs: status and health stay quick
@@ -104,10 +104,11 @@ class SwarmBackend:
     # -- before any change --------------------------------------------------------------------------------
     def preflight(self, starting: list[Service]) -> list[Problem]:
         """An engine answers (ConfigError, exit 2, when none does), it manages a swarm, the compose file reads,
-        and every image nothing builds is on this node."""
+        no public service's port is held here by anything but this stack, and every image nothing builds is on
+        this node."""
         import shutil
 
-        from ..preflight import Problem
+        from ..preflight import Problem, ports_taken
         self.stack.engine.ping()
         swarm = self.stack.swarm()
         if not self.stack.manages(swarm):
@@ -119,7 +120,9 @@ class SwarmBackend:
             model = self.stack.model
         except ConfigError as exc:
             return [Problem(str(exc), 2)]
-        problems = []
+        stack = self.stack.name  # a public service's port is published on this node too (host mode): it must be free
+        problems = ports_taken([s for s in starting if s.public], self.stack.engine, f"stack {stack}",
+                               lambda labels: labels.get(STACK_LABEL) == stack)
         for s in starting:
             spec = model["services"].get(s.compose_service) or {}
             image = spec.get("image")
