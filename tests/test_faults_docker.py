@@ -150,7 +150,8 @@ def test_a_port_taken_while_its_service_is_stopped_stops_the_restart_before_anyt
     name = f"{project_of(stack)}-port-taker"
     taker = socket.socket()
     try:
-        if holder == "process":
+        if holder == "process":  # as a server does: the stopped container's connections may linger in TIME_WAIT
+            taker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             taker.bind(("127.0.0.1", port))
             taker.listen()
             expected = f"port {port} is held by pid {os.getpid()} ("

@@ -247,7 +247,8 @@ def test_a_public_service_is_published_in_host_mode(tmp_path):
         # its port taken on this node while it is stopped: the roll would leave it (and what needs it) down
         assert sw(config, "docker-restart.py", "stop", "orchestrator", "--no-deps").returncode == 0
         before = task_ids(config)
-        with socket.socket() as taker:
+        with socket.socket() as taker:  # as a server does: the stopped task's connections may be in TIME_WAIT
+            taker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             taker.bind(("0.0.0.0", port))
             taker.listen()
             done = sw(config, "docker-restart.py", "restart")
