@@ -239,8 +239,14 @@ def test_a_public_service_is_published_in_host_mode(tmp_path):
         assert done.returncode == 0, done.stderr
         assert port_open("127.0.0.1", port, 1.0)
         assert "orchestrator:" not in done.stderr.split("not publishing", 1)[-1].split("\n")[0]
-        status = json.loads(sw(config, "docker-restart.py", "status", "--json").stdout)
-        assert next(s for s in status["services"] if s["service"] == "orchestrator")["published"] == [port]
+        done = sw(config, "docker-restart.py", "status", "--json")
+        assert done.returncode == 1  # the rest of the stack is not deployed yet, and status says which
+        status = {s["service"]: s for s in json.loads(done.stdout)["services"]}
+        assert status["orchestrator"]["published"] == [port] and status["orchestrator"]["deployed"]
+        assert [name for name in CORE if not status[name]["deployed"]] == CORE[1:]
+        table = sw(config, "docker-restart.py", "status").stdout
+        assert all(f"{name}" in line and "not deployed" in line
+                   for name, line in zip(CORE[1:], table.splitlines()[-3:])), table
         quick = run_script("quick-restart.py", "--config", str(config), "swarm", timeout=300)
         assert quick.returncode == 0, quick.stderr  # rolls the orchestrator (its own port), deploys the others
         assert sorted(task_ids(config)) == sorted(CORE)

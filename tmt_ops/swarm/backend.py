@@ -266,13 +266,13 @@ class SwarmBackend:
     # -- docker-restart.py's own commands ---------------------------------------------------------------------
     def show_status(self, printer: Printer, as_json: bool) -> int:
         snap = self.stack.snapshot(max_age=0)  # a snapshot is only had from a manager: no need to ask /info
-        if as_json:
-            names = {s.compose_service: s.name for s in self.registry.services.values()}
-            write_out(sys.stdout, json.dumps(status_view.document(snap, names), indent=2) + "\n")
-        else:
-            status_view.print_table(snap, printer)
         wanted = [s.compose_service for s in self.registry.services.values()
                   if s.compose_service in self.stack.project.services and not s.oneshot]
+        if as_json:
+            names = {s.compose_service: s.name for s in self.registry.services.values()}
+            write_out(sys.stdout, json.dumps(status_view.document(snap, names, wanted), indent=2) + "\n")
+        else:
+            status_view.print_table(snap, printer, wanted)
         return status_view.status_code(snap, wanted)
 
     def stream_logs(self, service: str | None, tail: int | None, follow: bool, redact: Callable[[str], str]) -> int:

@@ -22,23 +22,28 @@ def _healthy(svc: SwarmService) -> bool:
     return len(svc.running) >= svc.replicas
 
 
-def document(snap: Snapshot, registry_names: dict[str, str]) -> dict:
-    """registry_names: compose service -> registry service. The engine that answered is an active manager: only a
-    manager lists a swarm's services."""
+def document(snap: Snapshot, registry_names: dict[str, str], wanted: list[str]) -> dict:
+    """registry_names: compose service -> registry service; wanted: the compose services the stack should run (one
+    not deployed is listed with `deployed: false`). The engine that answered is an active manager: only a manager
+    lists a swarm's services."""
+    services = [{"service": svc.compose_service, "registry_service": registry_names.get(svc.compose_service),
+                 "swarm_service": svc.name, "deployed": True, "desired": svc.replicas, "running": len(svc.running),
+                 "healthcheck": svc.healthcheck, "published": list(svc.published), "ready": _healthy(svc),
+                 "tasks": [_task(t) for t in svc.live], "failed_tasks": [_task(t) for t in svc.failed]}
+                for svc in snap.services.values()]
+    services += [{"service": name, "registry_service": registry_names.get(name), "swarm_service": None,
+                  "deployed": False, "desired": 0, "running": 0, "healthcheck": None, "published": [], "ready": False,
+                  "tasks": [], "failed_tasks": []} for name in wanted if name not in snap.services]
     return {
         "version": JSON_VERSION, "stack": snap.stack,
         "engine": {"swarm": "active", "manager": True,
                    "nodes": [{"hostname": n.hostname, "address": n.address, "state": n.state,
                               "availability": n.availability, "manager": n.manager} for n in snap.nodes.values()]},
-        "services": [{"service": svc.compose_service, "registry_service": registry_names.get(svc.compose_service),
-                      "swarm_service": svc.name, "desired": svc.replicas, "running": len(svc.running),
-                      "healthcheck": svc.healthcheck, "published": list(svc.published), "ready": _healthy(svc),
-                      "tasks": [_task(t) for t in svc.live], "failed_tasks": [_task(t) for t in svc.failed]}
-                     for svc in snap.services.values()],
+        "services": services,
     }
 
 
-def print_table(snap: Snapshot, printer: Printer) -> None:
+def print_table(snap: Snapshot, printer: Printer, wanted: list[str]) -> None:
     nodes = "; ".join(n.describe() for n in snap.nodes.values())
     printer.info(f"stack {snap.stack} on a swarm of {len(snap.nodes)} node(s): {nodes}")
     if not snap.services:
@@ -52,6 +57,10 @@ def print_table(snap: Snapshot, printer: Printer) -> None:
         rows.append((svc.compose_service, f"{len(svc.running)}/{svc.replicas}", tasks, health,
                      ", ".join(map(str, svc.published)) or "-", error))
         styles.append("ok" if _healthy(svc) and svc.replicas else "warn" if svc.live or not svc.replicas else "error")
+    for name in wanted:
+        if name not in snap.services:
+            rows.append((name, "-", "not deployed", "-", "-", "-"))
+            styles.append("error")
     printer.table(("SERVICE", "REPLICAS", "TASKS", "HEALTH", "PUBLISHED", "LAST FAILURE"), rows, styles)
     for svc in snap.services.values():
         for t in svc.failed[:FAILED_SHOWN]:
