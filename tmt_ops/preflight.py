@@ -76,10 +76,14 @@ def ports_taken(starting: Iterable[Service], engine, owner: str, ours: Callable[
     a running container of this deployment (`ours`, given the container's labels; `owner` names the deployment).
     Another container publishing it, or a process on this host holding it, is named. `engine`: engine.Engine."""
     wanted = {s.port: s for s in starting if s.port and not s.oneshot}
+    if not wanted:  # (swarm: no service is public) nothing to ask the engine or the kernel
+        return []
     mine, others = set(), {}
     for c in engine.listed():
+        if c.get("State") != "running":
+            continue
         for port in (p.get("PublicPort") for p in c.get("Ports") or ()):
-            if c.get("State") == "running" and port in wanted:
+            if port in wanted:
                 if ours(c.get("Labels") or {}):
                     mine.add(port)
                 else:

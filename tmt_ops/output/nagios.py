@@ -26,7 +26,7 @@ def _perf(label: str, value, uom: str = "", warn=None, crit=None, lo=None, hi=No
 
 
 def _problem(check: dict) -> str:
-    """'orchestrator unhealthy', or for an answer from someone else 'orchestrator not running (port 8000
+    """'orchestrator unhealthy', or for an answer from someone else 'orchestrator not running (port N
     answered by pid 4242 python3)'."""
     others = [h for h in check["port_holders"] if h["ours"] is False]
     if others:
