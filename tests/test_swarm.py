@@ -229,6 +229,24 @@ def test_a_failing_healthcheck_is_a_bounded_failure_that_shows_why(tmp_path):
         remove_stack(config)
 
 
+def test_a_network_of_the_stacks_name_left_by_compose_stops_the_deploy_before_it_starts(tmp_path):
+    """Docker mode's project of the same name keeps its bridge network after a stop: `stack deploy` would fail
+    on it, so the preflight names it and what removes it."""
+    config = write_registry(tmp_path)
+    stack = stack_of(config)
+    subprocess.run(["docker", "network", "create", "--label", f"com.docker.compose.project={stack}",
+                    f"{stack}_default"], capture_output=True, check=True)
+    try:
+        done = sw(config, "docker-restart.py", "start")
+        assert done.returncode == 1, done.stderr
+        assert (f"preflight: network {stack}_default is compose project {stack}'s, not stack {stack}'s" in done.stderr
+                and "docker-restart.py --mode docker stop --remove-stack" in done.stderr), done.stderr
+        assert services(config) == {}
+    finally:
+        subprocess.run(["docker", "network", "rm", f"{stack}_default"], capture_output=True)
+        remove_stack(config)
+
+
 def test_a_public_service_is_published_in_host_mode(tmp_path):
     def edit(data):
         data["services"]["orchestrator"]["public"] = True

@@ -126,3 +126,13 @@ def test_endpoint_order_docker_host_then_docker_context_then_current_context(tmp
 def test_a_context_that_does_not_exist_is_one_clear_error(tmp_path):
     with pytest.raises(ConfigError, match=r"docker context 'nope' \(chosen by DOCKER_CONTEXT\) does not exist"):
         endpoint.resolve({"DOCKER_CONFIG": str(tmp_path), "DOCKER_CONTEXT": "nope"})
+
+
+def test_the_stack_makes_only_the_networks_compose_would_name_after_its_project(tmp_path):
+    orchestrator = registry(tmp_path).service("orchestrator")
+    spec = {**V2, "networks": {"default": None, "back": None, "shared": None, "outside": None}}
+    networks = {"default": {"name": "proj_default"}, "back": {}, "shared": {"name": "shared-net"},
+                "outside": {"name": "outside", "external": True}}
+    made = stackfile.stack_networks({**model(spec), "networks": networks}, "proj", "stk", [orchestrator])
+    assert made == ["stk_back", "stk_default"]
+    assert stackfile.stack_networks(model({**V2, "networks": None}), "proj", "stk", [orchestrator]) == ["stk_default"]

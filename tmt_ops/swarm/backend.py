@@ -23,6 +23,7 @@ from ..console import Printer, write_out
 from ..engine import Engine, cli, endpoint
 from ..errors import ConfigError, OperationFailed, TmtError
 from ..registry import Registry, Service
+from ..compose.containers import PROJECT_LABEL
 from . import stackfile
 from . import status as status_view
 from .stack import PUSH, Stack
@@ -104,8 +105,9 @@ class SwarmBackend:
     # -- before any change --------------------------------------------------------------------------------
     def preflight(self, starting: list[Service]) -> list[Problem]:
         """An engine answers (ConfigError, exit 2, when none does), it manages a swarm, the compose file reads,
-        no public service's port is held here by anything but this stack, and every image nothing builds is on
-        this node."""
+        no public service's port is held here by anything but this stack, no network the stack makes exists as
+        someone else's (a compose project of the same name leaves one), and every image nothing builds is on this
+        node."""
         import shutil
 
         from ..preflight import Problem, ports_taken
@@ -123,6 +125,16 @@ class SwarmBackend:
         stack = self.stack.name  # a public service's port is published on this node too (host mode): it must be free
         problems = ports_taken([s for s in starting if s.public], self.stack.engine, f"stack {stack}",
                                lambda labels: labels.get(STACK_LABEL) == stack)
+        for name in stackfile.stack_networks(model, self.stack.project.name, stack, starting):
+            network = self.stack.engine.network(name)
+            labels = (network or {}).get("Labels") or {}
+            if network is not None and labels.get(STACK_LABEL) != stack:  # the deploy would fail on it
+                owner = labels.get(PROJECT_LABEL)
+                problems.append(Problem(
+                    f"network {name} is {f'compose project {owner}' if owner else 'someone'}'s, not stack {stack}'s: "
+                    "`docker stack deploy` cannot make the stack's own: remove it (`docker network rm` once nothing "
+                    "uses it; a compose project's with `docker-restart.py --mode docker stop --remove-stack`), or "
+                    "give the stack another name (project.swarm_stack in the registry)", 1))
         for s in starting:
             spec = model["services"].get(s.compose_service) or {}
             image = spec.get("image")

@@ -108,10 +108,23 @@ def _generated(entries: Mapping[str, Any] | None, project: str, used: set[str]) 
         if key not in used:
             continue
         spec = dict(spec or {})
-        if spec.get("name") == f"{project}_{key}":
-            spec.pop("name")
+        if _named_by_project(spec, project, key):
+            spec.pop("name", None)
         out[key] = spec or None
     return out
+
+
+def _named_by_project(spec: Mapping[str, Any], project: str, key: str) -> bool:
+    """No name of its own: compose calls it PROJECT_KEY, and the stack STACK_KEY."""
+    return spec.get("name") in (None, f"{project}_{key}")
+
+
+def stack_networks(model: Mapping[str, Any], project: str, stack: str, services: Iterable[Service]) -> list[str]:
+    """The networks `stack deploy` creates for these services (STACK_KEY); external and named ones are not its."""
+    used = _used((model["services"].get(s.compose_service) or {} for s in services), "networks")
+    networks = model.get("networks") or {}
+    return [f"{stack}_{key}" for key in sorted(used)
+            if not (networks.get(key) or {}).get("external") and _named_by_project(networks.get(key) or {}, project, key)]
 
 
 def _used(services: Iterable[Mapping[str, Any]], key: str) -> set[str]:
