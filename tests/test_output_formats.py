@@ -11,7 +11,7 @@ import pytest
 from tmt_ops.console import Printer
 from tmt_ops.errors import OperationFailed
 from tmt_ops.output import redact_tree, renderer
-from tmt_ops.atomic import write_atomic
+from tmt_ops.files import write_atomic
 from tmt_ops.output.text import show, summary
 from tmt_ops.redact import Redactor
 

@@ -126,7 +126,7 @@ def _mark_stopped(deployment: Deployment, names: list[str], events: Events) -> N
     """A stop's intent, for system-health.py --heal: these stay down until a restart or start brings them up."""
     try:
         stopped.mark(deployment.registry.state_dir, names)
-    except (OSError, TmtError) as exc:
+    except TmtError as exc:
         events.warn(f"cannot leave the stopped-on-purpose markers in {deployment.registry.state_dir} ({exc}): "
                     f"a monitor with --heal may start {', '.join(names)} again")
 
@@ -134,7 +134,7 @@ def _mark_stopped(deployment: Deployment, names: list[str], events: Events) -> N
 def _clear_stopped(deployment: Deployment, services: list[Service], events: Events) -> None:
     try:
         stopped.clear(deployment.registry.state_dir, [s.name for s in services])
-    except OSError as exc:
+    except TmtError as exc:
         events.warn(f"cannot clear the stopped-on-purpose markers in {deployment.registry.state_dir} ({exc}): "
                     "a monitor with --heal leaves these services down")
 

@@ -7,14 +7,13 @@ like the run records (0600 in a 0700 directory). A missing state directory means
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from .atomic import write_atomic
+from . import statedir
 
 MARKERS = "stopped"  # sub-directory of the state directory
 
@@ -31,36 +30,32 @@ class StopMarker:
         return f"stopped on purpose at {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(self.at))} (pid {self.pid})"
 
 
-def _folder(state_dir: Path) -> Path:
-    return Path(state_dir) / MARKERS
-
-
 def mark(state_dir: Path, services: Iterable[str]) -> None:
-    """Leave a marker for each service (OSError / OperationFailed when the state directory is not writable)."""
-    folder = _folder(state_dir)
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    """Leave a marker for each service (statedir.StateError when the state directory is not writable)."""
     now, pid = time.time(), os.getpid()
     for name in services:
-        write_atomic(folder / f"{name}.json", json.dumps({"service": name, "at": now, "pid": pid}), mode=0o600)
+        statedir.write(state_dir, MARKERS, name, {"service": name, "at": now, "pid": pid})
 
 
 def clear(state_dir: Path, services: Iterable[str]) -> None:
+    """statedir.StateError when a marker is there and cannot be removed."""
     for name in services:
-        (_folder(state_dir) / f"{name}.json").unlink(missing_ok=True)
+        statedir.remove(state_dir, MARKERS, name)
+
+
+def _marker(name: str, data: dict | None) -> StopMarker:
+    try:
+        if data is None:
+            raise ValueError("unreadable")
+        at, pid = statedir.number(data, "at"), statedir.number(data, "pid", int)
+        time.localtime(at)  # a time the clock can say (not 10**30)
+        return StopMarker(name, at, pid)
+    except (ValueError, OverflowError, OSError):
+        return StopMarker(name, 0.0, 0)
 
 
 def read(state_dir: Path) -> dict[str, StopMarker]:
-    """Every readable marker by service; an unreadable one counts as a marker all the same (a heal must not
-    bring back a service because its marker was damaged)."""
-    found = {}
-    try:
-        paths = list(_folder(state_dir).glob("*.json"))
-    except OSError:
-        return found
-    for path in paths:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            found[path.stem] = StopMarker(path.stem, float(data["at"]), int(data["pid"]))
-        except (OSError, ValueError, TypeError, KeyError):
-            found[path.stem] = StopMarker(path.stem, 0.0, 0)
-    return found
+    """Every marker by service; an unreadable one counts as a marker all the same (a heal must not bring back a
+    service because its marker was damaged). No state directory: no markers; one that cannot be read is a
+    statedir.StateError (a monitor then cannot know what was stopped on purpose)."""
+    return {name: _marker(name, data) for name, data in statedir.read_all(state_dir, MARKERS).items()}

@@ -147,7 +147,7 @@ def _main(argv: Sequence[str], printer: Printer) -> int:
         report = build(deployment, cpu)
         document = redact_tree(to_document(report), redactor)
     if args.output:
-        from ..atomic import write_atomic
+        from ..files import write_atomic
         write_atomic(args.output, renderer(fmt)(document))
     elif fmt == "text":
         from ..output.text import show

@@ -81,7 +81,12 @@ class Healer:
         """Decide on round `number`; returns its report with a critical finding for each service past the cap."""
         self.round = number
         now = time.monotonic()
-        marked = stopped.read(self.deployment.registry.state_dir)
+        try:
+            marked = stopped.read(self.deployment.registry.state_dir)
+        except TmtError as exc:  # what was stopped on purpose cannot be known: nothing is healed
+            self.pending = ()
+            self._event("skipped", [], "warn", f"not healing this round: {exc}")
+            return report
         down = self._down(report)
         decision = self.policy.decide(down.get("core", ()), marked, now, down.get("infrastructure", ()))
         self.pending = decision.heal
@@ -119,8 +124,8 @@ class Healer:
                 return True
             # Under the lock, what a person did since the round is all there is to see: a stop's markers (written
             # under the lock too), a restart that brought the service back.
-            marked = stopped.read(state_dir)
             try:
+                marked = stopped.read(state_dir)
                 still_down = {s.name for s in operations.not_running(self.deployment,
                                                                       self.deployment.registry.select(roots))}
             except TmtError as exc:  # the backend cannot be asked now: no restart on what cannot be seen

@@ -84,7 +84,9 @@ class NativeBackend:
         results = run_parallel({step.service: (lambda s=step: stop.execute(s)) for step in steps})
         for name, result in results.items():
             if result.stopped:
-                records.remove(self.registry.state_dir, name)
+                warning = records.remove(self.registry.state_dir, name)
+                if warning:
+                    events.warn(warning)
         return results
 
     def execute_start(self, steps: list[StartStep], events: Events, cancel: threading.Event) -> dict[str, Outcome]:
@@ -94,7 +96,7 @@ class NativeBackend:
     def tidy(self) -> None:
         """Drop run records whose processes are all gone, or that are not trusted: they only mislead the next run."""
         for name in discover(self.registry).stale:
-            records.remove(self.registry.state_dir, name)
+            records.remove(self.registry.state_dir, name)  # a record that cannot go is checked again next time
 
     def logs(self, service: Service, tail: int) -> list[str]:
         path = self.registry.log_file(service)

@@ -11,14 +11,13 @@ never reaches the state directory. Records are private (0600 in a 0700 directory
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..atomic import write_atomic
+from .. import statedir
 
 RECORDS = "run"  # sub-directory of the state directory
+PID_MAX = 1 << 22  # Linux's highest possible pid (pid_max): a recorded pid beyond it is damage
 
 
 @dataclass(frozen=True)
@@ -39,37 +38,49 @@ class RunRecord:
         return self.pid == self.pgid == self.sid
 
 
-def _path(state_dir: Path, service: str) -> Path:
-    return Path(state_dir) / RECORDS / f"{service}.json"
-
-
 def write(state_dir: Path, record: RunRecord) -> None:
-    """Atomically: a reader sees the old record or the new one, never half of one."""
-    path = _path(state_dir, record.service)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(path.parent, 0o700)
-    write_atomic(path, json.dumps(asdict(record), indent=1), mode=0o600)
+    """Atomically: a reader sees the old record or the new one, never half of one (statedir.StateError)."""
+    statedir.write(state_dir, RECORDS, record.service, asdict(record))
 
 
 _FIELDS = {f.name for f in dataclasses.fields(RunRecord)}
 
 
+def _parsed(name: str, data: dict | None) -> RunRecord | None:
+    """A record whose fields have the right types and sane values, else None (damaged, or not a record)."""
+    if data is None or data.get("service") != name:
+        return None
+    try:
+        record = RunRecord(**{k: v for k, v in data.items() if k in _FIELDS})
+        for key in ("pid", "pgid", "sid"):
+            if not 1 < statedir.number(data, key, int) < PID_MAX:
+                return None
+        for key in ("create_time", "started_at"):
+            statedir.number(data, key)
+        if not isinstance(record.log_file, str) or not isinstance(record.run_tag, str) or \
+                not isinstance(record.cgroup, (str, type(None))):
+            return None
+    except (TypeError, ValueError):
+        return None
+    return record
+
+
 def read_all(state_dir: Path) -> dict[str, RunRecord]:
-    """Every readable record by service; an unreadable file is skipped (the identity scan still runs).
-    Fields this version does not know (an older version's argv) are ignored."""
-    found = {}
-    folder = Path(state_dir) / RECORDS
-    if not folder.is_dir():
-        return found
-    for path in folder.glob("*.json"):
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            record = RunRecord(**{k: v for k, v in data.items() if k in _FIELDS})
-        except (OSError, ValueError, TypeError, AttributeError):
-            continue
-        found[record.service] = record
-    return found
+    """Every readable record by service; a damaged one is skipped (the identity scan still runs), and so is
+    a state directory that cannot be read (discovery proves what runs without records). Fields this version
+    does not know (an older version's argv) are ignored."""
+    try:
+        saved = statedir.read_all(state_dir, RECORDS)
+    except statedir.StateError:
+        return {}
+    return {name: record for name, data in saved.items() if (record := _parsed(name, data)) is not None}
 
 
-def remove(state_dir: Path, service: str) -> None:
-    _path(state_dir, service).unlink(missing_ok=True)
+def remove(state_dir: Path, service: str) -> str | None:
+    """Drop a service's record; a warning line when it is there and cannot be removed (it is only a claim:
+    the next run checks it against the live process and drops it then)."""
+    try:
+        statedir.remove(state_dir, RECORDS, service)
+    except statedir.StateError as exc:
+        return f"{service}: cannot drop its run record ({exc}); the next run checks it again"
+    return None

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import psutil
 
+from .. import statedir
 from ..errors import OperationFailed
 from ..registry import Registry, Service
 from . import proof, records
@@ -30,6 +31,7 @@ class Spawned:
     process: subprocess.Popen
     record: RunRecord
     started: float  # time.monotonic() at spawn
+    warning: str | None = None  # its run record could not be written (its run tag and cgroup still prove it)
 
 
 def rotate(path: Path, max_bytes: int, backups: int) -> None:
@@ -86,5 +88,10 @@ def spawn(registry: Registry, service: Service) -> Spawned:
     record = RunRecord(service=service.name, pid=process.pid, pgid=process.pid, sid=process.pid,
                        create_time=create_time, log_file=str(log), started_at=time.time(), run_tag=tag,
                        cgroup=None if cgroup is None else str(cgroup))
-    records.write(registry.state_dir, record)
+    try:
+        records.write(registry.state_dir, record)
+    except statedir.StateError as exc:
+        return Spawned(service.name, process, record, started,
+                       f"{service.name}: its run record could not be written ({exc}); it is still found by its "
+                       f"{'cgroup and ' if cgroup else ''}run tag")
     return Spawned(service.name, process, record, started)

@@ -75,6 +75,12 @@ def run_to_end(service: Service, spawned: Spawned, cancel: threading.Event) -> t
     return None, "interrupted before it ended"
 
 
+def _forget(registry: Registry, service: Service, events: Events) -> None:
+    warning = records.remove(registry.state_dir, service.name)
+    if warning:
+        events.warn(warning)
+
+
 def execute(registry: Registry, step: StartStep, events: Events, cancel: threading.Event) -> Outcome:
     service = step.service
     if service.port is not None and port_open(service.host, service.port, 0.2):  # taken since the preflight looked
@@ -86,14 +92,16 @@ def execute(registry: Registry, step: StartStep, events: Events, cancel: threadi
         return Outcome(service.name, "failed", service.port, detail=str(exc))
     pid = spawned.process.pid
     events.line(f"  {service.name}: started pid {pid}: {' '.join(service.command)}")
+    if spawned.warning:
+        events.warn(spawned.warning)
     if service.oneshot:
         code, why = run_to_end(service, spawned, cancel)
         took = round(time.monotonic() - spawned.started, 2)
         if code == 0:
-            records.remove(registry.state_dir, service.name)
+            _forget(registry, service, events)
             return Outcome(service.name, "done", service.port, f"pid {pid}", took, "exit 0")
         if code is not None:
-            records.remove(registry.state_dir, service.name)
+            _forget(registry, service, events)
             return Outcome(service.name, "failed", service.port, detail=why)
         return Outcome(service.name, "starting" if cancel.is_set() else "failed", service.port, f"pid {pid}",
                        detail=why + ("" if cancel.is_set() else "; left running (stop-trading-system.py stops it)"))
@@ -104,7 +112,7 @@ def execute(registry: Registry, step: StartStep, events: Events, cancel: threadi
     if cancel.is_set():
         return Outcome(service.name, "starting", service.port, f"pid {pid}", detail=why)
     if spawned.process.poll() is not None:
-        records.remove(registry.state_dir, service.name)
+        _forget(registry, service, events)
         return Outcome(service.name, "failed", service.port, detail=why)
     return Outcome(service.name, "failed", service.port, f"pid {pid}",
                    detail=why + "; left running for inspection (stop-trading-system.py stops it)")

@@ -12,7 +12,7 @@ import logging
 import sys
 from typing import IO
 
-from ..atomic import write_atomic
+from ..files import write_atomic
 from ..console import LOGGER, Printer, write_out
 from . import renderer
 from .jsonout import render as render_json

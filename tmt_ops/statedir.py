@@ -1,0 +1,133 @@
+"""The state directory: what the toolkit keeps between runs, each kind of record in a sub-directory of small
+JSON files (run records, stop markers, last healthy definitions, ...).
+
+A record is a claim the next run reads, never a proof. So everything here is defensive:
+- private: files 0600 in 0700 directories (a record may name what a service runs);
+- atomic: a reader sees the old record or the new one, never half of one;
+- a state directory that is missing means no records; one that is a file, a FIFO or unreadable is a
+  StateError (one line), never a traceback; a record that is not a regular file, not JSON, or holds a number
+  that is not finite (NaN, Infinity) is unreadable (None), and each kind decides what that means;
+- a failure to write or remove is a StateError: the callers decide whether it costs the operation (it
+  never should: state helps the next run, the services are proven without it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+from .files import FileProblem, private_dir, read_regular, what_is, write_atomic
+
+RECORD_LIMIT = 64 * 1024  # bytes: a record is a few hundred
+
+
+class StateError(FileProblem):
+    """The state directory (or a record in it) cannot be used: one line."""
+
+
+def _reject_constant(word: str) -> Any:
+    raise ValueError(f"{word} is not a finite number")
+
+
+def loads(text: str | bytes) -> Any:
+    """JSON with only finite numbers (Python's json would take NaN and Infinity)."""
+    return json.loads(text, parse_constant=_reject_constant)
+
+
+def problem(state_dir: Path) -> str | None:
+    """Why the state directory cannot be read now (None: it can, or it does not exist yet)."""
+    try:
+        mode = os.stat(state_dir).st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"the state directory {state_dir} cannot be read: {exc.strerror}"
+    if not stat.S_ISDIR(mode):
+        return f"the state directory {state_dir} is {what_is(mode)}, not a directory"
+    if not os.access(state_dir, os.R_OK | os.X_OK):
+        return f"the state directory {state_dir} cannot be read: permission denied"
+    return None
+
+
+def _folder(state_dir: Path, kind: str) -> Path:
+    return Path(state_dir) / kind
+
+
+def write(state_dir: Path, kind: str, name: str, data: dict) -> None:
+    """Write one record atomically (StateError when it cannot be)."""
+    try:
+        private_dir(state_dir)
+        folder = private_dir(_folder(state_dir, kind))
+        write_atomic(folder / f"{name}.json", json.dumps(data, indent=1, allow_nan=False), mode=0o600)
+    except (FileProblem, ValueError) as exc:
+        raise StateError(str(exc)) from None
+
+
+def read_all(state_dir: Path, kind: str) -> dict[str, dict | None]:
+    """name -> record (a JSON object), or None for a record that is there but unreadable. {} when the state
+    directory or the kind's folder does not exist; StateError when the state directory cannot be read."""
+    why = problem(state_dir)
+    if why:
+        raise StateError(why)
+    folder = _folder(state_dir, kind)
+    try:
+        names = sorted(os.listdir(folder))
+    except FileNotFoundError:
+        return {}
+    except NotADirectoryError:
+        raise StateError(f"{folder} is not a directory") from None
+    except OSError as exc:
+        raise StateError(f"cannot read {folder}: {exc.strerror}") from None
+    found: dict[str, dict | None] = {}
+    for entry in names:
+        if not entry.endswith(".json") or entry.startswith("."):
+            continue
+        try:
+            data = loads(read_regular(folder / entry, RECORD_LIMIT))
+        except (OSError, ValueError, FileProblem):  # gone meanwhile, not a regular file, not (finite) JSON
+            data = None
+        found[entry[:-5]] = data if isinstance(data, dict) else None
+    return found
+
+
+def read(state_dir: Path, kind: str, name: str) -> dict | None:
+    """One record, or None when it is missing or unreadable (StateError when the directory cannot be read)."""
+    why = problem(state_dir)
+    if why:
+        raise StateError(why)
+    try:
+        data = loads(read_regular(_folder(state_dir, kind) / f"{name}.json", RECORD_LIMIT))
+    except (OSError, ValueError, FileProblem):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def remove(state_dir: Path, kind: str, name: str) -> None:
+    """Remove one record (nothing to do when it is not there; StateError when it cannot be removed). Only a
+    record is removed: what is not a regular file or symlink of that name is left as it is."""
+    path = _folder(state_dir, kind) / f"{name}.json"
+    try:
+        mode = os.lstat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except OSError as exc:
+        raise StateError(f"cannot remove {path}: {exc.strerror}") from None
+    if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+        raise StateError(f"{path} is {what_is(mode)}, not a record: it is left as it is")
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StateError(f"cannot remove {path}: {exc.strerror}") from None
+
+
+def number(data: dict, key: str, kind: type = float) -> Any:
+    """A field that must be a finite number of this kind (int, or float accepting ints); ValueError otherwise."""
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
+        raise ValueError(f"{key}: not a number")
+    return kind(value)
