@@ -85,7 +85,16 @@ class Backend(Protocol):
         """service -> its stop step, or a Blocked (something foreign is in the way), or None (nothing runs)."""
 
     def plan_start(self, services: list[Service]) -> dict[str, object]:
-        """service -> its start step."""
+        """service -> its start step. A start step says whether it replaces a running service in place
+        (`replaces`: swarm's roll) and, for a restore, which definition it brings back (`restore`, `retry`)."""
+
+    def plan_restore(self, services: list[Service]) -> dict[str, object]:
+        """service -> a start step that brings it back the way it last ran healthy (native: its kept definition;
+        compose: its previous image; swarm: the service's previous spec), after what is left of its failed start:
+        a restart's rollback (operations.py)."""
+
+    def commit(self, steps: list, events: "Events") -> None:
+        """These start steps ended ready and healthy: what they ran is what a rollback comes back to from now on."""
 
     def preflight(self, starting: list[Service]) -> list["Problem"]:
         """What must hold before anything is stopped for these services to start."""

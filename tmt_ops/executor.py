@@ -1,11 +1,12 @@
 """Carrying out plans, wave by wave, each wave's steps at once. The executor decides nothing: every step says
-what to do, its backend does it; the executor only keeps the order, calls the planned pre-stop hooks, and
-reports.
+what to do, its backend does it; the executor only keeps the order, calls the services' hooks (pre-stop before
+a stop, post-start once a service is ready), and reports.
 
 Stopping: a wave in flight always finishes; after a wave in which a service would not stop, or once an
 interrupt was requested, no further wave starts (the caller decides what to start again).
 Starting: dependencies outside the plan are probed before the wave that needs them; a service whose
-required dependency did not come up is not started; once `cancel` is set nothing more is launched.
+required dependency did not come up is not started; once `cancel` is set nothing more is launched and the
+waits in flight end (what is not ready then is "starting").
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, TypeVar
 
-from . import prestop
+from . import hooks
 from .events import Events
 from .plan import StartPlan, StopPlan
 from .probes import ProbeResult, probe_all
@@ -61,6 +62,7 @@ def _by_backend(steps) -> dict[str, list]:
 @dataclass
 class StopRun:
     results: dict[str, StopResult] = field(default_factory=dict)  # the services of the waves that ran
+    prestopped: set[str] = field(default_factory=set)  # their pre-stop call answered: told to stop working
 
     @property
     def stopped(self) -> list[str]:
@@ -77,9 +79,11 @@ def execute_stop(deployment: "Deployment", plan: StopPlan, events: Events,
     for n, wave in enumerate(plan.waves):
         if n and (run.failed or interrupted()):
             break
-        hooks = {step.service: (lambda h=step.pre_stop: prestop.call(h)) for step in wave if step.pre_stop}
-        for answered, line in run_parallel(hooks).values():  # "stop taking orders" first; a failure never blocks
+        calls = {step.service: (lambda h=step.pre_stop: hooks.call(h)) for step in wave if step.pre_stop}
+        for name, (answered, line) in run_parallel(calls).items():  # "stop taking orders" first; never blocks
             (events.info if answered else events.warn)(line)
+            if answered:
+                run.prestopped.add(name)
         done = run_parallel({b: (lambda b=b, steps=steps: deployment.backend(b).execute_stop(steps, events))
                              for b, steps in _by_backend(wave).items()})
         for step in wave:
@@ -117,6 +121,15 @@ def _blocked_by(service: Service, outcomes: dict[str, Outcome], outside: dict[st
     return None
 
 
+def _post_start(deployment: "Deployment", steps: list, events: Events) -> None:
+    """Each started service's post-start call ("take orders again"), made where the service answers."""
+    calls = {step.service.name: (lambda s=step: hooks.call(hooks.post_start(deployment.backend(s.backend)
+                                                                            .address(s.service))))
+             for step in steps}
+    for answered, line in run_parallel(calls).values():
+        (events.info if answered else events.warn)(line)
+
+
 def execute_start(deployment: "Deployment", plan: StartPlan, events: Events,
                   cancel: threading.Event) -> tuple[dict[str, Outcome], bool]:
     """(outcomes by service, interrupted): once `cancel` is set, nothing more is launched."""
@@ -146,10 +159,13 @@ def execute_start(deployment: "Deployment", plan: StartPlan, events: Events,
             events.info(f"wave {n}: starting {', '.join(step.service.name for step in ready)}")
         done = run_parallel({b: (lambda b=b, steps=steps: deployment.backend(b).execute_start(steps, events, cancel))
                              for b, steps in _by_backend(ready).items()})
+        post_start = []
         for step in ready:
             name = step.service.name
             outcome = next(r[name] for r in done.values() if name in r)
             outcomes[name] = outcome
+            if outcome.up and step.service.post_start and not step.service.oneshot:
+                post_start.append(step)
             if outcome.state == "done":
                 events.ok(f"{name}: done in {outcome.ready_seconds:.2f}s ({outcome.runs_as}, {outcome.detail})")
             elif outcome.up:
@@ -160,6 +176,7 @@ def execute_start(deployment: "Deployment", plan: StartPlan, events: Events,
                 events.error(f"{name}: {outcome.detail}; last lines of its output:")
                 for line in deployment.backend(step.backend).logs(step.service, FAILED_LOG_LINES):
                     events.line(f"    | {line}")
+        _post_start(deployment, post_start, events)
     interrupted = cancel.is_set()
     for name in plan.services:
         if name not in outcomes:

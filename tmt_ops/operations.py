@@ -1,10 +1,12 @@
 """The operations the scripts run, the same for every backend: plan, preflight, execute, validate; each returns
 a Result (results.py) that the CLI renders and turns into the exit code.
 
-The promise of a restart: without --force it never ends with fewer services up than it began with. All it
-needs is checked before the first change (preflight, then the backends' own preparation such as image
-builds); a service that will not stop halts the stop waves and what this run stopped is started again; an
-interrupt in the stop half does the same after the wave in flight. A backend that restarts in place (swarm:
+The promise of a restart: it is a transaction. It ends with every service that ran at its start running, or
+with the new definition running healthy; never with less (rollback.py). All it needs is checked before the
+first change (preflight: what must answer, what must not be in the way, what would not stop; then the
+backends' own preparation such as image builds). A service that will not stop halts the stop waves; a start
+that fails for any reason, or an interrupt anywhere, ends the run in the nearest safe state: what this run
+took down and is not up is started again the way it last ran healthy. A backend that restarts in place (swarm:
 a rolling update per service, in the start waves) has no stop half: its services are replaced one wave at a
 time, each once the services it needs are ready again.
 
@@ -16,11 +18,10 @@ less is a warning.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import Iterable
 
-from . import stopped
+from . import rollback, stopped
 from .backends import Deployment
 from .errors import TmtError, UsageError
 from .events import Events
@@ -28,17 +29,20 @@ from .executor import StopRun, execute_start, execute_stop
 from .health.severity import of_health, worst
 from .interrupts import INTERRUPTED, Interrupts
 from .plan import StartPlan, StopPlan, plan_start, plan_stop
-from .preflight import Problem, check, dependencies
+from .preflight import Problem, check, dependencies, needed, probe_round, unresponsive
 from .registry import Service
 from .results import Outcome, Result
 from .states import Health, Overall, ServiceState
 
 NOTHING_MORE = "nothing more is started; what runs keeps running"
+PUT_BACK = "what this run stopped was started again the way it last ran healthy"
 
 
 @dataclass(frozen=True)
 class Options:
-    force: bool = False  # native: SIGKILL what outlives its grace, and stop foreign holders of a service port
+    # SIGKILL what outlives its grace; stop what does not answer (frozen, hung); native: also stop unidentified
+    # holders of a service port (never what is provably another deployment's)
+    force: bool = False
     skip_health_check: bool = False
     dry_run: bool = False
 
@@ -107,14 +111,25 @@ def _about_to_run(events: Events, stop: StopPlan | None, start: StartPlan | None
         events.detail(f"plan: {line}")
 
 
-def check_and_prepare(deployment: Deployment, starting: list[Service], stop: StopPlan | None, events: Events) -> None:
+def check_and_prepare(deployment: Deployment, starting: list[Service], stop: StopPlan | None, events: Events,
+                      force: bool = False) -> None:
     """Before any change: every problem, one line each (PreflightFailed, exit 2 or 1, when there is one); then
     the backends' own preparation that may fail (docker: pull and build images)."""
     problems: list[Problem] = []
     for backend, members in deployment.group(starting).items():
         problems += deployment.backend(backend).preflight(members)
     problems += [Problem(f"{name}: {why}", 1) for name, why in (stop.blocked if stop else {}).items()]
-    problems += dependencies(deployment, starting)
+    steps = stop.steps if stop else []
+    registry = deployment.registry
+    answers = probe_round(deployment, [*needed(deployment, starting), *(registry.service(s.service) for s in steps)])
+    problems += dependencies(deployment, starting, answers)
+    for name, why in unresponsive(steps, answers).items():
+        if force:
+            events.warn(f"{name}: {why}: --force: it is stopped all the same (killed if it outlives its grace)")
+        else:
+            problems.append(Problem(f"{name}: {why}: it would not stop, and what needs it could not start again: "
+                                    "find out why (its log), or use --force to stop it all the same (it is killed "
+                                    "if it outlives its grace)", 1))
     for problem in problems:
         events.error(f"preflight: {problem.text}")
     check(problems)
@@ -175,14 +190,22 @@ def _verdict(deployment: Deployment, outcomes: dict[str, Outcome], skip_health_c
 
 
 def _finish(deployment: Deployment, outcomes: dict[str, Outcome], interrupted: bool, skip_health_check: bool,
-            events: Events) -> Result:
-    if interrupted:
-        return Result(INTERRUPTED, outcomes, f"interrupted: {NOTHING_MORE}", "warn")
-    overall, judged = _verdict(deployment, outcomes, skip_health_check)
+            events: Events, rolled_back: dict[str, Outcome] | None = None, failure: str = "") -> Result:
     if any(not o.up for o in outcomes.values()):
         _now_running(deployment, [deployment.registry.service(n) for n in outcomes], events)
+    if interrupted:
+        if rolled_back:
+            return Result(INTERRUPTED, outcomes, f"interrupted: {PUT_BACK}{_not_back(rolled_back)}", "warn")
+        return Result(INTERRUPTED, outcomes, f"interrupted: {NOTHING_MORE}", "warn")
+    overall, judged = _verdict(deployment, outcomes, skip_health_check)
     bad = [f"{o.service} ({o.state}{', critical' if sev is Overall.CRITICAL else ''})"
            for sev, o in judged if sev is not Overall.HEALTHY]
+    if rolled_back:  # what failed decides, by the one rule: a critical service's failed start fails the restart
+        text = (f"the restart failed ({failure}) and was rolled back: {', '.join(rolled_back)} started again the "
+                f"way they last ran healthy{_not_back(rolled_back)}")
+        if overall is Overall.CRITICAL or any(deployment.registry.service(n).critical for n in rolled_back):
+            return Result(1, outcomes, text, "error")
+        return Result(0, outcomes, f"warning: {text}", "warn")
     if overall is Overall.CRITICAL:
         return Result(1, outcomes, f"not healthy: {', '.join(bad)}", "error")
     up = sum(o.up for o in outcomes.values())
@@ -193,24 +216,32 @@ def _finish(deployment: Deployment, outcomes: dict[str, Outcome], interrupted: b
                   + (f", {jobs} job(s) done" if jobs else ""))
 
 
+def _not_back(rolled_back: dict[str, Outcome]) -> str:
+    """'; not running: x (why)' for what a rollback could not bring back."""
+    down = [f"{o.service} ({o.detail or o.state})" for o in rolled_back.values() if not o.up]
+    return f"; not running: {', '.join(down)}" if down else ""
+
+
 def _survivors(deployment: Deployment, run: StopRun, force: bool) -> str:
     text = f"could not stop {', '.join(run.failed)}" + ("" if force else " (use --force to SIGKILL)")
-    for name in run.failed:  # it runs on, but it was told to stop working first; no hook undoes that
-        hook = deployment.registry.service(name).pre_stop
-        if hook:
-            text += f"; {name} still runs after its pre-stop {hook.method} {hook.path}: check that it works"
+    for name in (n for n in run.failed if n in run.prestopped):  # told to stop working first; see rollback.survivors
+        text += f"; {name} still runs after its pre-stop {deployment.registry.service(name).pre_stop.describe()}"
     return text
 
 
-def _restore(deployment: Deployment, services: list[Service], stop: StopPlan, run: StopRun,
-             interrupts: Interrupts, events: Events) -> dict[str, Outcome]:
-    """Start again what this run stopped; every other selected service is shown as it was left."""
-    stopped = [deployment.registry.service(n) for n in run.stopped]
-    if stopped:
-        events.info(f"starting again what this run stopped: {', '.join(s.name for s in stopped)}")
-    interrupts.then = "finishing the start in flight (a second interrupt leaves things as they are)"
-    # A fresh event: the interrupt that brought us here must not cancel the restore; only a second one ends it.
-    outcomes, _ = execute_start(deployment, plan_start(deployment, stopped), events, threading.Event())
+def _put_back(deployment: Deployment, names: list[str], failed: set[str], interrupts: Interrupts, events: Events,
+              why: str) -> dict[str, Outcome]:
+    interrupts.then = "starting again what this run stopped (a second interrupt leaves things as they are)"
+    return rollback.put_back(deployment, names, failed, events, why)
+
+
+def _after_stop_half(deployment: Deployment, services: list[Service], stop: StopPlan, run: StopRun,
+                     interrupts: Interrupts, events: Events) -> dict[str, Outcome]:
+    """The stop half ended early (a survivor, an interrupt): start again what it stopped; every other selected
+    service is shown as it was left."""
+    rollback.survivors(deployment, run, events, undo=True)
+    why = "a service would not stop" if run.failed else "interrupted"
+    outcomes = _put_back(deployment, run.stopped, set(), interrupts, events, why) if run.stopped else {}
     planned = {step.service: step for step in stop.steps}
     for service in services:
         runs_as = planned[service.name].runs_as if service.name in planned else None
@@ -224,6 +255,13 @@ def _restore(deployment: Deployment, services: list[Service], stop: StopPlan, ru
     return {s.name: outcomes[s.name] for s in services}
 
 
+def _first_failure(outcomes: dict[str, Outcome], names: list[str]) -> str:
+    for name in names:
+        if outcomes[name].state == "failed":
+            return f"{name}: {outcomes[name].detail}"
+    return f"{names[0]}: {outcomes[names[0]].detail or outcomes[names[0]].state}"
+
+
 def restart(deployment: Deployment, services: list[Service], options: Options, events: Events,
             interrupts: Interrupts | None = None) -> Result:
     interrupts = interrupts or Interrupts()
@@ -234,29 +272,34 @@ def restart(deployment: Deployment, services: list[Service], options: Options, e
     start_plan = plan_start(deployment, starting)
     if options.dry_run:
         return _dry_run(events, stop_plan, start_plan)
-    check_and_prepare(deployment, starting, stop_plan, events)
+    check_and_prepare(deployment, starting, stop_plan, events, force=options.force)
     _clear_stopped(deployment, services, events)
     _about_to_run(events, stop_plan, start_plan)
+    run = StopRun()
     if stop_plan.steps:
         events.info(f"stopping {', '.join(step.service for step in stop_plan.steps)}")
         interrupts.begin_changes("finishing the stop wave in flight, then starting again what this run stopped")
         run = execute_stop(deployment, stop_plan, events, interrupts.requested.is_set)
         _tidy(deployment, services)
         if run.failed or interrupts.requested.is_set():
-            outcomes = _restore(deployment, services, stop_plan, run, interrupts, events)
+            outcomes = _after_stop_half(deployment, services, stop_plan, run, interrupts, events)
             if run.failed:
                 return Result(1, outcomes, _survivors(deployment, run, options.force) + "; nothing more was "
-                                           "stopped, and what this run stopped was started again", "error")
-            return Result(INTERRUPTED, outcomes, "interrupted: what this run stopped was started again", "warn")
-    return _start(deployment, start_plan, options, events, interrupts)
-
-
-def _start(deployment: Deployment, plan: StartPlan, options: Options, events: Events,
-           interrupts: Interrupts) -> Result:
-    """The start half: the plan's waves until done or interrupted (nothing more is launched), then the verdict."""
-    interrupts.begin_changes(NOTHING_MORE)
-    outcomes, interrupted = execute_start(deployment, plan, events, interrupts.requested)
-    return _finish(deployment, outcomes, interrupted, options.skip_health_check, events)
+                                           f"stopped, and {PUT_BACK}{_not_back(outcomes)}", "error")
+            return Result(INTERRUPTED, outcomes, f"interrupted: {PUT_BACK}{_not_back(outcomes)}", "warn")
+    interrupts.begin_changes("ending the starts in flight, then starting again what this run stopped the way it "
+                             "last ran healthy")
+    outcomes, interrupted = execute_start(deployment, start_plan, events, interrupts.requested)
+    rollback.commit(deployment, start_plan, outcomes, events)
+    taken_down = set(run.stopped) | {step.service.name for step in start_plan.steps if step.replaces}
+    missing = [n for n in start_plan.services if n in taken_down and not outcomes[n].up]
+    if not missing:
+        return _finish(deployment, outcomes, interrupted, options.skip_health_check, events)
+    failure = "interrupted" if interrupted else _first_failure(outcomes, missing)
+    rolled_back = _put_back(deployment, missing, {n for n in missing if outcomes[n].state == "failed"}, interrupts,
+                            events, failure)
+    outcomes.update(rolled_back)
+    return _finish(deployment, outcomes, interrupted, options.skip_health_check, events, rolled_back, failure)
 
 
 def start(deployment: Deployment, services: list[Service], options: Options, events: Events,
@@ -272,7 +315,10 @@ def start(deployment: Deployment, services: list[Service], options: Options, eve
     _about_to_run(events, None, plan)
     if not plan.steps:
         return Result(0, last=f"nothing to start: every selected service runs ({deployment.mode} mode)")
-    return _start(deployment, plan, options, events, interrupts)
+    interrupts.begin_changes(NOTHING_MORE)
+    outcomes, interrupted = execute_start(deployment, plan, events, interrupts.requested)
+    rollback.commit(deployment, plan, outcomes, events)
+    return _finish(deployment, outcomes, interrupted, options.skip_health_check, events)
 
 
 def stop(deployment: Deployment, services: list[Service], options: Options, events: Events,
@@ -287,12 +333,17 @@ def stop(deployment: Deployment, services: list[Service], options: Options, even
         _tidy(deployment, services)
         _mark_stopped(deployment, list(plan.idle), events)
         return Result(0, last=f"nothing to stop: no service of this registry runs ({deployment.mode} mode)")
+    if not options.force:
+        answers = probe_round(deployment, [deployment.registry.service(step.service) for step in plan.steps])
+        for name, why in unresponsive(plan.steps, answers).items():
+            events.warn(f"{name}: {why}: it may not stop (--force kills what outlives its grace)")
     _about_to_run(events, plan, None)
     events.info(f"stopping {', '.join(step.service for step in plan.steps)}")
     interrupts.begin_changes("finishing the stop wave in flight; nothing more is stopped")
     run = execute_stop(deployment, plan, events, interrupts.requested.is_set)
     _tidy(deployment, services)
     _mark_stopped(deployment, [*run.stopped, *plan.idle], events)
+    rollback.survivors(deployment, run, events, undo=False)
     left = [step.service for step in plan.steps if step.service not in run.results]
     if run.failed:
         return Result(1, last=_survivors(deployment, run, options.force)

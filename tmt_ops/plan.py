@@ -84,11 +84,14 @@ def plan_stop(deployment: "Deployment", services: Iterable[Service], *, force: b
     return StopPlan(tuple(waves), blocked, tuple(idle))
 
 
-def plan_start(deployment: "Deployment", services: Iterable[Service]) -> StartPlan:
+def plan_start(deployment: "Deployment", services: Iterable[Service], *, restore: bool = False) -> StartPlan:
+    """The services' start steps in dependency waves; `restore`: the steps that bring each back the way it last
+    ran healthy (a rollback), instead of as the registry defines it now."""
     services = list(services)
     decided: dict[str, object] = {}
     for backend, members in deployment.group(services).items():
-        decided.update(deployment.backend(backend).plan_start(members))
+        b = deployment.backend(backend)
+        decided.update(b.plan_restore(members) if restore else b.plan_start(members))
     chosen = {s.name for s in services}
     probed: set[str] = set()
     waves = []

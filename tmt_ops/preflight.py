@@ -18,9 +18,9 @@ from typing import Callable, Iterable, Mapping
 
 from .errors import TmtError
 from .ports import describe_holders, listeners, listening_sockets
-from .probes import probe_all
+from .probes import ProbeResult, probe_all
 from .registry import Service
-from .states import SERVING
+from .states import SERVING, Health
 
 
 @dataclass(frozen=True)
@@ -103,25 +103,52 @@ def ports_taken(starting: Iterable[Service], engine, owner: str, ours: Callable[
     return problems
 
 
-def dependencies(deployment, starting: Iterable[Service]) -> list[Problem]:
-    """Every required dependency of the services to start, outside them, must answer now (probed where the
-    deployment's backend says it is; `deployment` is a backends.Deployment)."""
+def probe_round(deployment, services: Iterable[Service]) -> dict[str, ProbeResult]:
+    """One round of probes of these services, each where the deployment's backend says it answers (`deployment`
+    is a backends.Deployment), all at once."""
+    services = [s for s in services if not s.oneshot]  # a job listens on nothing
+    if not services:
+        return {}
+    targets = [deployment.of(s).address(s) if deployment.of(s) else s for s in services]
+    return probe_all(targets, max(s.probe.timeout for s in services))
+
+
+def needed(deployment, starting: Iterable[Service]) -> list[Service]:
+    """The required dependencies of the services to start that are not among them (what must answer now)."""
     starting = list(starting)
     registry = deployment.registry
     names = {s.name for s in starting}
-    needed = {dep for s in starting for dep in s.required_deps
+    wanted = {dep for s in starting for dep in s.required_deps
               if dep not in names and not registry.service(dep).oneshot}  # a job outside the run did its work
-    if not needed:
-        return []
-    services = [registry.service(n) for n in registry.services if n in needed]
-    targets = [deployment.of(s).address(s) if deployment.of(s) else s for s in services]
-    results = probe_all(targets, max(s.probe.timeout for s in services))
+    return [registry.service(n) for n in registry.services if n in wanted]
+
+
+def dependencies(deployment, starting: Iterable[Service], answers: Mapping[str, ProbeResult]) -> list[Problem]:
+    """Every required dependency of the services to start, outside them, must answer now (`answers`: a
+    probe_round that covered needed())."""
+    starting = list(starting)
     problems = []
-    for service in services:
-        result = results[service.name]
+    for service in needed(deployment, starting):
+        result = answers[service.name]
         if result.status not in SERVING:
             users = ", ".join(s.name for s in starting if service.name in s.required_deps)
             problems.append(Problem(f"{service.display_name} at {service.address} does not answer "
                                     f"({result.error or result.status.value}), and {users} cannot run without it "
                                     "(depends_on: required): start it first", 1))
     return problems
+
+
+def unresponsive(steps: Iterable, answers: Mapping[str, ProbeResult]) -> dict[str, str]:
+    """Services about to be stopped that cannot act on a stop now: frozen (a step's `frozen`: a process stopped by
+    SIGSTOP, a paused container), or hung (its probe timed out: it accepts a connection, then says nothing).
+    Found before anything changes, they would survive their stop signal, and what needs them could not start
+    again."""
+    found = {}
+    for step in steps:
+        frozen = getattr(step, "frozen", None)
+        answer = answers.get(step.service)
+        if frozen:
+            found[step.service] = frozen
+        elif answer is not None and answer.status is Health.TIMEOUT:
+            found[step.service] = f"it does not answer ({answer.error or 'timeout'}): hung?"
+    return found

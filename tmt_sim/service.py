@@ -221,10 +221,11 @@ def make_server(svc, host, port):
             if length:
                 self.rfile.read(length)
             path = self.path.split("?", 1)[0]
-            if path == "/api/trading/disable" and svc.name in ("orchestrator", "execution-engine"):
-                svc.trading_enabled = False
-                svc.log("trading disabled (pre-stop)")
-                self._send(200, {"trading_enabled": False})
+            if path in ("/api/trading/disable", "/api/trading/enable") and svc.name in ("orchestrator",
+                                                                                        "execution-engine"):
+                svc.trading_enabled = path.endswith("enable")
+                svc.log("trading enabled (post-start)" if svc.trading_enabled else "trading disabled (pre-stop)")
+                self._send(200, {"trading_enabled": svc.trading_enabled})
             else:
                 self._send(404, {"detail": "Not Found"})
 

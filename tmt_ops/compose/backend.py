@@ -3,6 +3,7 @@ compose CLI (always -p and -f: no other project is touched) and read and stopped
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import threading
@@ -10,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .. import prestop
+from .. import hooks
 from ..backends import ServiceStatus, Teardown
 from ..console import Printer, write_out
 from ..engine import Engine, cli, endpoint
@@ -67,11 +68,19 @@ class ComposeBackend:
             running = [c for c in containers if c.status == "running"]
             reason = ", ".join(f"{c.name} is {c.status}" for c in containers)
             plan[s.name] = StopStep(s.name, tuple((c.id, c.name) for c in containers), s.stop_grace,
-                                    prestop.planned(s) if running else None, reason)
+                                    hooks.pre_stop(s) if running else None, reason)
         return plan
 
     def plan_start(self, services: list[Service]) -> dict[str, object]:
         return {s.name: StartStep(s, s.compose_service) for s in services}
+
+    def plan_restore(self, services: list[Service]) -> dict[str, object]:
+        """For now the current definition again (to do: the previous image)."""
+        return {name: dataclasses.replace(step, restore="the registry's definition", retry=True)
+                for name, step in self.plan_start(services).items()}
+
+    def commit(self, steps: list, events: Events) -> None:
+        """Nothing is kept yet."""
 
     def preflight(self, starting: list[Service]) -> list[Problem]:
         """An engine answers (ConfigError, exit 2, when none does), compose accepts the compose file, and no

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ..prestop import PreStopCall, first
+from ..hooks import HookCall, first
 from ..registry import Service
 
 
@@ -16,7 +16,7 @@ class StopStep:
     service: str
     containers: tuple[tuple[str, str], ...]  # (id, name) of each container of the service, running or not
     grace: float  # seconds between SIGTERM and the engine's SIGKILL
-    pre_stop: PreStopCall | None  # planned only for a running container
+    pre_stop: HookCall | None  # planned only for a running container
     reason: str
     backend: ClassVar[str] = BACKEND
 
@@ -35,7 +35,10 @@ class StopStep:
 class StartStep:
     service: Service
     compose_service: str
+    restore: str | None = None  # a rollback's start: which definition it brings back (operations.py)
+    retry: bool = False  # that is what just failed
     backend: ClassVar[str] = BACKEND
+    replaces: ClassVar[bool] = False  # a restart stops it first (its stop step), never in place
 
     def describe(self) -> str:
         return (f"start {self.service.name}: a new container of compose service {self.compose_service}, "

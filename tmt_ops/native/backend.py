@@ -10,7 +10,7 @@ from collections import deque
 
 import psutil
 
-from .. import prestop
+from .. import hooks
 from ..backends import ServiceStatus
 from ..events import Events
 from ..executor import run_parallel
@@ -20,9 +20,9 @@ from ..preflight import Problem, runnable, writable
 from ..registry import Registry, Service
 from ..results import Outcome, StopResult
 from ..states import ServiceState
-from . import records, start, stop
+from . import definitions, records, start, stop
 from .discovery import Discovery, describe_holders, discover
-from .procs import Proc
+from .procs import Proc, live
 from .steps import BACKEND, StartStep, StopStep
 
 
@@ -52,6 +52,8 @@ class NativeBackend:
                 result[service.name] = ServiceStatus(service.name, ServiceState.RUNNING, pids,
                                                      uptime_seconds=round(time.time() - began, 1), detail=ours.how,
                                                      holds_port=held_by(service.port, pids, listening))
+            elif service.name in found.others:
+                result[service.name] = ServiceStatus(service.name, ServiceState.STOPPED, detail=found.others[service.name])
             elif service.name in found.foreign:
                 result[service.name] = ServiceStatus(service.name, ServiceState.STOPPED,
                                                      detail=describe_holders(service, found.foreign[service.name]))
@@ -71,6 +73,18 @@ class NativeBackend:
 
     def plan_start(self, services: list[Service]) -> dict[str, object]:
         return {s.name: StartStep(s) for s in services}
+
+    def plan_restore(self, services: list[Service]) -> dict[str, object]:
+        """Each service the way it last ran healthy (its kept definition), after what is left of its failed start."""
+        return {name: StartStep(service, restore=note, retry=same)
+                for name, (service, note, same) in definitions.restorable(self.registry, services).items()}
+
+    def commit(self, steps: list[StartStep], events: Events) -> None:
+        """These started and passed their probe: their definitions are the ones to come back to."""
+        for step in steps:
+            warning = definitions.keep(self.registry, step.service)
+            if warning:
+                events.warn(warning)
 
     def preflight(self, starting: list[Service]) -> list[Problem]:
         problems = [p for p in (writable(self.registry.state_dir, "state", "state_dir"),
@@ -129,7 +143,9 @@ def stop_steps(found: Discovery, services: list[Service], *, force: bool) -> dic
         ours = found.ours.get(s.name)
         if ours is not None:
             plan[s.name] = StopStep(s.name, ours.target, ours.members, s.stop_signal, s.stop_grace, force, s.host,
-                                    s.port, prestop.planned(s), ours.how, ours.pgid, ours.cgroup)
+                                    s.port, hooks.pre_stop(s), ours.how, ours.pgid, ours.cgroup, frozen(ours.members))
+        elif s.name in found.others:  # provably another deployment's: never signalled, --force or not
+            plan[s.name] = Blocked(found.others[s.name])
         elif s.name in found.foreign:
             why = describe_holders(s, found.foreign[s.name])
             if force:  # SIGTERM, its grace, then SIGKILL: never a blind kill, never without --force
@@ -137,12 +153,24 @@ def stop_steps(found: Discovery, services: list[Service], *, force: bool) -> dic
                 plan[s.name] = StopStep(s.name, "foreign", tuple(p for p in procs if p), signal.SIGTERM,
                                         s.stop_grace, True, s.host, s.port, None, why + "; --force")
             else:
-                plan[s.name] = Blocked(why + ": stop it, or use --force")
+                plan[s.name] = Blocked(found.in_the_way(s))
         elif s.name in found.distrusted:  # never signalled, not even with --force: it is no holder of ours
             plan[s.name] = Blocked(found.distrusted[s.name])
         else:
             plan[s.name] = None
     return plan
+
+
+def frozen(procs) -> str | None:
+    """'pid N is stopped (SIGSTOP)' for the first of these processes that cannot act on a signal now."""
+    for proc in procs:
+        p = live(proc)
+        try:
+            if p is not None and p.status() in (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP):
+                return f"pid {p.pid} is {p.status()} (frozen, e.g. by SIGSTOP)"
+        except psutil.NoSuchProcess:
+            continue
+    return None
 
 
 def _proc(pid: int) -> Proc | None:

@@ -13,7 +13,11 @@ A process is ours only when it is proven (native/proof.py), strongest proof firs
    descends from) the service's registered command in its directory (a service started by hand).
 A record proves nothing by itself: a copy of another deployment's state directory names that deployment's
 live processes. A record whose live process carries neither proof is not trusted (said why, never signalled).
-Everything else is foreign and only ever described, never signalled here.
+Everything else on a service's port is foreign: provably another deployment's when it carries another
+deployment's run tag, sits in another deployment's cgroup, or is (a descendant of) a process named by a record
+this deployment does not trust (then it is never signalled, --force or not: a copy of a checkout stopping the
+original's services is exactly the mistake to rule out); else an unidentified holder, which only --force stops.
+Both are only ever described here, never signalled.
 """
 
 from __future__ import annotations
@@ -55,6 +59,17 @@ class Discovery:
     stale: Mapping[str, RunRecord] = field(default_factory=dict)  # records that prove nothing runs (dropped)
     # service -> why its record was not trusted: the process it names lives, but is not provably the service's
     distrusted: Mapping[str, str] = field(default_factory=dict)
+    # service -> its port is held by what is provably another deployment's (said why): never signalled here
+    others: Mapping[str, str] = field(default_factory=dict)
+
+    def in_the_way(self, service: Service) -> str | None:
+        """What holds the service's port though it is not the service, with what to do about it (--force only
+        where it may be used), or None."""
+        if service.name in self.others:
+            return self.others[service.name]
+        if service.name in self.foreign:
+            return describe_holders(service, self.foreign[service.name]) + ": stop it, or use --force"
+        return None
 
 
 def _clock(epoch: float) -> str:
@@ -158,15 +173,41 @@ def discover(registry: Registry, services: Iterable[Service] | None = None) -> D
                 distrusted[service.name] = why
     unknown = [s for s in chosen if s.name not in ours and s.port and port_open(s.host, s.port, CONNECT_TIMEOUT)]
     foreign: dict[str, tuple[Holder, ...]] = {}
+    others: dict[str, str] = {}
     if unknown:
         held = listeners(s.port for s in unknown)
+        named = {saved[n].pid for n in distrusted}  # live processes named by records this deployment does not trust
         for service in unknown:
-            found = _from_listener(registry, service, held.get(service.port, ()))
+            holders = tuple(held.get(service.port, ()))
+            found = _from_listener(registry, service, holders)
             if found:
                 ours[service.name] = found
+                continue
+            whose = [why for why in (_elsewhere(registry.state_dir, h.pid, named) for h in holders) if why]
+            if whose:
+                others[service.name] = (f"{describe_holders(service, holders)}: {whose[0]}: never signalled here, "
+                                        "not even with --force; stop it with the toolkit (and registry) that started it")
             else:
-                foreign[service.name] = tuple(held.get(service.port, ()))
-    return Discovery(ours, foreign, stale, distrusted)
+                foreign[service.name] = holders
+    return Discovery(ours, foreign, stale, distrusted, others)
+
+
+def _elsewhere(state_dir: Path, pid: int, named: set[int]) -> str | None:
+    """Why a process (a holder of a port of ours) is provably another deployment's, else None."""
+    tag = proof.tag_of(pid)
+    if tag and not tag.startswith(proof.deployment(state_dir) + "/"):
+        return f"it carries another tmt-ops deployment's run tag ({tag})"
+    cgroup, base = proof.cgroup_of(pid), proof.cgroup_base()
+    if cgroup is not None and base is not None and cgroup.is_relative_to(base) and cgroup != base and \
+            cgroup.relative_to(base).parts[0] != proof.deployment(state_dir):
+        return f"it is in another tmt-ops deployment's cgroup ({cgroup})"
+    try:
+        lineage = [psutil.Process(pid), *psutil.Process(pid).parents()]
+    except psutil.NoSuchProcess:
+        return None
+    if any(p.pid in named for p in lineage):
+        return "a run record this deployment does not trust names it (a copy of another deployment's state?)"
+    return None
 
 
 def describe_holders(service: Service, holders: Iterable[Holder]) -> str:

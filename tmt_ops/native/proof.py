@@ -59,10 +59,16 @@ def cgroup2_mount() -> Path | None:
     return None
 
 
+def cgroup_base() -> Path | None:
+    """Where every deployment's cgroups are (<cgroup2>/tmt-ops); None where cgroup v2 is not mounted."""
+    mount = cgroup2_mount()
+    return None if mount is None else mount / CGROUP_BASE
+
+
 def cgroup_dir(state_dir: Path, service: str) -> Path | None:
     """The service's cgroup directory (it may not exist yet); None where cgroup v2 is not mounted."""
-    mount = cgroup2_mount()
-    return None if mount is None else mount / CGROUP_BASE / deployment(state_dir) / service
+    base = cgroup_base()
+    return None if base is None else base / deployment(state_dir) / service
 
 
 def make_cgroup(state_dir: Path, service: str) -> Path | None:

@@ -18,10 +18,10 @@ from ..probes import ProbeResult, probe
 from ..registry import Registry, Service
 from ..results import Outcome
 from ..states import SERVING, Health
-from . import records
+from . import records, stop
 from .discovery import describe_holders, discover
 from .spawn import Spawned, spawn
-from .steps import StartStep
+from .steps import StartStep, StopStep
 
 POLL = 0.005  # seconds between readiness probes (a probe of a local port costs about a millisecond)
 
@@ -81,11 +81,32 @@ def _forget(registry: Registry, service: Service, events: Events) -> None:
         events.warn(warning)
 
 
+def _clear_leftovers(registry: Registry, service: Service, events: Events) -> str | None:
+    """Before a restore: stop what is left of the service's failed start (its processes, proven ours; killed
+    after its grace). Why it could not be, else None."""
+    from .backend import stop_steps  # the backend imports this module
+    step = stop_steps(discover(registry, [service]), [service], force=True).get(service.name)
+    if not isinstance(step, StopStep):
+        return None  # nothing of it runs (a foreign holder of its port is found below)
+    result = stop.execute(step)
+    if not result.stopped:
+        return f"what is left of its failed start would not stop: {result.detail}"
+    events.line(f"  {service.name}: stopped what was left of its failed start ({result.detail})")
+    _forget(registry, service, events)
+    return None
+
+
 def execute(registry: Registry, step: StartStep, events: Events, cancel: threading.Event) -> Outcome:
     service = step.service
+    if step.restore:
+        blocked = _clear_leftovers(registry, service, events)
+        if blocked:
+            return Outcome(service.name, "failed", service.port, detail=blocked)
     if service.port is not None and port_open(service.host, service.port, 0.2):  # taken since the preflight looked
-        return Outcome(service.name, "failed", service.port,
-                       detail=describe_holders(service, port_holders(service.port)) + ": stop it, or use --force")
+        found = discover(registry, [service])
+        return Outcome(service.name, "failed", service.port, detail=found.in_the_way(service) or (
+            f"port {service.port} is held by its own earlier run, which discovery names: stop it first "
+            f"(stop-trading-system.py --only {service.name})"))
     try:
         spawned = spawn(registry, service)
     except OperationFailed as exc:

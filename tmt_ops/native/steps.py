@@ -6,7 +6,7 @@ import signal
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ..prestop import PreStopCall, first
+from ..hooks import HookCall, first
 from ..registry import Service
 from .procs import Proc
 
@@ -25,10 +25,11 @@ class StopStep:
     kill: bool  # SIGKILL what outlives the grace (--force), else the step fails and names the survivors
     host: str  # the service's address, checked free at the end
     port: int
-    pre_stop: PreStopCall | None
+    pre_stop: HookCall | None
     reason: str
     pgid: int | None = None  # with target "group"
     cgroup: str | None = None  # with target "cgroup"
+    frozen: str | None = None  # why it cannot act on its stop signal now (a process stopped by SIGSTOP)
     backend: ClassVar[str] = BACKEND
 
     @property
@@ -48,8 +49,14 @@ class StopStep:
 @dataclass(frozen=True)
 class StartStep:
     service: Service  # what to spawn (command, directory, environment) and how long it may take to be ready
+    # A restore (operations: a rollback): stop what is left of the service's failed start first (its processes,
+    # proven ours), and say which definition this is; `retry`: it is the definition that just failed
+    restore: str | None = None
+    retry: bool = False
     backend: ClassVar[str] = BACKEND
+    replaces: ClassVar[bool] = False  # a restart stops it first (its stop step), never in place
 
     def describe(self) -> str:
         s = self.service
-        return f"start {s.name} on port {s.port}: {' '.join(s.command)}"
+        how = f" ({self.restore})" if self.restore else ""
+        return f"start {s.name} on port {s.port}{how}: {' '.join(s.command)}"

@@ -78,6 +78,7 @@ def execute(step: StopStep) -> StopResult:
         return StopResult(step.service, True, "already gone", (), 0.0)
     try:
         send(step.signal)
+        send(signal.SIGCONT)  # as systemd does: a process stopped by SIGSTOP acts on its stop signal now
         alive = _watch(current, step.grace)
         killed = bool(alive) and step.kill
         if killed:

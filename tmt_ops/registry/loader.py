@@ -16,8 +16,8 @@ import yaml
 
 from ..errors import ConfigError
 from . import graph
-from .model import (BACKENDS, GROUPS, MODES, PROBE_KINDS, SERVICE_TYPES, Dependency, HealSettings, HealthSettings, PreStop,
-                    Probe, Registry, Service, Threshold, freeze, suggest)
+from .model import (BACKENDS, DEFINITION_KEYS, GROUPS, MODES, PROBE_KINDS, SERVICE_TYPES, Dependency, HealSettings,
+                    HealthSettings, Hook, Probe, Registry, Service, Threshold, freeze, suggest)
 
 REQUIRED = object()
 NUMBER = (int, float)
@@ -49,11 +49,11 @@ SERVICE_KEYS = {
     "critical": (bool, True), "managed": (bool, None), "command": (list, None), "cwd": (str, "."),
     "env": (dict, {}), "health": (dict, {}), "depends_on": (dict, {}), "startup_timeout": (NUMBER, None),
     "stop_signal": (str, None), "stop_grace": (NUMBER, None), "pre_stop": (dict, None),
-    "compose_service": (str, None), "backend": (str, None), "public": (bool, False),
+    "post_start": (dict, None), "compose_service": (str, None), "backend": (str, None), "public": (bool, False),
 }
 HEALTH_PROBE_KEYS = {"type": (str, "tcp"), "path": (str, None), "expect_status": ((int, list), 200),
                      "timeout": (NUMBER, None)}
-PRE_STOP_KEYS = {"method": (str, "POST"), "path": (str, REQUIRED), "timeout": (NUMBER, 5)}
+HOOK_KEYS = {"method": (str, "POST"), "path": (str, REQUIRED), "timeout": (NUMBER, 5)}  # pre_stop, post_start
 TOP_KEYS = {"version": (int, 1), "project": (dict, {}), "defaults": (dict, {}), "health": (dict, {}),
             "heal": (dict, {}), "services": (dict, REQUIRED)}
 
@@ -96,16 +96,21 @@ def default_config_path(environ: Mapping[str, str] = os.environ) -> Path:
                       "TMT_CONFIG, or put the starter registry in place with `tmt-ops init`")
 
 
-def load_registry(path: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None) -> Registry:
+def load_registry(path: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None,
+                  definitions: Mapping[str, Mapping] | None = None) -> Registry:
+    """The registry at `path`; `definitions`: service -> a Service.definition to run it by instead of the one the
+    file writes (the last definition it ran healthy with, for a rollback), checked like the file's own."""
     path = Path(path) if path is not None else default_config_path()
-    return _Loader(path, os.environ if environ is None else environ).load()
+    return _Loader(path, os.environ if environ is None else environ, definitions or {}).load()
 
 
 class _Loader:
-    def __init__(self, path: Path, environ: Mapping[str, str]):
+    def __init__(self, path: Path, environ: Mapping[str, str], definitions: Mapping[str, Mapping]):
         self.path = path
         self.environ = environ
+        self.definitions = definitions
         self.warnings: list[str] = []
+        self.written: dict[str, dict] = {}  # service -> its definition as written, before ${VAR} expansion
 
     def fail(self, where: str, problem: str) -> ConfigError:
         return ConfigError(f"{self.path}: {where + ': ' if where else ''}{problem}")
@@ -143,7 +148,27 @@ class _Loader:
             raise self.fail("", "the registry is empty (it needs at least a 'services:' section)")
         if not isinstance(data, dict):
             raise self.fail("", f"the registry must be a mapping with a 'services:' section, not {_kind(data)}")
+        self.keep_definitions(data)
         return self.build(self.expand(data, ""))
+
+    def keep_definitions(self, data: dict) -> None:
+        """Swap in the definitions asked for, then note each service's definition as written (expand() copies
+        what it expands, so these stay unexpanded)."""
+        services = data.get("services")
+        if not isinstance(services, dict):
+            return  # build() says what is wrong
+        for name, definition in self.definitions.items():
+            spec = services.get(name)
+            if not isinstance(spec, dict):
+                raise self.fail(f"service '{name}'", "is no longer in the registry")
+            for key in DEFINITION_KEYS:
+                if definition.get(key) is None:
+                    spec.pop(key, None)
+                else:
+                    spec[key] = definition[key]
+        for name, spec in services.items():
+            if isinstance(spec, dict):
+                self.written[name] = {key: spec.get(key) for key in DEFINITION_KEYS}
 
     def check_nodes(self, root: yaml.Node) -> None:
         """Refuse duplicate keys, and a document that expands past MAX_BYTES or nests deeper than MAX_DEPTH.
@@ -316,9 +341,9 @@ class _Loader:
             raise self.fail(where, "missing required key 'port'")
         if spec["port"] is not None and not 1 <= spec["port"] <= 65535:
             raise self.fail(where, f"port: {spec['port']} is out of range (1-65535)")
-        if oneshot and (spec["health"] or spec["pre_stop"]):
-            raise self.fail(where, "a oneshot job (type: oneshot) is done when it exits 0: it has no health probe "
-                                   "and no pre_stop; remove them")
+        if oneshot and (spec["health"] or spec["pre_stop"] or spec["post_start"]):
+            raise self.fail(where, "a oneshot job (type: oneshot) is done when it exits 0: it has no health probe, "
+                                   "no pre_stop and no post_start; remove them")
         if spec["backend"] is not None and spec["backend"] not in BACKENDS:
             raise self.fail(where, f"backend: must be one of {', '.join(BACKENDS)}, got '{spec['backend']}'"
                                    f"{suggest(spec['backend'], BACKENDS)}")
@@ -352,10 +377,11 @@ class _Loader:
         if not statuses or not all(isinstance(c, int) and 100 <= c <= 599 for c in statuses):
             raise self.fail(where, f"health.expect_status: HTTP status codes (100-599), got {probe['expect_status']!r}")
         spec["health"] = dict(probe, expect_status=tuple(statuses))
-        if spec["pre_stop"] is not None:
-            spec["pre_stop"] = self.section(spec["pre_stop"], PRE_STOP_KEYS, f"{where}: pre_stop")
-            if not spec["pre_stop"]["path"].startswith("/"):
-                raise self.fail(where, "pre_stop.path: must start with '/'")
+        for hook in ("pre_stop", "post_start"):
+            if spec[hook] is not None:
+                spec[hook] = self.section(spec[hook], HOOK_KEYS, f"{where}: {hook}")
+                if not spec[hook]["path"].startswith("/"):
+                    raise self.fail(where, f"{hook}.path: must start with '/'")
         for key in ("startup_timeout", "stop_grace"):
             if spec[key] is not None:
                 self.positive(spec[key], where, key)
@@ -409,7 +435,11 @@ class _Loader:
         if command and command[0] in ("python", "python3"):
             command = (sys.executable,) + command[1:]
         probe = spec["health"]
-        pre = spec["pre_stop"]
+
+        def hook(key: str) -> Hook | None:
+            given = spec[key]
+            return Hook(given["method"].upper(), given["path"], float(given["timeout"])) if given else None
+
         return Service(
             name=name, display_name=spec["display_name"] or name.replace("-", " ").replace("_", " ").title(),
             group=spec["group"], host=host, port=spec["port"], oneshot=spec["type"] == "oneshot",
@@ -423,8 +453,9 @@ class _Loader:
             startup_timeout=float(spec["startup_timeout"] or defaults["startup_timeout"]),
             stop_signal=self.signal_of(spec["stop_signal"] or defaults["stop_signal"], where),
             stop_grace=float(spec["stop_grace"] or defaults["stop_grace"]),
-            pre_stop=PreStop(pre["method"].upper(), pre["path"], float(pre["timeout"])) if pre else None,
-            compose_service=spec["compose_service"] or name, public=spec["public"])
+            pre_stop=hook("pre_stop"), post_start=hook("post_start"),
+            compose_service=spec["compose_service"] or name, public=spec["public"],
+            definition=freeze(self.written.get(name, {})))
 
     def make_health(self, data: Any, root: Path) -> HealthSettings:
         h = self.section(data, HEALTH_KEYS, "health")

@@ -36,12 +36,19 @@ class Dependency:
 
 
 @dataclass(frozen=True)
-class PreStop:
-    """An HTTP call made to the service before it is signalled (e.g. "stop taking orders")."""
+class Hook:
+    """An HTTP call made to the service: before it is signalled (pre_stop, e.g. "stop taking orders"), or once it
+    is started or restored and ready (post_start, e.g. "take orders again")."""
 
     method: str
     path: str
     timeout: float
+
+    def describe(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+DEFINITION_KEYS = ("command", "cwd", "env")  # what a service runs, as written (${VAR} references unexpanded)
 
 
 @dataclass(frozen=True)
@@ -63,9 +70,13 @@ class Service:
     startup_timeout: float
     stop_signal: signal.Signals
     stop_grace: float
-    pre_stop: PreStop | None
+    pre_stop: Hook | None
     compose_service: str
     public: bool  # swarm: its port may be published on every interface of every node (swarm cannot bind 127.0.0.1)
+    post_start: Hook | None = None
+    # How it is run, as the registry writes it (DEFINITION_KEYS; references such as ${OANDA_API_KEY} unexpanded,
+    # so no secret value): kept once it ran healthy, to start it again that way when a new definition fails.
+    definition: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def address(self) -> str:

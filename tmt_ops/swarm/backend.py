@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # what only a change needs is imported where the change runs:
 
     from ..events import Events
     from ..preflight import Problem
-    from ..prestop import PreStopCall
+    from ..hooks import HookCall
     from ..results import Outcome, StopResult
 
 STOP_SLACK = 15.0  # seconds past a service's grace for the engine to report its tasks gone
@@ -96,11 +96,19 @@ class SwarmBackend:
                                      self._hook(s, running))
         return plan
 
-    def _hook(self, service: Service, running: list[Task]) -> PreStopCall | None:
+    def _hook(self, service: Service, running: list[Task]) -> HookCall | None:
         """The pre-stop call, made to the running task itself; none when no task runs or none can be reached."""
-        from .. import prestop
+        from .. import hooks
         target = next((a for a in (self._address(service, t) for t in running) if a is not None), None)
-        return prestop.planned(target) if target is not None else None
+        return hooks.pre_stop(target) if target is not None else None
+
+    def plan_restore(self, services: list[Service]) -> dict[str, object]:
+        """For now the current definition again (to do: the previous image)."""
+        return {name: dataclasses.replace(step, restore="the registry's definition", retry=True)
+                for name, step in self.plan_start(services).items()}
+
+    def commit(self, steps: list, events: Events) -> None:
+        """Nothing is kept yet."""
 
     # -- before any change --------------------------------------------------------------------------------
     def preflight(self, starting: list[Service]) -> list[Problem]:
@@ -192,12 +200,12 @@ class SwarmBackend:
     def execute_start(self, steps: list[StartStep], events: Events, cancel: threading.Event) -> dict[str, Outcome]:
         import uuid
 
-        from .. import prestop
+        from .. import hooks
         from ..executor import run_parallel
         from ..results import Outcome
         from .ready import wait_ready
-        hooks = {step.service.name: (lambda h=step.pre_stop: prestop.call(h)) for step in steps if step.pre_stop}
-        for answered, line in run_parallel(hooks).values():  # "stop taking orders" before the task is replaced
+        calls = {step.service.name: (lambda h=step.pre_stop: hooks.call(h)) for step in steps if step.pre_stop}
+        for answered, line in run_parallel(calls).values():  # "stop taking orders" before the task is replaced
             (events.info if answered else events.warn)(line)
         services = [step.service for step in steps]
         replicas = {step.service.name: step.replicas for step in steps}

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, ClassVar
 from ..registry import Service
 
 if TYPE_CHECKING:
-    from ..prestop import PreStopCall
+    from ..hooks import HookCall
 
 BACKEND = "swarm"  # the backend that carries these steps out (its lookup name)
 
@@ -20,7 +20,7 @@ class StopStep:
     service_id: str  # what is scaled: the id found under the stack's label, never a name someone else could own
     tasks: tuple[str, ...]  # its live tasks ("task tmt_orchestrator.1 on node-1: running")
     grace: float  # the service's stop_grace_period: SIGTERM, then the engine's SIGKILL
-    pre_stop: PreStopCall | None  # planned only while a task runs
+    pre_stop: HookCall | None  # planned only while a task runs
     reason: str
     backend: ClassVar[str] = BACKEND
 
@@ -29,7 +29,7 @@ class StopStep:
         return f"service {self.swarm_service}"
 
     def describe(self) -> str:
-        from ..prestop import first  # here: a status, which imports these steps, never describes one
+        from ..hooks import first  # here: a status, which imports these steps, never describes one
         hook = first(self.pre_stop)
         return (f"{self.service}: {hook}scale service {self.swarm_service} to 0 ({self.grace:g}s grace, then the "
                 f"engine kills its tasks) - {self.reason}")
@@ -41,13 +41,20 @@ class StartStep:
     swarm_service: str
     replicas: int
     roll: bool  # it runs now: its tasks are replaced one by one (stop-first), a rolling restart
-    pre_stop: PreStopCall | None  # a roll's hook, called before its tasks are replaced
+    pre_stop: HookCall | None  # a roll's hook, called before its tasks are replaced
+    restore: str | None = None  # a rollback's start: which definition it brings back (operations.py)
+    retry: bool = False  # that is what just failed
     backend: ClassVar[str] = BACKEND
+
+    @property
+    def replaces(self) -> bool:
+        """It replaces a running service in place (a roll), with no stop step before it."""
+        return self.roll
 
     def describe(self) -> str:
         n = f"{self.replicas} replica{'s' if self.replicas != 1 else ''}"
         if self.roll:
-            from ..prestop import first
+            from ..hooks import first
             hook = first(self.pre_stop)
             return (f"roll {self.service.name}: {hook}deploy service {self.swarm_service} anew ({n}, each task "
                     "stopped, then its replacement started and awaited)")
