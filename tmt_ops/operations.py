@@ -329,9 +329,12 @@ def stop(deployment: Deployment, services: list[Service], options: Options, even
         return _dry_run(events, plan, None)
     for name, why in plan.blocked.items():
         events.warn(f"{name}: {why}")
+    held = (f"; port still held (by what this stop does not touch): {', '.join(plan.held)}" if plan.held else "")
     if not plan.steps:
         _tidy(deployment, services)
         _mark_stopped(deployment, list(plan.idle), events)
+        if held:
+            return Result(1, last=f"nothing of this registry's services was stopped{held}", level="error")
         return Result(0, last=f"nothing to stop: no service of this registry runs ({deployment.mode} mode)")
     if not options.force:
         answers = probe_round(deployment, [deployment.registry.service(step.service) for step in plan.steps])
@@ -351,4 +354,6 @@ def stop(deployment: Deployment, services: list[Service], options: Options, even
     if interrupts.requested.is_set():
         return Result(INTERRUPTED, last=f"interrupted: stopped {', '.join(run.stopped) or 'nothing'}; "
                                         f"still running: {', '.join(left) or 'nothing'}", level="warn")
+    if held:
+        return Result(1, last=f"stopped {len(run.results)} service(s){held}", level="error")
     return Result(0, last=f"stopped {len(run.results)} service(s)")

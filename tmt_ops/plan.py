@@ -20,6 +20,7 @@ class Blocked:
     """A service that cannot be stopped (or started) as asked: something foreign holds what it needs."""
 
     why: str
+    holds_port: bool = False  # what is in the way holds the service's port (a stop cannot free it)
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class StopPlan:
     waves: tuple[tuple, ...]  # each wave: stop steps (step.service: the name), together; dependents first
     blocked: Mapping[str, str] = field(default_factory=dict)  # service -> what is in its way
     idle: tuple[str, ...] = ()  # selected services with nothing running
+    held: tuple[str, ...] = ()  # of the blocked: those whose port stays held by what this plan does not stop
 
     @property
     def steps(self) -> list:
@@ -68,20 +70,22 @@ def plan_stop(deployment: "Deployment", services: Iterable[Service], *, force: b
     decided: dict[str, object] = {}
     for backend, members in deployment.group(services).items():
         decided.update(deployment.backend(backend).plan_stop(members, force=force))
-    waves, blocked, idle = [], {}, []
+    waves, blocked, idle, held = [], {}, [], []
     for wave in deployment.registry.stop_waves(services):
         steps = []
         for service in wave:
             step = decided.get(service.name)
             if isinstance(step, Blocked):
                 blocked[service.name] = step.why
+                if step.holds_port:
+                    held.append(service.name)
             elif step is None:
                 idle.append(service.name)
             else:
                 steps.append(step)
         if steps:
             waves.append(tuple(steps))
-    return StopPlan(tuple(waves), blocked, tuple(idle))
+    return StopPlan(tuple(waves), blocked, tuple(idle), tuple(held))
 
 
 def plan_start(deployment: "Deployment", services: Iterable[Service], *, restore: bool = False) -> StartPlan:

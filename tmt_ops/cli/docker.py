@@ -37,6 +37,8 @@ def _parser() -> ArgumentParser:
     parser.add_argument("--with-infra", action="store_true",
                         help="restart/stop: the infrastructure containers too (left running otherwise)")
     parser.add_argument("--dry-run", action="store_true", help="restart/start/stop: print the plan, change nothing")
+    parser.add_argument("--force", action="store_true",
+                        help="restart/stop: stop a service that does not answer (frozen, hung) all the same")
     parser.add_argument("--json", action="store_true", help="status: JSON on stdout")
     parser.add_argument("--tail", type=int, metavar="N", help="logs: the last N lines of each service")
     parser.add_argument("-f", "--follow", action="store_true", help="logs: keep following")
@@ -55,6 +57,7 @@ def _check(args) -> None:
         if args.command == "logs" and len(args.services) > 1:
             raise UsageError("docker-restart.py: logs takes one service")
     for flag, commands in (("--no-deps", ("restart", "stop")), ("--with-infra", ("restart", "stop")),
+                           ("--force", ("restart", "stop")),
                            ("--remove-stack", ("stop",)),
                            ("--dry-run", CHANGES), ("--json", ("status",)), ("--yes", ("clean",)),
                            ("--skip-health-check", ("restart", "start"))):
@@ -90,11 +93,12 @@ def _main(argv: Sequence[str], printer: Printer) -> int:
         with run_lock(registry.state_dir, printer.warn):
             return render(printer, clean(deployment, printer, interrupts, yes=args.yes))
     if args.remove_stack:
-        return stop_and_remove(deployment, operations.Options(dry_run=args.dry_run), printer, interrupts)
+        return stop_and_remove(deployment, operations.Options(force=args.force, dry_run=args.dry_run), printer,
+                               interrupts)
     services = operations.select(deployment, args.services, with_dependents=not args.no_deps,
                                  with_infra=args.with_infra or args.command == "start")
     run_it = {"restart": operations.restart, "start": operations.start, "stop": operations.stop}[args.command]
-    opts = operations.Options(skip_health_check=args.skip_health_check, dry_run=args.dry_run)
+    opts = operations.Options(force=args.force, skip_health_check=args.skip_health_check, dry_run=args.dry_run)
     if args.dry_run:
         return render(printer, run_it(deployment, services, opts, printer))
     with run_lock(registry.state_dir, printer.warn):  # one change at a time, whichever script makes it

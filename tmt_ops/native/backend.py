@@ -145,7 +145,7 @@ def stop_steps(found: Discovery, services: list[Service], *, force: bool) -> dic
             plan[s.name] = StopStep(s.name, ours.target, ours.members, s.stop_signal, s.stop_grace, force, s.host,
                                     s.port, hooks.pre_stop(s), ours.how, ours.pgid, ours.cgroup, frozen(ours.members))
         elif s.name in found.others:  # provably another deployment's: never signalled, --force or not
-            plan[s.name] = Blocked(found.others[s.name])
+            plan[s.name] = Blocked(found.others[s.name], holds_port=True)
         elif s.name in found.foreign:
             why = describe_holders(s, found.foreign[s.name])
             if force:  # SIGTERM, its grace, then SIGKILL: never a blind kill, never without --force
@@ -153,7 +153,7 @@ def stop_steps(found: Discovery, services: list[Service], *, force: bool) -> dic
                 plan[s.name] = StopStep(s.name, "foreign", tuple(p for p in procs if p), signal.SIGTERM,
                                         s.stop_grace, True, s.host, s.port, None, why + "; --force")
             else:
-                plan[s.name] = Blocked(found.in_the_way(s))
+                plan[s.name] = Blocked(found.in_the_way(s), holds_port=True)
         elif s.name in found.distrusted:  # never signalled, not even with --force: it is no holder of ours
             plan[s.name] = Blocked(found.distrusted[s.name])
         else:

@@ -127,6 +127,8 @@ def _untrusted(state_dir: Path, record: RunRecord, tag: str | None) -> str:
 
 
 def _from_listener(registry: Registry, service: Service, holders: Iterable[Holder]) -> Found | None:
+    """`holders`: none of them provably another deployment's (a registry with the same command and directory
+    must never claim a process another deployment started)."""
     for holder in holders:
         tag = proof.tag_of(holder.pid)
         if tag and tag.startswith(proof.service_prefix(registry.state_dir, service.name)):
@@ -179,13 +181,14 @@ def discover(registry: Registry, services: Iterable[Service] | None = None) -> D
         named = {saved[n].pid for n in distrusted}  # live processes named by records this deployment does not trust
         for service in unknown:
             holders = tuple(held.get(service.port, ()))
-            found = _from_listener(registry, service, holders)
+            whose = {h.pid: why for h in holders if (why := _elsewhere(registry.state_dir, h.pid, named))}
+            found = _from_listener(registry, service, [h for h in holders if h.pid not in whose])
             if found:
                 ours[service.name] = found
                 continue
-            whose = [why for why in (_elsewhere(registry.state_dir, h.pid, named) for h in holders) if why]
             if whose:
-                others[service.name] = (f"{describe_holders(service, holders)}: {whose[0]}: never signalled here, "
+                others[service.name] = (f"{describe_holders(service, holders)}: {next(iter(whose.values()))}: "
+                                        "never signalled here, "
                                         "not even with --force; stop it with the toolkit (and registry) that started it")
             else:
                 foreign[service.name] = holders
