@@ -63,6 +63,7 @@ def _by_backend(steps) -> dict[str, list]:
 class StopRun:
     results: dict[str, StopResult] = field(default_factory=dict)  # the services of the waves that ran
     prestopped: set[str] = field(default_factory=set)  # their pre-stop call answered: told to stop working
+    broke_off: str | None = None  # an unexpected error ended it (operations.py settles what it left)
 
     @property
     def stopped(self) -> list[str]:
@@ -74,8 +75,10 @@ class StopRun:
 
 
 def execute_stop(deployment: "Deployment", plan: StopPlan, events: Events,
-                 interrupted: Callable[[], bool] = lambda: False) -> StopRun:
-    run = StopRun()
+                 interrupted: Callable[[], bool] = lambda: False, run: StopRun | None = None) -> StopRun:
+    """`run`: filled as the waves go (a caller that must know what was stopped when an error breaks this off
+    passes its own)."""
+    run = StopRun() if run is None else run
     for n, wave in enumerate(plan.waves):
         if n and (run.failed or interrupted()):
             break

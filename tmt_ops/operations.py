@@ -31,7 +31,7 @@ from .interrupts import INTERRUPTED, Interrupts
 from .plan import StartPlan, StopPlan, plan_start, plan_stop
 from .preflight import Problem, check, dependencies, needed, probe_round, unresponsive
 from .registry import Service
-from .results import Outcome, Result
+from .results import Outcome, Result, StopResult
 from .states import Health, Overall, ServiceState
 
 NOTHING_MORE = "nothing more is started; what runs keeps running"
@@ -240,7 +240,7 @@ def _after_stop_half(deployment: Deployment, services: list[Service], stop: Stop
     """The stop half ended early (a survivor, an interrupt): start again what it stopped; every other selected
     service is shown as it was left."""
     rollback.survivors(deployment, run, events, undo=True)
-    why = "a service would not stop" if run.failed else "interrupted"
+    why = "a service would not stop" if run.failed else "the stop broke off" if run.broke_off else "interrupted"
     outcomes = _put_back(deployment, run.stopped, set(), interrupts, events, why) if run.stopped else {}
     planned = {step.service: step for step in stop.steps}
     for service in services:
@@ -253,6 +253,50 @@ def _after_stop_half(deployment: Deployment, services: list[Service], stop: Stop
                                              detail="left as it was: the stop halted before it"
                                              if runs_as else "was not running")
     return {s.name: outcomes[s.name] for s in services}
+
+
+def _broke_off(events: Events, what: str, exc: Exception) -> str:
+    """One line for an error that ended a half of the run (a TmtError's own words; anything else is a bug, whose
+    traceback goes to the toolkit log); returns the line."""
+    import traceback
+    text = f"{what} broke off: {exc}" if isinstance(exc, TmtError) else \
+        f"{what} broke off on an internal error ({type(exc).__name__}: {exc}; the traceback is in the toolkit log)"
+    events.error(text)
+    if not isinstance(exc, TmtError):
+        events.detail("".join(traceback.format_exception(exc)).rstrip())
+    return text
+
+
+def _stop_half(deployment: Deployment, plan: StopPlan, events: Events, interrupts: Interrupts) -> StopRun:
+    """The stop waves; an error that breaks them off is settled by asking each backend what runs now: a planned
+    service that no longer runs counts as stopped (to be started again), one that runs was not stopped."""
+    run = StopRun()
+    try:
+        execute_stop(deployment, plan, events, interrupts.requested.is_set, run)
+    except Exception as exc:  # the system must still end as it began: what was stopped is started again
+        run.broke_off = _broke_off(events, "the stop", exc)
+        unsettled = [deployment.registry.service(step.service) for step in plan.steps if step.service not in run.results]
+        for backend, members in deployment.group(unsettled).items():
+            try:
+                statuses = deployment.backend(backend).statuses(members)
+            except TmtError:
+                continue  # cannot be asked: shown as untouched, and "now running" says what the backends can tell
+            for name, status in statuses.items():
+                if status.state not in (ServiceState.RUNNING, ServiceState.STARTING):
+                    run.results[name] = StopResult(name, True, "down after the stop broke off")
+    return run
+
+
+def _start_half(deployment: Deployment, plan: StartPlan, events: Events,
+                interrupts: Interrupts) -> tuple[dict[str, Outcome], bool]:
+    """The start waves; an error that breaks them off counts as the failed start of everything planned (a rollback
+    then brings back what this run took down)."""
+    try:
+        return execute_start(deployment, plan, events, interrupts.requested)
+    except Exception as exc:
+        text = _broke_off(events, "the start", exc)
+        return {s.name: Outcome(s.name, "failed", s.port, detail=text) for s in (step.service for step in plan.steps)}, \
+            interrupts.requested.is_set()
 
 
 def _first_failure(outcomes: dict[str, Outcome], names: list[str]) -> str:
@@ -279,17 +323,18 @@ def restart(deployment: Deployment, services: list[Service], options: Options, e
     if stop_plan.steps:
         events.info(f"stopping {', '.join(step.service for step in stop_plan.steps)}")
         interrupts.begin_changes("finishing the stop wave in flight, then starting again what this run stopped")
-        run = execute_stop(deployment, stop_plan, events, interrupts.requested.is_set)
+        run = _stop_half(deployment, stop_plan, events, interrupts)
         _tidy(deployment, services)
-        if run.failed or interrupts.requested.is_set():
+        if run.failed or run.broke_off or interrupts.requested.is_set():
             outcomes = _after_stop_half(deployment, services, stop_plan, run, interrupts, events)
-            if run.failed:
-                return Result(1, outcomes, _survivors(deployment, run, options.force) + "; nothing more was "
-                                           f"stopped, and {PUT_BACK}{_not_back(outcomes)}", "error")
+            if run.failed or run.broke_off:
+                why = run.broke_off or _survivors(deployment, run, options.force)
+                return Result(1, outcomes, f"{why}; nothing more was stopped, and {PUT_BACK}{_not_back(outcomes)}",
+                              "error")
             return Result(INTERRUPTED, outcomes, f"interrupted: {PUT_BACK}{_not_back(outcomes)}", "warn")
     interrupts.begin_changes("ending the starts in flight, then starting again what this run stopped the way it "
                              "last ran healthy")
-    outcomes, interrupted = execute_start(deployment, start_plan, events, interrupts.requested)
+    outcomes, interrupted = _start_half(deployment, start_plan, events, interrupts)
     rollback.commit(deployment, start_plan, outcomes, events)
     taken_down = set(run.stopped) | {step.service.name for step in start_plan.steps if step.replaces}
     missing = [n for n in start_plan.services if n in taken_down and not outcomes[n].up]
