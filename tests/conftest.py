@@ -5,6 +5,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# The simulated services become ready in the real ones' times (1-3 s each); the suite runs them faster, so its
+# hundreds of stack starts stay within CI's time. Tests of timing itself set it back ("" = the real order).
+os.environ.setdefault("TMT_SIM_START_DELAY", "0.3")
 
 from health_stack import Infra, Stack  # noqa: E402
 from monitor_support import Monitor  # noqa: E402

@@ -78,8 +78,8 @@ def test_crash_at_start_shows_log_tail_and_skips_dependents(registry_file):
     result = restart(cfg)
     assert result.returncode == 1
     assert "exited with code 3" in result.stderr
-    assert "FATAL: cannot connect to broker" in result.stderr  # the log's last lines ...
-    assert "| --- tmt-ops started market-analysis at " in result.stderr  # ... from where this run began
+    assert "FATAL: cannot connect to broker" in result.stderr  # the log's lines of this run only
+    assert "| --- tmt-ops started market-analysis at " not in result.stderr
     assert "execution-engine: not started: requires market-analysis, which failed" in result.stderr
     assert ("error: not healthy: market-analysis (failed, critical), execution-engine (not started, critical)"
             in result.stderr)

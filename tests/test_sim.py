@@ -105,14 +105,15 @@ def launch(tmp_path):
     """launch(service, *flags) -> Proc; every process group is SIGKILLed at teardown."""
     procs = []
 
-    def _launch(service, *flags, port=None, wrap=False):
+    def _launch(service, *flags, port=None, wrap=False, env=None):
         port = port or free_port()
         cmd = [sys.executable, "-m", "tmt_sim", service, "--port", str(port), *flags]
         if wrap:
             cmd = [sys.executable, "-m", "tmt_sim.wrap", "--", "python", *cmd[1:]]
         log = tmp_path / ("%s-%d.log" % (service, len(procs)))
         with open(log, "w") as out, open(str(log) + ".err", "w") as err:
-            p = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT, start_new_session=True)
+            p = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT, start_new_session=True,
+                                 env={**os.environ, **(env or {})})
         procs.append(p)
         return Proc(p, port, log)
 
@@ -233,9 +234,42 @@ def test_log_lines_and_graceful_sigterm(launch):
     e.p.send_signal(signal.SIGTERM)
     assert e.p.wait(2) == 0
     out = e.out()
-    for needle in ("starting", "listening on 127.0.0.1:%d" % e.port, "ready", "GET /health 200",
+    for needle in ("starting", "listening on 127.0.0.1:%d" % e.port, "ready", '"GET /health HTTP/1.1" 200',
                    "received SIGTERM, shutting down", "stopped"):
         assert needle in out, needle
+
+
+def test_every_request_is_an_access_log_line_as_uvicorn_writes_it(launch):
+    o = launch("orchestrator", "--start-delay", "0")
+    wait_ready(o)
+    for _ in range(3):
+        get(o.url("/health"))
+    lines = [li for li in o.out().splitlines() if li.startswith("INFO:     127.0.0.1:")]
+    assert len(lines) >= 3 and all(li.endswith('"GET /health HTTP/1.1" 200') for li in lines[-3:]), lines
+
+
+def test_the_real_services_readiness_takes_as_long_as_theirs(launch):
+    started = time.monotonic()
+    o = launch("orchestrator", env={"TMT_SIM_START_DELAY": ""})
+    wait_ready(o, timeout=10)
+    assert 1.3 <= time.monotonic() - started <= 4, "the real orchestrator takes 1.3-2.4 s"
+
+
+def test_a_bad_setting_leaves_the_orchestrator_answering_503_for_ever(launch):
+    o = launch("orchestrator", "--start-delay", "0", env={"OANDA_ENVIRONMENT": "pratice"})
+    wait_for(lambda: "Application startup failed" in o.err(), 5, what="the settings traceback")
+    assert "ValidationError: 1 validation error for Settings" in o.err() and "'pratice'" in o.err()
+    time.sleep(1)
+    code, body = get(o.url("/health"))
+    assert (code, body) == (503, {"detail": "Orchestrator not initialized"}) and o.p.poll() is None
+
+
+def test_the_orchestrators_healthy_body_has_no_status_key(launch):
+    o = launch("orchestrator", "--start-delay", "0")
+    wait_ready(o)
+    code, body = get(o.url("/health"))
+    assert code == 200 and "status" not in body
+    assert {"system_health", "running", "trading_enabled", "connected_agents", "uptime_seconds"} <= set(body)
 
 
 def test_sigint_graceful(launch):

@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, TypeVar
 
-from . import hooks
+from . import hooks, loglines
 from .events import Events
 from .plan import StartPlan, StopPlan
 from .probes import ProbeResult, probe_all
@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from .backends import Deployment
 
 T = TypeVar("T")
-FAILED_LOG_LINES = 12
+FAILED_LOG_LINES = 12  # shown of a failed start's output (loglines.telling picks them) ...
+SCANNED = 1000  # ... from its last lines
 
 
 def run_parallel(jobs: dict[str, Callable[[], T]]) -> dict[str, T]:
@@ -176,8 +177,10 @@ def execute_start(deployment: "Deployment", plan: StartPlan, events: Events,
                 say = events.ok if outcome.state == "running" else events.warn
                 say(f"{name}: ready in {outcome.ready_seconds:.2f}s ({outcome.runs_as}){extra}")
             elif outcome.state == "failed":
-                events.error(f"{name}: {outcome.detail}; last lines of its output:")
-                for line in deployment.backend(step.backend).logs(step.service, FAILED_LOG_LINES):
+                lines = loglines.telling(step.service, deployment.backend(step.backend).logs(step.service, SCANNED),
+                                         FAILED_LOG_LINES)
+                events.error(f"{name}: {outcome.detail}" + ("; its output (this run's, errors first):" if lines else ""))
+                for line in lines:
                     events.line(f"    | {line}")
         _post_start(deployment, post_start, events)
     interrupted = cancel.is_set()

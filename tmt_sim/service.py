@@ -14,12 +14,24 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from tmt_sim import HEALTH_PATHS, SERVICES
 
-DEFAULT_START_DELAY = 0.3
+# Seconds from start to ready, of the order the real services take (orchestrator 1.3-2.4 s, market analysis
+# 0.5-1.1 s, execution engine 0.4-0.9 s, dashboard 2.1-4.3 s); --start-delay, else TMT_SIM_START_DELAY (the
+# test suite's shorter one), overrides them.
+START_DELAYS = {"orchestrator": 1.8, "market-analysis": 0.8, "execution-engine": 0.6, "dashboard": 2.5}
+START_DELAY_VARIABLE = "TMT_SIM_START_DELAY"
+OANDA_ENVIRONMENTS = ("practice", "live")  # what the real orchestrator's settings accept
 CONNECTED_AGENTS = 8
 DASHBOARD_HTML = b"<!doctype html><html><head><title>TMT Dashboard</title></head>" \
                  b"<body><h1>TMT Trading System (simulated)</h1></body></html>\n"
 
 _print_lock = threading.RLock()  # re-entrant: signal handlers log from the main thread
+
+
+def start_delay(args):
+    if args.start_delay is not None:
+        return args.start_delay
+    given = os.environ.get(START_DELAY_VARIABLE)
+    return float(given) if given else START_DELAYS[args.service]
 
 
 def parse_args(argv=None):
@@ -29,7 +41,8 @@ def parse_args(argv=None):
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--requires", action="append", default=[], metavar="URL",
                    help="health URL of a dependency; not ready until it answers 200 (repeatable)")
-    p.add_argument("--start-delay", type=float, default=DEFAULT_START_DELAY, metavar="S")
+    p.add_argument("--start-delay", type=float, default=None, metavar="S",
+                   help="seconds to become ready (default: of the real service's order, or $%s)" % START_DELAY_VARIABLE)
     p.add_argument("--crash-at-start", action="store_true")
     p.add_argument("--ignore-sigterm", action="store_true")
     p.add_argument("--stop-delay", type=float, default=0.0, metavar="S")
@@ -46,6 +59,7 @@ class Service:
         self.name = args.service
         self.started = time.monotonic()
         self.ready = threading.Event()
+        self.start_delay = start_delay(args)
         self.trading_enabled = True
         self.stop_requested = False
         self.child = None
@@ -70,7 +84,7 @@ class Service:
         if self.name == "orchestrator":
             if not self.ready.is_set():
                 return 503, {"detail": "Orchestrator not initialized"}
-            return 200, {"system_health": "degraded" if degraded else "healthy",
+            return 200, {"system_health": "degraded" if degraded else "healthy", "running": True,
                          "trading_enabled": self.trading_enabled,
                          "connected_agents": CONNECTED_AGENTS,
                          "uptime_seconds": self.uptime()}
@@ -107,8 +121,25 @@ class Service:
                 return False
         return True
 
+    def _settings_error(self):
+        """Like the real orchestrator's pydantic settings: a bad value is one traceback at start-up, after which
+        the process runs on answering 503 "not initialized" for ever."""
+        value = os.environ.get("OANDA_ENVIRONMENT", "practice")
+        if self.name != "orchestrator" or value in OANDA_ENVIRONMENTS:
+            return False
+        self.log("ERROR:    Traceback (most recent call last):\n"
+                 '  File "/app/orchestrator/app/main.py", line 58, in lifespan\n'
+                 "    settings = Settings()\n"
+                 "pydantic_core._pydantic_core.ValidationError: 1 validation error for Settings\n"
+                 "oanda_environment\n"
+                 "  Input should be 'practice' or 'live' [type=literal_error, input_value=%r, input_type=str]\n"
+                 "ERROR:    Application startup failed. Orchestrator not initialized." % value, sys.stderr)
+        return True
+
     def _startup(self):
-        deadline = self.started + self.args.start_delay
+        if self._settings_error():
+            return
+        deadline = self.started + self.start_delay
         waiting_logged = False
         while True:
             if self.args.requires and not self._requires_met():
@@ -191,7 +222,14 @@ def make_server(svc, host, port):
         protocol_version = "HTTP/1.1"
 
         def log_request(self, code="-", size="-"):
-            svc.log("%s %s %s" % (self.command, self.path, int(code) if str(code).isdigit() else code))
+            # uvicorn's access log, one line per request on the service's output
+            host, port = self.client_address[:2]
+            with _print_lock:
+                try:
+                    print('INFO:     %s:%d - "%s %s %s" %s' % (host, port, self.command, self.path,
+                                                               self.request_version, code), flush=True)
+                except (OSError, ValueError):
+                    pass
 
         def log_message(self, format, *args):  # silence the stderr access log
             pass

@@ -20,6 +20,7 @@ import psutil
 
 from .. import statedir
 from ..errors import OperationFailed
+from ..loglines import MARKER
 from ..registry import Registry, Service
 from . import proof, records
 from .records import RunRecord
@@ -31,6 +32,8 @@ class Spawned:
     process: subprocess.Popen
     record: RunRecord
     started: float  # time.monotonic() at spawn
+    log: Path  # where its output goes ...
+    log_offset: int  # ... from here on (after this run's marker line)
     warning: str | None = None  # its run record could not be written (its run tag and cgroup still prove it)
 
 
@@ -70,8 +73,9 @@ def spawn(registry: Registry, service: Service) -> Spawned:
         raise OperationFailed(f"{service.name}: cannot write its log {log}: {exc.strerror}") from None
     with out:
         # Where this run's output begins: the last lines a failure shows (NativeBackend.logs) say so.
-        out.write(f"--- tmt-ops started {service.name} at {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n".encode())
+        out.write(f"{MARKER}{service.name} at {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n".encode())
         out.flush()
+        offset = out.tell()
         try:
             process = subprocess.Popen(list(service.command), cwd=service.cwd, env={**os.environ, **service.env, proof.RUN_VARIABLE: tag},
                                        stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
@@ -91,7 +95,7 @@ def spawn(registry: Registry, service: Service) -> Spawned:
     try:
         records.write(registry.state_dir, record)
     except statedir.StateError as exc:
-        return Spawned(service.name, process, record, started,
+        return Spawned(service.name, process, record, started, log, offset,
                        f"{service.name}: its run record could not be written ({exc}); it is still found by its "
                        f"{'cgroup and ' if cgroup else ''}run tag")
-    return Spawned(service.name, process, record, started)
+    return Spawned(service.name, process, record, started, log, offset)

@@ -1,5 +1,15 @@
-"""Carry out one native start step: spawn the service, then poll its probe until it serves, its startup
-timeout ends, or its process exits (a failure at once).
+"""Carry out one native start step: spawn the service, then wait until it serves, its startup timeout ends, or
+its process exits (a failure at once).
+
+Waiting costs the service as few requests as it can: a real service writes an access-log line per request, and
+polling its health path every few milliseconds (as this did) made the real orchestrator answer 150 requests a
+second and fill its log while it boots. So:
+- until the port is listening (the kernel's listening sockets, looked at once per tick for every service that
+  starts at once), nothing is asked of the service at all: it cannot answer yet;
+- then it is probed at once, and again every PROBE_EVERY, and sooner (but never within PROBE_GAP of the last
+  probe) when it writes a line of its own (a server says "Application startup complete" as it becomes ready;
+  the probes' own access-log lines do not count): at most 1/PROBE_GAP requests a second, and readiness is seen
+  within PROBE_EVERY of the moment it would first answer, usually within a tick of its "ready" line.
 
 An answer counts only when the service gives it (the rule health uses): once a probe says it serves, the
 port's listening socket must be held by one of the service's own processes. A stranger that answers there
@@ -8,11 +18,14 @@ while the service boots fails the start at once (its dependents must not start a
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+from pathlib import Path
 
 from ..errors import OperationFailed
 from ..events import Events
+from ..loglines import is_probe_request
 from ..ports import held_by, listening_sockets, port_holders, port_open
 from ..probes import ProbeResult, probe
 from ..registry import Registry, Service
@@ -23,7 +36,50 @@ from .discovery import describe_holders, discover
 from .spawn import Spawned, spawn
 from .steps import StartStep, StopStep
 
-POLL = 0.005  # seconds between readiness probes (a probe of a local port costs about a millisecond)
+TICK = 0.005  # seconds between looks at what costs the service nothing: its process, its port, its log
+PROBE_GAP = 0.1  # seconds at least between two probes of one service (at most 10 requests a second)
+PROBE_EVERY = 0.2  # seconds at most between two probes once it listens
+
+
+class _Listening:
+    """The kernel's listening sockets, read at most once per tick however many services wait at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._read_at = float("-inf")
+        self._ports: dict[int, set[int]] = {}
+
+    def __contains__(self, port: int) -> bool:
+        with self._lock:
+            if time.monotonic() - self._read_at >= TICK:
+                self._ports, self._read_at = listening_sockets(), time.monotonic()
+            return port in self._ports
+
+
+LISTENING = _Listening()
+
+
+class _Output:
+    """What the service writes from `offset` on: whether, since the last look, it wrote a line of its own (not an
+    access-log line of a probe of its health path)."""
+
+    def __init__(self, service: Service, path: Path, offset: int) -> None:
+        self.service, self.path, self.offset = service, path, offset
+        self.partial = b""
+
+    def news(self) -> bool:
+        try:
+            if os.stat(self.path).st_size <= self.offset:
+                return False
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read(1 << 20)
+        except OSError:  # rotated or removed meanwhile: the timer probes it anyway
+            return False
+        self.offset += len(data)
+        *lines, self.partial = (self.partial + data).split(b"\n")
+        return any(line.strip() and not is_probe_request(self.service, line.decode("utf-8", "replace"))
+                   for line in lines)
 
 
 def _answered_by_itself(registry: Registry, service: Service) -> tuple[bool | None, str]:
@@ -42,23 +98,33 @@ def wait_ready(registry: Registry, service: Service, spawned: Spawned,
                cancel: threading.Event) -> tuple[Health | None, str]:
     """(the probe's verdict once the service itself serves, else None; why not)."""
     deadline = spawned.started + service.startup_timeout
+    output = _Output(service, spawned.log, spawned.log_offset)
     last: ProbeResult | None = None
+    listening, due, probed = False, float("inf"), float("-inf")
     while not cancel.is_set():
         code = spawned.process.poll()
         if code is not None:
             return None, f"exited with code {code} before it was ready"
-        left = deadline - time.monotonic()
-        if left <= 0:
-            why = last.error if last and last.error else (last.status.value if last else "no answer")
-            return None, f"not ready after {service.startup_timeout:g}s (last probe: {why})"
-        last = probe(service, timeout=max(left, 0.05))
-        if last.status in SERVING:
-            itself, stranger = _answered_by_itself(registry, service)
-            if itself is False:
-                return None, stranger
-            if itself:
-                return last.status, "" if last.status is Health.HEALTHY else f"{last.status.value}: {last.error}"
-        time.sleep(POLL)
+        now = time.monotonic()
+        if now >= deadline:
+            why = f"last probe: {last.error or last.status.value}" if last else \
+                f"it never listened on port {service.port}"
+            return None, f"not ready after {service.startup_timeout:g}s ({why})"
+        if not listening:
+            listening = service.port in LISTENING
+            due = now if listening else due
+        elif output.news():
+            due = min(due, max(now, probed + PROBE_GAP))
+        if now >= due:
+            probed, due = now, now + PROBE_EVERY
+            last = probe(service, timeout=max(deadline - now, 0.05))
+            if last.status in SERVING:
+                itself, stranger = _answered_by_itself(registry, service)
+                if itself is False:
+                    return None, stranger
+                if itself:
+                    return last.status, "" if last.status is Health.HEALTHY else f"{last.status.value}: {last.error}"
+        cancel.wait(TICK)
     return None, "interrupted before it was ready"
 
 
@@ -71,7 +137,7 @@ def run_to_end(service: Service, spawned: Spawned, cancel: threading.Event) -> t
             return code, "" if code == 0 else f"exited with code {code}"
         if time.monotonic() >= deadline:
             return None, f"still running after {service.startup_timeout:g}s"
-        time.sleep(POLL)
+        cancel.wait(TICK)
     return None, "interrupted before it ended"
 
 
