@@ -164,6 +164,8 @@ def test_a_state_directory_that_cannot_be_read_heals_nothing_and_says_so_once(re
     assert told and told["message"].startswith(f"not healing: the state directory {state} is a regular file"), m.text()
     wait_rounds(m, 6)
     assert heals(m, "attempt") == [] and len(heals(m, "skipped")) == 1, m.text()  # said once
+    latest = [e for e in m.events() if e["type"] == "round"][-1]  # ... and every round's report says why
+    assert any(f["subject"] == "state directory" and f["severity"] == "warning" for f in latest["findings"])
     state.unlink()  # readable again (no state directory): the dashboard went down while it was not
     lost = m.wait_event(lambda e: heal_event("stopped_on_purpose")(e) and "vanished" in e["message"])
     assert lost and lost["services"] == ["dashboard"], m.text()
