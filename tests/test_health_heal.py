@@ -122,12 +122,15 @@ def test_a_deliberate_stop_is_not_healed_until_a_restart_lifts_it(registry_file,
 
 
 
-@pytest.mark.parametrize("seen", [True, False], ids=["marker-seen", "marker-never-seen"])
-def test_a_deliberate_stop_outlives_its_state_directory(registry_file, monitors, seen):
-    """The state directory removed after a stop (as an operator clears a stale record): the execution engine stays
-    down, whether the monitor saw its marker before (it remembers it) or not (the removal leaves what is down then
-    stopped on purpose), until a restart brings it up; a crash after that is healed."""
+@pytest.mark.parametrize("seen, then", [(True, "vanished"), (False, "vanished"), (False, "was replaced")],
+                         ids=["marker-seen", "marker-never-seen", "replaced-by-a-new-one"])
+def test_a_deliberate_stop_outlives_its_state_directory(registry_file, monitors, seen, then):
+    """The state directory removed after a stop (as an operator clears a stale record), or replaced by a new empty
+    one (which ext4 gives the removed one's inode number): the execution engine stays down, whether the monitor saw
+    its marker before (it remembers it) or not (the loss leaves what is down then stopped on purpose), until a
+    restart brings it up; a crash after that is healed."""
     cfg = heal_registry(registry_file)
+    state = state_dir(cfg)
     m = monitors(cfg, "--monitor", "--heal", "--json", serve=None)
     m.wait_event(lambda e: e["type"] == "round")
     if not seen:
@@ -136,12 +139,14 @@ def test_a_deliberate_stop_outlives_its_state_directory(registry_file, monitors,
         assert stop(cfg, "--only", "execution-engine").returncode == 0
         if seen:
             assert m.wait_event(heal_event("stopped_on_purpose", ["execution-engine"])), m.text()
-        shutil.rmtree(state_dir(cfg))
+        shutil.rmtree(state)
+        if then == "was replaced":
+            state.mkdir(mode=0o700)
     finally:
         m.proc.send_signal(signal.SIGCONT)
     wait_rounds(m, 6)
     assert heals(m, "attempt") == [] and "execution-engine" not in recorded_pids(cfg), m.text()
-    (lost,) = [e for e in heals(m) if "vanished" in e["message"]]  # said once
+    (lost,) = [e for e in heals(m) if f"{state} {then}: " in e["message"]]  # said once
     assert lost["event"] == "stopped_on_purpose" and lost["services"] == ["execution-engine", "dashboard"]
     assert "count as stopped on purpose until a restart or start brings them up" in lost["message"]
     assert restart(cfg, "--only", "execution-engine").returncode == 0
