@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import threading
 import time
@@ -119,6 +120,62 @@ def test_a_deliberate_stop_is_not_healed_until_a_restart_lifts_it(registry_file,
     result = m.wait_event(heal_event("result", ["dashboard"]), timeout=60)
     assert result and result["ok"], m.text()
 
+
+
+@pytest.mark.parametrize("seen, then", [(True, "vanished"), (False, "vanished"), (False, "was replaced")],
+                         ids=["marker-seen", "marker-never-seen", "replaced-by-a-new-one"])
+def test_a_deliberate_stop_outlives_its_state_directory(registry_file, monitors, seen, then):
+    """The state directory removed after a stop (as an operator clears a stale record), or replaced by a new empty
+    one (which ext4 gives the removed one's inode number): the execution engine stays down, whether the monitor saw
+    its marker before (it remembers it) or not (the loss leaves what is down then stopped on purpose), until a
+    restart brings it up; a crash after that is healed."""
+    cfg = heal_registry(registry_file)
+    state = state_dir(cfg)
+    m = monitors(cfg, "--monitor", "--heal", "--json", serve=None)
+    m.wait_event(lambda e: e["type"] == "round")
+    if not seen:
+        m.proc.send_signal(signal.SIGSTOP)  # no round between the stop and the removal
+    try:
+        assert stop(cfg, "--only", "execution-engine").returncode == 0
+        if seen:
+            assert m.wait_event(heal_event("stopped_on_purpose", ["execution-engine"])), m.text()
+        shutil.rmtree(state)
+        if then == "was replaced":
+            state.mkdir(mode=0o700)
+    finally:
+        m.proc.send_signal(signal.SIGCONT)
+    wait_rounds(m, 6)
+    assert heals(m, "attempt") == [] and "execution-engine" not in recorded_pids(cfg), m.text()
+    (lost,) = [e for e in heals(m) if f"{state} {then}: " in e["message"]]  # said once
+    assert lost["event"] == "stopped_on_purpose" and lost["services"] == ["execution-engine", "dashboard"]
+    assert "count as stopped on purpose until a restart or start brings them up" in lost["message"]
+    assert restart(cfg, "--only", "execution-engine").returncode == 0
+    wait_rounds(m, 1)  # seen running: the memory ends
+    kill(cfg, "execution-engine")
+    result = m.wait_event(heal_event("result", ["execution-engine"]), timeout=60)
+    assert result and result["ok"], m.text()
+
+
+def test_a_state_directory_that_cannot_be_read_heals_nothing_and_says_so_once(registry_file, monitors):
+    cfg = heal_registry(registry_file)
+    dashboard = recorded_pids(cfg)["dashboard"]
+    m = monitors(cfg, "--monitor", "--heal", "--json", serve=None)
+    m.wait_event(lambda e: e["type"] == "round")
+    state = state_dir(cfg)
+    shutil.rmtree(state)
+    state.write_text("not a directory\n")  # replaced by a file
+    os.killpg(dashboard, signal.SIGKILL)
+    told = m.wait_event(heal_event("skipped"))
+    assert told and told["message"].startswith(f"not healing: the state directory {state} is a regular file"), m.text()
+    wait_rounds(m, 6)
+    assert heals(m, "attempt") == [] and len(heals(m, "skipped")) == 1, m.text()  # said once
+    latest = [e for e in m.events() if e["type"] == "round"][-1]  # ... and every round's report says why
+    assert any(f["subject"] == "state directory" and f["severity"] == "warning" for f in latest["findings"])
+    state.unlink()  # readable again (no state directory): the dashboard went down while it was not
+    lost = m.wait_event(lambda e: heal_event("stopped_on_purpose")(e) and "vanished" in e["message"])
+    assert lost and lost["services"] == ["dashboard"], m.text()
+    wait_rounds(m, 4)
+    assert heals(m, "attempt") == [] and "Traceback" not in m.text()
 
 def test_the_cap_holds_and_is_a_critical_finding(registry_file, monitors):
     cfg = heal_registry(registry_file, max_per_hour=2, knobs={"dashboard": ["--exit-after", "1"]})

@@ -8,11 +8,12 @@ import pytest
 from support import write_registry
 from tmt_ops.backends import Deployment, ServiceStatus
 from tmt_ops.health import advice
-from tmt_ops.health.merge import impostor, merge_docker, merge_native
+from tmt_ops.health.merge import after_pre_stop, impostor, merge_docker, merge_native
 from tmt_ops.health.monitor import Debouncer
 from tmt_ops.health.report import Check, PortHolder
 from tmt_ops.health.resources import CpuSampler
 from tmt_ops.health.severity import of_health, of_value, worst
+from tmt_ops.prestopped import PreStopped
 from tmt_ops.probes import ProbeResult
 from tmt_ops.registry import Threshold, load_registry
 from tmt_ops.states import Health, Overall, ServiceState
@@ -81,6 +82,31 @@ def test_native_merge(result, backend, expected, words):
     assert health is expected
     assert (error is None) if words is None else (words in error), error
 
+
+
+# -- a service that runs on after its pre-stop call ----------------------------------------------------------------
+CALLED = PreStopped("orchestrator", 1000.0, "POST /api/trading/disable")  # the call, at 1000 (wall clock)
+
+
+@pytest.mark.parametrize("health, error, backend, record, expected", [
+    # the run that got the call (up 500 s at 1200: started at 700) answers healthy: it may not be trading
+    (Health.HEALTHY, None, status(ServiceState.RUNNING, uptime_seconds=500), CALLED, Health.DEGRADED),
+    (Health.DEGRADED, "says degraded", status(ServiceState.RUNNING, uptime_seconds=500), CALLED, Health.DEGRADED),
+    (Health.HEALTHY, None, status(ServiceState.RUNNING), CALLED, Health.DEGRADED),  # no uptime: the record holds
+    # another run (started at 1100, after the call), or none: the record is not about it
+    (Health.HEALTHY, None, status(ServiceState.RUNNING, uptime_seconds=100), CALLED, Health.HEALTHY),
+    (Health.UNHEALTHY, "refused", status(ServiceState.STOPPED), CALLED, Health.UNHEALTHY),
+    (Health.UNHEALTHY, "refused", status(ServiceState.RUNNING, uptime_seconds=500), CALLED, Health.UNHEALTHY),
+    (Health.HEALTHY, None, None, CALLED, Health.HEALTHY),  # outside the deployment: nothing says it is that run
+    (Health.HEALTHY, None, status(ServiceState.RUNNING, uptime_seconds=500), None, Health.HEALTHY),
+])
+def test_a_record_of_a_pre_stop_degrades_only_the_run_that_got_the_call(health, error, backend, record, expected):
+    joined, words = after_pre_stop(health, error, backend, record, 1200.0)
+    assert joined is expected
+    if expected is Health.DEGRADED:
+        assert words == "; ".join(filter(None, [error, CALLED.describe()]))
+    else:
+        assert words == error
 
 # -- severity ------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("health, critical, expected", [

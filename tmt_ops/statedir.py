@@ -8,20 +8,25 @@ A record is a claim the next run reads, never a proof. So everything here is def
   StateError (one line), never a traceback; a record that is not a regular file, not JSON, or holds a number
   that is not finite (NaN, Infinity) is unreadable (None), and each kind decides what that means;
 - a failure to write or remove is a StateError: the callers decide whether it costs the operation (it
-  never should: state helps the next run, the services are proven without it).
+  never should: state helps the next run, the services are proven without it);
+- identity() tells which state directory is at the path, so that a reader that keeps what it read (a monitor)
+  sees when the one it read vanished or was replaced.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import stat
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from .files import FileProblem, private_dir, read_regular, what_is, write_atomic
 
 RECORD_LIMIT = 64 * 1024  # bytes: a record is a few hundred
+STAMP = ".stamp"  # a random word in the state directory, written once (identity())
 
 
 class StateError(FileProblem):
@@ -123,6 +128,39 @@ def remove(state_dir: Path, kind: str, name: str) -> None:
         return
     except OSError as exc:
         raise StateError(f"cannot remove {path}: {exc.strerror}") from None
+
+
+def identity(state_dir: Path) -> tuple | None:
+    """Which state directory is at the path: None when there is none, else its device, inode and stamp (a random
+    word written into it at the first ask, where it can be). A copy has another inode; a new directory made after
+    a removal may get the very same inode number (ext4 hands it out again at once), never the same stamp.
+    StateError when the state directory cannot be read."""
+    why = problem(state_dir)
+    if why:
+        raise StateError(why)
+    try:
+        info = os.stat(state_dir)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StateError(f"the state directory {state_dir} cannot be read: {exc.strerror}") from None
+    stamp = Path(state_dir) / STAMP
+    if not os.path.lexists(stamp):
+        try:  # whole, and only where there is none (a link never replaces): the first writer's word is everyone's
+            fd, temp = tempfile.mkstemp(dir=state_dir, prefix=f"{STAMP}.")
+            try:
+                os.write(fd, secrets.token_hex(16).encode())
+                os.link(temp, stamp)
+            finally:
+                os.close(fd)
+                os.unlink(temp)
+        except OSError:  # there already, or not writable: the inode alone tells it then
+            pass
+    try:
+        word = read_regular(stamp, RECORD_LIMIT)
+    except (OSError, FileProblem):
+        word = None
+    return info.st_dev, info.st_ino, word
 
 
 def number(data: dict, key: str, kind: type = float) -> Any:

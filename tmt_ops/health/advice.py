@@ -122,9 +122,15 @@ def _resource_findings(resources: "Resources", registry: Registry) -> list[Findi
 
 
 def findings(deployment: "Deployment", checks: Iterable["Check"], resources: "Resources",
-             backend_problems: dict[str, str]) -> list[Finding]:
+             backend_problems: dict[str, str], state_problem: str | None = None) -> list[Finding]:
+    """state_problem: why the state directory cannot be read (what it records cannot be told then)."""
     cmd = Commands(deployment.registry)
     out = [Finding(Overall.WARNING, f"{name} backend", problem) for name, problem in backend_problems.items()]
+    if state_problem:
+        out.append(Finding(Overall.WARNING, "state directory",
+                           f"{state_problem}: whether a service runs on after its pre-stop call (and may not be "
+                           "trading) cannot be told, and a monitor with --heal heals nothing",
+                           (Step("see what is there", f"ls -ld {cmd.path(deployment.registry.state_dir)}"),)))
     for check in checks:
         out.extend(_check_findings(cmd, deployment, check))
     out.extend(_resource_findings(resources, deployment.registry))

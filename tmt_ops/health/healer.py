@@ -4,9 +4,13 @@ executor and health verdict, whatever backend runs it), holding the run lock; ev
 is an event that the CLI prints, writes as JSON and logs.
 
 It never waits for the lock: a run that holds it is a person at work, so the round's heal is skipped, and
-said so. During a heal's restart Ctrl-C and SIGTERM behave as in restart-trading-system.py (the stop wave in
-flight finishes, what was stopped is started again; a second one leaves everything as it is), and the
-monitor ends afterwards; a hang-up lets the restart finish, then ends the monitor as it would between rounds.
+said so. What was stopped on purpose is read each round, and again under the lock, with the identity of the
+state directory it was read from (statedir.identity): the policy (heal.py) remembers it, and what a directory
+that vanished or was replaced may have taken with it; one that cannot be read heals nothing.
+
+During a heal's restart Ctrl-C and SIGTERM behave as in restart-trading-system.py (the stop wave in flight
+finishes, what was stopped is started again; a second one leaves everything as it is), and the monitor ends
+afterwards; a hang-up lets the restart finish, then ends the monitor as it would between rounds.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from contextlib import ExitStack
 from dataclasses import replace
 from typing import TYPE_CHECKING, Callable
 
-from .. import operations, stopped
+from .. import operations, statedir, stopped
 from ..errors import OperationFailed, TmtError
 from ..events import Events
 from ..interrupts import INTERRUPTED, Interrupts
@@ -81,18 +85,19 @@ class Healer:
         """Decide on round `number`; returns its report with a critical finding for each service past the cap."""
         self.round = number
         now = time.monotonic()
+        self.pending = ()
         try:
-            marked = stopped.read(self.deployment.registry.state_dir)
+            state, marked = self._read_state()
         except TmtError as exc:  # what was stopped on purpose cannot be known: nothing is healed
-            self.pending = ()
-            self._event("skipped", [], "warn", f"not healing this round: {exc}")
+            self._cannot_read(exc)
             return report
-        down = self._down(report)
-        decision = self.policy.decide(down.get("core", ()), marked, now, down.get("infrastructure", ()))
+        down, unseen = self._seen(report)
+        decision = self.policy.decide(down.get("core", ()), marked, now, down.get("infrastructure", ()), unseen, state)
         self.pending = decision.heal
+        self._lost(decision.lost, state)
         for name in decision.newly_marked:
             self._event("stopped_on_purpose", [name], "info",
-                        f"{name} is down and was {marked[name].describe()}: not healed; a restart or start of it "
+                        f"{name} is down and {self.policy.intended[name]}: not healed; a restart or start of it "
                         "lifts that")
         for name, components in decision.newly_waiting.items():
             self._event("skipped", [name], "warn",
@@ -123,19 +128,25 @@ class Healer:
                             + (f"another run holds the lock ({who})" if who else str(exc)))
                 return True
             # Under the lock, what a person did since the round is all there is to see: a stop's markers (written
-            # under the lock too), a restart that brought the service back.
+            # under the lock too), a restart that brought the service back, a state directory removed or replaced.
             try:
-                marked = stopped.read(state_dir)
-                still_down = {s.name for s in operations.not_running(self.deployment,
-                                                                      self.deployment.registry.select(roots))}
+                state, marked = self._read_state()
+            except TmtError as exc:
+                self._cannot_read(exc)
+                return True
+            looked = self.deployment.registry.select(roots)
+            try:
+                still_down = {s.name for s in operations.not_running(self.deployment, looked)}
             except TmtError as exc:  # the backend cannot be asked now: no restart on what cannot be seen
                 self._event("skipped", roots, "warn", f"{_names(roots)} down, not healed this round: {exc}")
                 return True
-            roots = tuple(name for name in roots if name in still_down and name not in marked)
+            self._lost(self.policy.observe(still_down, {s.name for s in looked} - still_down, marked, state), state)
+            on_purpose = set(marked) | set(self.policy.intended)
+            roots = tuple(name for name in roots if name in still_down and name not in on_purpose)
             if not roots:
                 return True
             return self._heal(roots, [s for s in operations.select(self.deployment, roots)
-                                      if s.name not in marked and s.group != "infrastructure"])
+                                      if s.name not in on_purpose and s.group != "infrastructure"])
 
     def _heal(self, roots: tuple[str, ...], restarting: list["Service"]) -> bool:
         names = [s.name for s in restarting]
@@ -181,14 +192,50 @@ class Healer:
         except TmtError as exc:  # preflight found a problem (its lines were said), or the backend failed
             return Result(exc.exit_code, last=str(exc), level="error")
 
-    def _down(self, report: "Report") -> dict[str, list[str]]:
-        """group -> what the deployment runs of it that is down: nothing of it runs, by its backend's word (a
-        backend that could not be asked says nothing; what the deployment does not run is never down here)."""
+    def _read_state(self) -> tuple[tuple | None, dict[str, str]]:
+        """The state directory's identity and its stop markers (service -> why it is down), read from that very
+        directory: one replaced while its markers were read is read again (StateError when it keeps changing, or
+        cannot be read)."""
+        state_dir = self.deployment.registry.state_dir
+        for _ in range(3):
+            before = statedir.identity(state_dir)
+            marked = stopped.read(state_dir)
+            if statedir.identity(state_dir) == before:
+                return before, {name: f"was {marker.describe()}" for name, marker in marked.items()}
+        raise statedir.StateError(f"the state directory {state_dir} was replaced each time it was read")
+
+    def _cannot_read(self, exc: TmtError) -> None:
+        """Said once, until it can be read again (the report names the problem every round: a finding)."""
+        watched = [s.name for s in self.deployment.registry.managed
+                   if self.deployment.of(s) is not None and s.group != "infrastructure"]
+        if self.policy.cannot_read() and watched:
+            self._event("skipped", watched, "warn",
+                        f"not healing: {exc}; what was stopped on purpose cannot be known, so nothing is healed "
+                        "until it can be read again")
+
+    def _lost(self, names: tuple[str, ...], state) -> None:
+        """The policy found the state directory lost: say which services that leaves down, once."""
+        if names:
+            self._event("stopped_on_purpose", names, "warn",
+                        f"the state directory {self.deployment.registry.state_dir} "
+                        f"{'vanished' if state is None else 'was replaced'}: {_names(names)}, not seen running now, "
+                        f"{'counts' if len(names) == 1 else 'count'} as stopped on purpose until a restart or start "
+                        f"brings {'it' if len(names) == 1 else 'them'} up (a stop marker may have gone with it)")
+
+    def _seen(self, report: "Report") -> tuple[dict[str, list[str]], list[str]]:
+        """(group -> what the deployment runs of it that is down: nothing of it runs, by its backend's word;
+        what a heal could restart whose backend could not be asked). What the deployment does not run is neither."""
         down: dict[str, list[str]] = {}
+        unseen = []
         for c in report.checks:
-            if self.deployment.of(c.service) is not None and c.backend is not None and c.backend.state in NOT_RUNNING:
+            if self.deployment.of(c.service) is None:
+                continue
+            if c.backend is None:
+                if c.service.group != "infrastructure":
+                    unseen.append(c.service.name)
+            elif c.backend.state in NOT_RUNNING:
                 down.setdefault(c.service.group, []).append(c.service.name)
-        return down
+        return down, unseen
 
     def _given_up(self, check: "Check") -> advice.Finding:
         s = check.service

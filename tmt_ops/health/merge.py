@@ -8,13 +8,21 @@ otherwise the report says so, and a service that is merely on its way up counts 
 
 A service the backend has nothing to say about (status None: infrastructure that is not part of the
 deployment, such as a database installed on the host) is judged by its probe alone.
+
+A service that runs on after its pre-stop call ("stop taking orders", prestopped.py) answers as if all were
+well: while the very run that got the call is up, it is degraded, and says why.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..backends import ServiceStatus
 from ..probes import ProbeResult
-from ..states import Health, ServiceState
+from ..states import SERVING, Health, ServiceState
+
+if TYPE_CHECKING:
+    from ..prestopped import PreStopped
 
 NOT_RUNNING = (ServiceState.STOPPED, ServiceState.FAILED)
 
@@ -70,3 +78,16 @@ def merge_native(result: ProbeResult, status: ServiceStatus | None) -> tuple[Hea
     if status.state is ServiceState.FAILED:
         return result.status, _join(result.error, status.detail or "process failed")
     return result.status, result.error
+
+
+def after_pre_stop(health: Health, error: str | None, status: ServiceStatus | None, record: "PreStopped | None",
+                   asked_at: float) -> tuple[Health, str | None]:
+    """A verdict joined with a record that the service ran on after its pre-stop call: a running service that
+    serves is degraded by it, unless its backend shows it started after the record (at `asked_at`, wall clock,
+    it had been up uptime_seconds): that is another run, which never got the call. Without an uptime the record
+    holds (a trading system that may not trade is said, not guessed away)."""
+    if record is None or status is None or status.state is not ServiceState.RUNNING or health not in SERVING:
+        return health, error
+    if status.uptime_seconds is not None and asked_at - status.uptime_seconds > record.at:
+        return health, error
+    return Health.DEGRADED, _join(error, record.describe())

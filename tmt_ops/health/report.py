@@ -1,25 +1,28 @@
 """One health report: every probe at once under the registry's deadline, the backend's view of each service,
-host resources, and the findings derived from them."""
+what the state directory records of services that run on after their pre-stop call, host resources, and the
+findings derived from them. It only reads: nothing is written."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from .. import prestopped
 from ..backends import ServiceStatus
 from ..probes import ProbeResult, probe_all
 from ..registry import Service
+from ..statedir import StateError
 from ..states import Health, Overall
 from . import advice
 from .backends import BackendQuery, BackendView
-from .merge import container_words, impostor
+from .merge import after_pre_stop, container_words, impostor
 from .resources import CpuSampler, Resources, measure
 from .severity import of_health, worst
 
 if TYPE_CHECKING:
     from ..backends import Deployment
+    from ..prestopped import PreStopped
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,15 @@ def make_checks(deployment: "Deployment", results: dict[str, ProbeResult], view:
     return tuple(checks)
 
 
+def _after_pre_stop(checks: tuple[Check, ...], records: dict[str, "PreStopped"], asked_at: float) -> tuple[Check, ...]:
+    """Each check joined with its service's record of running on after its pre-stop call (merge.after_pre_stop)."""
+    joined = []
+    for c in checks:
+        health, error = after_pre_stop(c.status, c.error, c.backend, records.get(c.service.name), asked_at)
+        joined.append(replace(c, status=health, error=error))
+    return tuple(joined)
+
+
 def check_services(deployment: "Deployment", services: list[Service]) -> dict[str, Check]:
     """One round of checks of these services only, judged as system-health judges them: what a restart
     validates with (operations.py)."""
@@ -128,13 +140,18 @@ def build(deployment: "Deployment", cpu: CpuSampler | None = None) -> Report:
     cpu = cpu or CpuSampler()
     started = time.monotonic()
     deadline = registry.health.deadline
+    asked_at = time.time()  # before the backends measure uptimes: a start told from them is never too late
     query = BackendQuery(deployment)
     services = [s for s in registry.services.values() if not s.oneshot]  # jobs are not running services
     results = probe_all([deployment.of(s).address(s) if deployment.of(s) else s for s in services], deadline)
+    try:
+        records, state_problem = prestopped.read(registry.state_dir), None
+    except StateError as exc:  # said as a finding, never taken for "no records"
+        records, state_problem = {}, str(exc)
     view = query.wait(max(deadline - (time.monotonic() - started), 1.0))
-    checks = make_checks(deployment, results, view)
+    checks = _after_pre_stop(make_checks(deployment, results, view), records, asked_at)
     paths = [*registry.health.disk_paths, registry.log_dir, *view.disk_paths]
     resources = measure(registry.health.thresholds, paths, cpu)
-    findings = advice.findings(deployment, checks, resources, view.problems)
+    findings = advice.findings(deployment, checks, resources, view.problems, state_problem)
     return Report(time.time(), deployment.mode, checks, resources, tuple(findings),
                   round((time.monotonic() - started) * 1000, 1))
