@@ -108,6 +108,18 @@ def test_a_record_of_a_pre_stop_degrades_only_the_run_that_got_the_call(health, 
     else:
         assert words == error
 
+
+def test_a_damaged_pre_stop_record_still_degrades_the_service(tmp_path):
+    from tmt_ops import prestopped
+    folder = tmp_path / "state" / prestopped.KIND
+    folder.mkdir(parents=True)
+    (folder / "orchestrator.json").write_text('{"service": "orchestrator", "at": NaN}')
+    record = prestopped.read(tmp_path / "state")["orchestrator"]
+    assert record.at is None and "record is damaged" in record.describe()
+    joined, _ = after_pre_stop(Health.HEALTHY, None, status(ServiceState.RUNNING, uptime_seconds=5), record, 1200.0)
+    assert joined is Health.DEGRADED
+
+
 # -- severity ------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("health, critical, expected", [
     (Health.HEALTHY, True, Overall.HEALTHY), (Health.DEGRADED, True, Overall.WARNING),

@@ -12,6 +12,7 @@ waits in flight end (what is not ready then is "starting").
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, TypeVar
 
@@ -63,7 +64,7 @@ def _by_backend(steps) -> dict[str, list]:
 @dataclass
 class StopRun:
     results: dict[str, StopResult] = field(default_factory=dict)  # the services of the waves that ran
-    prestopped: set[str] = field(default_factory=set)  # their pre-stop call answered: told to stop working
+    prestopped: dict[str, float] = field(default_factory=dict)  # their pre-stop call answered (when): told to stop working
     broke_off: str | None = None  # an unexpected error ended it (operations.py settles what it left)
 
     @property
@@ -84,10 +85,11 @@ def execute_stop(deployment: "Deployment", plan: StopPlan, events: Events,
         if n and (run.failed or interrupted()):
             break
         calls = {step.service: (lambda h=step.pre_stop: hooks.call(h)) for step in wave if step.pre_stop}
+        called = time.time()
         for name, (answered, line) in run_parallel(calls).items():  # "stop taking orders" first; never blocks
             (events.info if answered else events.warn)(line)
             if answered:
-                run.prestopped.add(name)
+                run.prestopped[name] = called
         done = run_parallel({b: (lambda b=b, steps=steps: deployment.backend(b).execute_stop(steps, events))
                              for b, steps in _by_backend(wave).items()})
         for step in wave:

@@ -22,18 +22,18 @@ KIND = "prestopped"  # sub-directory of the state directory
 @dataclass(frozen=True)
 class PreStopped:
     service: str
-    at: float  # wall clock of the pre-stop call
-    hook: str  # "POST /api/trading/disable"
+    at: float | None  # wall clock of the pre-stop call (None: its record is damaged, when is not known)
+    hook: str  # "POST /api/trading/disable" ("its pre-stop call" when the record is damaged)
 
     def describe(self) -> str:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.at))
-        return f"its pre-stop call {self.hook} was made at {when} and it was not stopped: it may not be working " \
-               "(e.g. not trading) until it is started again"
+        when = "" if self.at is None else f" was made at {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(self.at))}"
+        return f"its pre-stop call {self.hook}{when} and it was not stopped: it may not be working (e.g. not " \
+               "trading) until it is started again"
 
 
-def mark(state_dir: Path, service: str, hook: str) -> None:
-    """statedir.StateError when it cannot be written."""
-    statedir.write(state_dir, KIND, service, {"service": service, "at": time.time(), "hook": hook})
+def mark(state_dir: Path, service: str, hook: str, at: float) -> None:
+    """`at`: when the call was made. statedir.StateError when it cannot be written."""
+    statedir.write(state_dir, KIND, service, {"service": service, "at": at, "hook": hook})
 
 
 def clear(state_dir: Path, services: Iterable[str]) -> None:
@@ -42,17 +42,18 @@ def clear(state_dir: Path, services: Iterable[str]) -> None:
         statedir.remove(state_dir, KIND, name)
 
 
+def _record(name: str, data: dict | None) -> PreStopped:
+    """A damaged record still says the service ran on after its pre-stop call: when and which call is unknown."""
+    try:
+        at, hook = statedir.number(data or {}, "at"), (data or {}).get("hook")
+        time.localtime(at)
+        if isinstance(hook, str):
+            return PreStopped(name, at, hook)
+    except (ValueError, OverflowError, OSError):
+        pass
+    return PreStopped(name, None, "(its record is damaged)")
+
+
 def read(state_dir: Path) -> dict[str, PreStopped]:
-    """Every readable record by service (a damaged one is dropped from the answer: it cannot say when); a state
-    directory that cannot be read is a statedir.StateError."""
-    found = {}
-    for name, data in statedir.read_all(state_dir, KIND).items():
-        try:
-            at = statedir.number(data or {}, "at")
-            time.localtime(at)
-            hook = (data or {}).get("hook")
-            if isinstance(hook, str):
-                found[name] = PreStopped(name, at, hook)
-        except (ValueError, OverflowError, OSError):
-            continue
-    return found
+    """Every record by service; a state directory that cannot be read is a statedir.StateError."""
+    return {name: _record(name, data) for name, data in statedir.read_all(state_dir, KIND).items()}

@@ -66,7 +66,7 @@ def survivors(deployment: "Deployment", run: StopRun, events: Events, *, undo: b
                 events.info(f"{name}: its pre-stop {hook} is undone: it works as before")
                 continue
         try:
-            prestopped.mark(registry.state_dir, name, hook)
+            prestopped.mark(registry.state_dir, name, hook, run.prestopped[name])
             kept = "system-health reports it until it is started again"
         except TmtError as exc:
             kept = f"and this cannot be recorded for system-health ({exc})"

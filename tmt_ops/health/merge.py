@@ -88,6 +88,6 @@ def after_pre_stop(health: Health, error: str | None, status: ServiceStatus | No
     holds (a trading system that may not trade is said, not guessed away)."""
     if record is None or status is None or status.state is not ServiceState.RUNNING or health not in SERVING:
         return health, error
-    if status.uptime_seconds is not None and asked_at - status.uptime_seconds > record.at:
+    if record.at is not None and status.uptime_seconds is not None and asked_at - status.uptime_seconds > record.at:
         return health, error
     return Health.DEGRADED, _join(error, record.describe())
