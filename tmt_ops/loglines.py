@@ -6,8 +6,9 @@ probes fill its log, and the one line that says why it failed (a settings traceb
 - only this run's lines: a service's log is appended to across runs, and each start writes a marker line
   (MARKER) first; what came before it is an earlier run's;
 - the toolkit's own probe requests are left out (a request line for the service's health path);
-- error-looking lines (a traceback and what follows it, ERROR / FATAL / CRITICAL / Exception) come first, then
-  the last lines, up to the limit, each once, in the order they were written.
+- error-looking lines come first: a line that says ERROR / FATAL / CRITICAL / Exception or starts a traceback,
+  with the lines that continue it (up to the next line that starts a log record of its own), in the order they
+  were written; then the last of the other lines, up to the limit, each once.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ from typing import Iterable, Sequence
 from .registry import Service
 
 MARKER = "--- tmt-ops started "  # the first line a start writes into the service's log
-ERRORISH = re.compile(r"Traceback \(most recent call last\)|\b(ERROR|FATAL|CRITICAL|Exception|Error)\b|^\s+File \"")
+ERRORISH = re.compile(r"Traceback \(most recent call last\)|\b(ERROR|FATAL|CRITICAL|Exception|Error)\b")
+# A line that starts a log record of its own (a time stamp, a level as uvicorn writes it, "name[pid]:"), which
+# ends what an error line began; anything else after an error line continues it (a traceback's frames).
+RECORD_HEAD = re.compile(r"^(\d{4}-\d\d-\d\d|[A-Z]+:\s|\S+\[\d+\]:|--- )")
 
 
 def is_probe_request(service: Service, line: str) -> bool:
@@ -35,13 +39,15 @@ def this_run(lines: Sequence[str]) -> list[str]:
 
 
 def telling(service: Service, lines: Iterable[str], limit: int) -> list[str]:
-    """Up to `limit` lines that tell what happened: the error-looking ones first (the first `limit` of them, so a
-    traceback's head is kept), the rest filled with the last lines; in the order they were written."""
+    """Up to `limit` lines that tell what happened: the error-looking ones and their continuations first (the
+    first `limit` of them, so a traceback's head is kept), then the last of the others; each part in the order
+    it was written."""
     lines = [line for line in this_run(list(lines)) if not is_probe_request(service, line)]
-    chosen = [n for n, line in enumerate(lines) if ERRORISH.search(line)][:limit]
-    for n in range(len(lines) - 1, -1, -1):
-        if len(chosen) >= limit:
-            break
-        if n not in chosen:
-            chosen.append(n)
-    return [lines[n] for n in sorted(chosen)]
+    errors, in_error = [], False
+    for n, line in enumerate(lines):
+        in_error = bool(ERRORISH.search(line)) or in_error and not RECORD_HEAD.match(line)
+        if in_error:
+            errors.append(n)
+    errors = errors[:limit]
+    rest = [n for n in range(len(lines)) if n not in set(errors)][-(limit - len(errors)):] if len(errors) < limit else []
+    return [lines[n] for n in errors + rest]

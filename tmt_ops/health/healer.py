@@ -137,6 +137,10 @@ class Healer:
             looked = self.deployment.registry.select(roots)
             try:
                 still_down = {s.name for s in operations.not_running(self.deployment, looked)}
+                running = [s for s in looked if s.name not in still_down]
+                if running:  # one that runs but never became ready (stuck) is as down as one that is gone
+                    from .report import check_services
+                    still_down |= {n for n, c in check_services(self.deployment, running).items() if c.stuck}
             except TmtError as exc:  # the backend cannot be asked now: no restart on what cannot be seen
                 self._event("skipped", roots, "warn", f"{_names(roots)} down, not healed this round: {exc}")
                 return True
@@ -223,7 +227,8 @@ class Healer:
                         f"brings {'it' if len(names) == 1 else 'them'} up (a stop marker may have gone with it)")
 
     def _seen(self, report: "Report") -> tuple[dict[str, list[str]], list[str]]:
-        """(group -> what the deployment runs of it that is down: nothing of it runs, by its backend's word;
+        """(group -> what the deployment runs of it that is down: nothing of it runs, by its backend's word, or it
+        runs but never became ready within its startup_timeout;
         what a heal could restart whose backend could not be asked). What the deployment does not run is neither."""
         down: dict[str, list[str]] = {}
         unseen = []
@@ -233,7 +238,7 @@ class Healer:
             if c.backend is None:
                 if c.service.group != "infrastructure":
                     unseen.append(c.service.name)
-            elif c.backend.state in NOT_RUNNING:
+            elif c.backend.state in NOT_RUNNING or c.stuck:  # gone, or never became ready
                 down.setdefault(c.service.group, []).append(c.service.name)
         return down, unseen
 

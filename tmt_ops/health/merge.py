@@ -9,6 +9,10 @@ otherwise the report says so, and a service that is merely on its way up counts 
 A service the backend has nothing to say about (status None: infrastructure that is not part of the
 deployment, such as a database installed on the host) is judged by its probe alone.
 
+A service that says it is starting (HTTP 503 "not initialized") is starting only within its startup_timeout of
+its own start (its root process, its container's or task's start): the real orchestrator answers 503 for ever
+when its start-up failed, so past that it is unhealthy, "still not ready".
+
 A service that runs on after its pre-stop call ("stop taking orders", prestopped.py) answers as if all were
 well: while the very run that got the call is up, it is degraded, and says why.
 """
@@ -23,6 +27,7 @@ from ..states import SERVING, Health, ServiceState
 
 if TYPE_CHECKING:
     from ..prestopped import PreStopped
+    from ..registry import Service
 
 NOT_RUNNING = (ServiceState.STOPPED, ServiceState.FAILED)
 
@@ -78,6 +83,17 @@ def merge_native(result: ProbeResult, status: ServiceStatus | None) -> tuple[Hea
     if status.state is ServiceState.FAILED:
         return result.status, _join(result.error, status.detail or "process failed")
     return result.status, result.error
+
+
+def past_startup(service: "Service", health: Health, error: str | None,
+                 status: ServiceStatus | None) -> tuple[Health, str | None, bool]:
+    """(verdict, why, stuck): a STARTING verdict of a service up longer than its startup_timeout is UNHEALTHY
+    (stuck); a service whose start time is not known stays starting."""
+    if health is not Health.STARTING or status is None or status.uptime_seconds is None \
+            or status.uptime_seconds <= service.startup_timeout:
+        return health, error, False
+    return Health.UNHEALTHY, _join(f"still not ready after {status.uptime_seconds:.0f} s (its startup_timeout is "
+                                   f"{service.startup_timeout:g} s)", error), True
 
 
 def after_pre_stop(health: Health, error: str | None, status: ServiceStatus | None, record: "PreStopped | None",

@@ -16,7 +16,7 @@ from ..statedir import StateError
 from ..states import Health, Overall
 from . import advice
 from .backends import BackendQuery, BackendView
-from .merge import after_pre_stop, container_words, impostor
+from .merge import after_pre_stop, container_words, impostor, past_startup
 from .resources import CpuSampler, Resources, measure
 from .severity import of_health, worst
 
@@ -42,6 +42,7 @@ class Check:
     error: str | None
     backend: ServiceStatus | None
     holders: tuple[PortHolder, ...] = ()
+    stuck: bool = False  # it runs, but never became ready within its startup_timeout (merge.past_startup)
 
     @property
     def severity(self) -> Overall:
@@ -105,7 +106,8 @@ def make_checks(deployment: "Deployment", results: dict[str, ProbeResult], view:
             health, error = result.status, result.error
         else:
             health, error = backend.merge(result, status)
-        checks.append(Check(service, result, health, error, status, classified))
+        health, error, stuck = past_startup(service, health, error, status)
+        checks.append(Check(service, result, health, error, status, classified, stuck))
     return tuple(checks)
 
 
