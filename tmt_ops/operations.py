@@ -255,18 +255,6 @@ def _after_stop_half(deployment: Deployment, services: list[Service], stop: Stop
     return {s.name: outcomes[s.name] for s in services}
 
 
-def _broke_off(events: Events, what: str, exc: Exception) -> str:
-    """One line for an error that ended a half of the run (a TmtError's own words; anything else is a bug, whose
-    traceback goes to the toolkit log); returns the line."""
-    import traceback
-    text = f"{what} broke off: {exc}" if isinstance(exc, TmtError) else \
-        f"{what} broke off on an internal error ({type(exc).__name__}: {exc}; the traceback is in the toolkit log)"
-    events.error(text)
-    if not isinstance(exc, TmtError):
-        events.detail("".join(traceback.format_exception(exc)).rstrip())
-    return text
-
-
 def _stop_half(deployment: Deployment, plan: StopPlan, events: Events, interrupts: Interrupts) -> StopRun:
     """The stop waves; an error that breaks them off is settled by asking each backend what runs now: a planned
     service that no longer runs counts as stopped (to be started again), one that runs was not stopped."""
@@ -274,7 +262,7 @@ def _stop_half(deployment: Deployment, plan: StopPlan, events: Events, interrupt
     try:
         execute_stop(deployment, plan, events, interrupts.requested.is_set, run)
     except Exception as exc:  # the system must still end as it began: what was stopped is started again
-        run.broke_off = _broke_off(events, "the stop", exc)
+        run.broke_off = rollback.broke_off(events, "the stop", exc)
         unsettled = [deployment.registry.service(step.service) for step in plan.steps if step.service not in run.results]
         for backend, members in deployment.group(unsettled).items():
             try:
@@ -294,7 +282,7 @@ def _start_half(deployment: Deployment, plan: StartPlan, events: Events,
     try:
         return execute_start(deployment, plan, events, interrupts.requested)
     except Exception as exc:
-        text = _broke_off(events, "the start", exc)
+        text = rollback.broke_off(events, "the start", exc)
         return {s.name: Outcome(s.name, "failed", s.port, detail=text) for s in (step.service for step in plan.steps)}, \
             interrupts.requested.is_set()
 

@@ -29,6 +29,18 @@ if TYPE_CHECKING:
     from .backends import Deployment
 
 
+def broke_off(events: Events, what: str, exc: Exception) -> str:
+    """One line for an error that ended a part of the run (a TmtError's own words; anything else is a bug, whose
+    traceback goes to the toolkit log as a detail line); returns the line."""
+    import traceback
+    text = f"{what} broke off: {exc}" if isinstance(exc, TmtError) else \
+        f"{what} broke off on an internal error ({type(exc).__name__}: {exc}; the traceback is in the toolkit log)"
+    events.error(text)
+    if not isinstance(exc, TmtError):
+        events.detail("".join(traceback.format_exception(exc)).rstrip())
+    return text
+
+
 def commit(deployment: "Deployment", plan: StartPlan, outcomes: dict[str, Outcome], events: Events) -> None:
     """After a start: what came up ready and healthy is what to come back to; what came up at all no longer runs
     after a pre-stop call."""
@@ -94,7 +106,11 @@ def put_back(deployment: "Deployment", names: Iterable[str], failed: set[str], e
                     f"{', '.join(plan.services)}")
         for step in plan.steps:
             events.line(f"  {step.service.name}: {step.restore}")
-        started, _ = execute_start(deployment, plan, events, threading.Event())
+        try:
+            started, _ = execute_start(deployment, plan, events, threading.Event())
+        except Exception as exc:  # what the backends can tell of what runs is said after this
+            text = broke_off(events, "the rollback", exc)
+            started = {name: Outcome(name, "failed", registry.service(name).port, detail=text) for name in plan.services}
         commit(deployment, plan, started, events)
         for step in plan.steps:
             outcome = started[step.service.name]
