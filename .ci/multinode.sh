@@ -122,9 +122,11 @@ make_node_image() {  # -> sets NODE_IMAGE
     local debs=$CACHE/debs-$key build=$PREFIX-build status
     mkdir -p "$debs/partial"
     status=$(mktemp)
-    local cid
-    cid=$(docker create "$BASE" true)
-    docker cp "$cid:/var/lib/dpkg/status" "$status" && docker rm "$cid" >/dev/null
+    local peek=$PREFIX-dpkg-status
+    if exists_ours container "$peek"; then docker rm -f "$peek" >/dev/null; fi
+    docker create --name "$peek" --label "$LABEL" "$BASE" true >/dev/null
+    docker cp "$peek:/var/lib/dpkg/status" "$status"
+    docker rm "$peek" >/dev/null
     local apt=(apt-get -q -y --no-install-recommends -o "Dir::State::status=$status" -o "Dir::Cache::archives=$debs"
                -o Debug::NoLocking=1)
     if ! "${apt[@]}" --download-only install "${PACKAGES[@]}" >"$CACHE/apt.log" 2>&1; then
@@ -135,10 +137,7 @@ make_node_image() {  # -> sets NODE_IMAGE
     fi
     rm -f "$status"
     compgen -G "$debs/*.deb" >/dev/null || die "no packages in $debs: see $CACHE/apt.log"
-    if [ -n "$(docker ps -aq --filter "name=^$build\$")" ]; then
-        exists_ours container "$build" || true
-        docker rm -f "$build" >/dev/null
-    fi
+    if exists_ours container "$build"; then docker rm -f "$build" >/dev/null; fi
     # Installed with no network; invoke-rc.d must not try to start anything (policy-rc.d: 101)
     node_entrypoint | docker run -i --name "$build" --label "$LABEL" --network none -v "$debs:/debs:ro" "$BASE" sh -c '
         set -e
