@@ -480,7 +480,11 @@ lock() {
 }
 
 cmd_up() {
-    command -v docker >/dev/null && docker info >/dev/null 2>&1 || die "no Docker engine answers"
+    local tool
+    for tool in docker curl python3 apt-get flock nsenter sha256sum; do
+        command -v "$tool" >/dev/null || die "$tool is not installed (.ci/setup-system.sh prepares this machine)"
+    done
+    docker info >/dev/null 2>&1 || die "no Docker engine answers"
     mkdir -p "$DIR" "$CACHE"
     chmod 0700 "$DIR"
     lock
