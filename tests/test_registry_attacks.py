@@ -219,6 +219,6 @@ def test_interval_must_be_a_finite_number(tmp_path, interval):
     proc = run_script("system-health.py", "--config", str(path), "--monitor", "--count", "1", "--interval", interval,
                       timeout=30, preexec_fn=cap_memory)
     assert proc.returncode == 3
-    assert one_error_line(proc) == (f"error: system-health.py: argument --interval: must be a finite number greater "
-                                    f"than 0, got {interval} (see --help)")
+    assert one_error_line(proc) == (f"error: system-health.py: argument --interval: must be a finite number from "
+                                    f"0.05 to 86400 (seconds), got {interval} (see --help)")
     assert list(path.parent.iterdir()) == [path]
