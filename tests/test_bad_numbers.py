@@ -4,6 +4,7 @@ a traceback."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -137,3 +138,33 @@ def test_docker_restart_tail_is_bounded_one_line_exit_2(tmp_path, tail):
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("error: docker-restart.py: argument --tail: must be an integer from 0 to 1000000 "
                                   "(lines), got ")
+
+
+# -- numbers read back from the state directory ---------------------------------------------------------------------
+RECORD = {"service": "orchestrator", "pid": 4_000_000, "pgid": 4_000_000, "sid": 4_000_000, "create_time": 1.0,
+          "log_file": "x.log", "started_at": 1.0}
+
+
+@pytest.mark.parametrize("field, value", [("started_at", 1e300), ("started_at", -1e300), ("create_time", 1e300)])
+def test_a_run_record_number_its_readers_cannot_use_is_damage_not_a_traceback(registry_file, field, value):
+    """A record naming a time the clock cannot say (time.localtime overflows past the year 9999) is unreadable:
+    the stop carries on without it (at a7b405d: OverflowError in discovery, a traceback on every stop)."""
+    from native_support import state_dir, stop
+    from tmt_ops.native import records
+    cfg = registry_file(drop=["market-analysis", "execution-engine", "dashboard"])
+    folder = state_dir(cfg) / "run"
+    folder.mkdir(parents=True)
+    (folder / "orchestrator.json").write_text(json.dumps({**RECORD, field: value}))
+    assert records.read_all(state_dir(cfg)) == {}
+    done = stop(cfg)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("marker", [{"at": 5.0, "pid": -5}, {"at": 5.0, "pid": 1 << 40}])
+def test_a_stop_marker_number_out_of_range_reads_as_an_unreadable_marker(tmp_path, marker):
+    from tmt_ops import stopped
+    folder = tmp_path / "stopped"
+    folder.mkdir()
+    (folder / "orchestrator.json").write_text(json.dumps({"service": "orchestrator", **marker}))
+    found = stopped.read(tmp_path)["orchestrator"]
+    assert (found.pid, found.describe()) == (0, "stopped on purpose (its marker is unreadable)")

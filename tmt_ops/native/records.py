@@ -17,7 +17,6 @@ from pathlib import Path
 from .. import statedir
 
 RECORDS = "run"  # sub-directory of the state directory
-PID_MAX = 1 << 22  # Linux's highest possible pid (pid_max): a recorded pid beyond it is damage
 
 
 @dataclass(frozen=True)
@@ -53,10 +52,9 @@ def _parsed(name: str, data: dict | None) -> RunRecord | None:
     try:
         record = RunRecord(**{k: v for k, v in data.items() if k in _FIELDS})
         for key in ("pid", "pgid", "sid"):
-            if not 1 < statedir.number(data, key, int) < PID_MAX:
-                return None
+            statedir.number(data, key, statedir.PID)
         for key in ("create_time", "started_at"):
-            statedir.number(data, key)
+            statedir.number(data, key, statedir.WALL_CLOCK)
         if not isinstance(record.log_file, str) or not isinstance(record.run_tag, str) or \
                 not isinstance(record.cgroup, (str, type(None))):
             return None
