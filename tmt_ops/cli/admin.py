@@ -19,6 +19,7 @@ from typing import Sequence
 
 from .. import __version__
 from ..console import Printer, write_out
+from ..files import FileProblem, ensure_dir, write_atomic
 from ..backends import MODES
 from ..errors import ConfigError, UsageError
 from ..registry import load_registry
@@ -112,18 +113,21 @@ def completion(shell: str) -> str:
 def init(to: Path | None, root: Path | None, force: bool, printer: Printer) -> int:
     target = (to or _config_home() / "tmt-ops" / "services.yaml").absolute()
     root = (root or _state_home() / "tmt-ops").absolute()
-    if target.exists() and not force:
+    if os.path.lexists(target) and not force:  # lexists: a dangling symlink is something there too
         raise UsageError(f"{target} exists already: edit it, or pass --force to replace it with the starter")
     text = resources.files("tmt_ops").joinpath("starter.yaml").read_text(encoding="utf-8")
     text, found = ROOT_LINE.subn(rf"\1 {root}   # logs/ and .tmt-state/ (written by tmt-ops init)", text, count=1)
     if not found:
         raise ConfigError("the starter registry has no project.root line: the package is damaged, reinstall it")
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot write {target}: {exc.strerror} (choose another place with --to)") from None
+        ensure_dir(root)
+    except FileProblem as exc:
+        raise ConfigError(f"{exc} (choose another --root)") from None
+    try:  # a FIFO, device, directory or symlink at --to is refused, never written through
+        ensure_dir(target.parent)
+        write_atomic(target, text)
+    except FileProblem as exc:
+        raise ConfigError(str(exc)) from None
     load_registry(target)  # what it wrote must load, or say why
     printer.ok(f"wrote {target} (project.root {root}); the scripts find it from any directory")
     return 0
@@ -138,12 +142,12 @@ def systemd(args, registry, printer: Printer) -> int:
     if args.write is None:
         write_out(sys.stdout, "\n".join(f"# ---- {name} ----\n{text}" for name, text in made.items()))
         return 0
-    try:
-        args.write.mkdir(parents=True, exist_ok=True)
+    try:  # a unit's path that is a FIFO, device, directory or symlink is refused, never written through
+        ensure_dir(args.write)
         for name, text in made.items():
-            (args.write / name).write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot write the units in {args.write}: {exc.strerror}") from None
+            write_atomic(args.write / name, text)
+    except FileProblem as exc:
+        raise ConfigError(f"cannot write the units in {args.write}: {exc}") from None
     printer.ok(f"wrote {', '.join(made)} in {args.write}: `systemctl daemon-reload`, then "
                "`systemctl enable --now tmt-ops.service tmt-ops-monitor.service tmt-ops-health-snapshot.timer`")
     return 0

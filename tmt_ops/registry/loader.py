@@ -16,6 +16,7 @@ import yaml
 
 from ..bounds import Bound, shown
 from ..errors import ConfigError
+from ..files import FileProblem, TooLarge, read_regular
 from . import graph
 from .model import (BACKENDS, GROUPS, MODES, PROBE_KINDS, SERVICE_TYPES, Dependency, HealSettings, HealthSettings, PreStop,
                     Probe, Registry, Service, Threshold, freeze, suggest)
@@ -134,17 +135,18 @@ class _Loader:
 
     # -- parse ----------------------------------------------------------------------------------------
     def load(self) -> Registry:
-        try:
-            with self.path.open("rb") as file:
-                raw = file.read(MAX_BYTES + 1)  # bounded: --config /dev/zero must not fill the memory
-            if len(raw) > MAX_BYTES:
-                raise self.fail("", f"the file is larger than {MAX_BYTES >> 20} MiB, far more than any registry: "
-                                    "is --config (or TMT_CONFIG) the right file?")
-            text = raw.decode("utf-8")
+        try:  # never waiting on a FIFO, never reading a device or a huge file into memory
+            text = read_regular(self.path, MAX_BYTES).decode("utf-8")
         except FileNotFoundError:
             raise ConfigError(f"{self.path}: registry not found (pass --config PATH or set TMT_CONFIG)") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{self.path}: cannot read the registry: {exc}") from None
+        except TooLarge:
+            raise self.fail("", f"the file is larger than {MAX_BYTES >> 20} MiB, far more than any registry: "
+                                "is --config (or TMT_CONFIG) the right file?") from None
+        except FileProblem as exc:
+            raise self.fail("", f"cannot read the registry: {exc.why} (is --config, or TMT_CONFIG, the right "
+                                "file?)") from None
+        except UnicodeDecodeError as exc:
+            raise self.fail("", f"cannot read the registry: {exc}") from None
         parser = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
         try:
             node = parser.get_single_node()
