@@ -85,7 +85,7 @@ def spawn(registry: Registry, service: Service) -> Spawned:
         cgroup = None  # gone already, or refused: its group and run tag still prove it
     record = RunRecord(service=service.name, pid=process.pid, pgid=process.pid, sid=process.pid,
                        create_time=create_time, log_file=str(log), started_at=time.time(), run_tag=tag,
-                       cgroup=None if cgroup is None else str(cgroup))
+                       cgroup=None if cgroup is None else str(cgroup), secret_args=service.secret_args)
     try:
         records.write(registry.state_dir, record)
     except statedir.StateError as exc:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ..prestop import PreStopCall, first
+from ..redact import command_line
 from ..registry import Service
 from .procs import Proc
 
@@ -52,4 +53,4 @@ class StartStep:
 
     def describe(self) -> str:
         s = self.service
-        return f"start {s.name} on port {s.port}: {' '.join(s.command)}"
+        return f"start {s.name} on port {s.port}: {command_line(s.command, s.secret_args)}"

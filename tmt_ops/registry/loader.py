@@ -17,6 +17,7 @@ import yaml
 from ..bounds import Bound, shown
 from ..errors import ConfigError
 from ..files import FileProblem, TooLarge, read_regular
+from ..redact import SECRET_NAME, URL_PASSWORD
 from . import graph
 from .model import (BACKENDS, GROUPS, MODES, PROBE_KINDS, SERVICE_TYPES, Dependency, HealSettings, HealthSettings, PreStop,
                     Probe, Registry, Service, Threshold, freeze, suggest)
@@ -169,6 +170,7 @@ class _Loader:
             raise self.fail("", "the registry is empty (it needs at least a 'services:' section)")
         if not isinstance(data, dict):
             raise self.fail("", f"the registry must be a mapping with a 'services:' section, not {_kind(data)}")
+        self.written = data  # as written, before ${VAR} expansion: see secret_args
         return self.build(self.expand(data, ""))
 
     def check_nodes(self, root: yaml.Node) -> None:
@@ -449,7 +451,17 @@ class _Loader:
             stop_signal=self.signal_of(spec["stop_signal"] or defaults["stop_signal"], where),
             stop_grace=float(spec["stop_grace"] or defaults["stop_grace"]),
             pre_stop=PreStop(pre["method"].upper(), pre["path"], float(pre["timeout"])) if pre else None,
-            compose_service=spec["compose_service"] or name, public=spec["public"])
+            compose_service=spec["compose_service"] or name, public=spec["public"],
+            secret_args=self.secret_args(name, spec["command"] or ()))
+
+    def secret_args(self, name: str, expanded: list) -> tuple[int, ...]:
+        """Positions of the service's command arguments that hold a secret: a ${VAR} of a secret-looking name
+        was expanded into it, or it holds a URL password. Read from the command as written, so the positions
+        are the same whether or not the variable is set now (a stop from cron, without it, still knows which
+        arguments of the running service to mask)."""
+        written = self.written["services"][name].get("command") or ()
+        return tuple(i for i, (raw, now) in enumerate(zip(written, expanded))
+                     if _names_a_secret(str(raw)) or URL_PASSWORD.search(str(raw)) or URL_PASSWORD.search(str(now)))
 
     def make_health(self, data: Any, root: Path) -> HealthSettings:
         h = self.section(data, HEALTH_KEYS, "health")
@@ -474,6 +486,11 @@ class _Loader:
             raise self.fail("heal", "backoff_max_seconds must not be less than backoff_seconds")
         return HealSettings(after_rounds=h["after_rounds"], max_per_hour=h["max_per_hour"],
                             backoff_seconds=float(h["backoff_seconds"]), backoff_max_seconds=float(h["backoff_max_seconds"]))
+
+
+def _names_a_secret(text: str) -> bool:
+    """The text expands a ${VAR} whose name looks secret (OANDA_API_KEY, DB_PASSWORD, ...)."""
+    return any(m.group(1) and SECRET_NAME.search(m.group(1)) for m in ENV_REF.finditer(text))
 
 
 def _line(node: yaml.Node) -> str:

@@ -66,6 +66,9 @@ class Service:
     pre_stop: PreStop | None
     compose_service: str
     public: bool  # swarm: its port may be published on every interface of every node (swarm cannot bind 127.0.0.1)
+    # positions in command that hold a secret (a secret-named ${VAR} went in, or a URL password): always masked
+    # where the command line is shown, whether or not the variable is set now (redact.mask_argv)
+    secret_args: tuple[int, ...] = ()
 
     @property
     def address(self) -> str:
