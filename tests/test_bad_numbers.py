@@ -140,6 +140,21 @@ def test_docker_restart_tail_is_bounded_one_line_exit_2(tmp_path, tail):
                                   "(lines), got ")
 
 
+def test_an_argument_that_holds_arguments_is_one_line_when_it_cannot_be_split(tmp_path):
+    """tmt-ops systemd --monitor-args with an unclosed quote (at a7b405d: shlex's ValueError traceback)."""
+    import os
+    import subprocess
+    import sys
+    path = tmp_path / "services.yaml"
+    path.write_text(SAFE)
+    proc = subprocess.run([sys.executable, "-m", "tmt_ops", "systemd", "--config", str(path), "--monitor-args", '"'],
+                          capture_output=True, text=True, timeout=30, cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 2
+    assert proc.stderr == ("error: tmt-ops systemd: argument --monitor-args: No closing quotation: '\"' "
+                           "(see --help)\n")
+
+
 # -- numbers read back from the state directory ---------------------------------------------------------------------
 RECORD = {"service": "orchestrator", "pid": 4_000_000, "pgid": 4_000_000, "sid": 4_000_000, "create_time": 1.0,
           "log_file": "x.log", "started_at": 1.0}

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import os
 import re
@@ -42,6 +43,14 @@ def _config_home() -> Path:
     return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
 
 
+def _words(text: str) -> list[str]:
+    """An argument holding arguments, split as a shell would (argparse's usage error when it cannot be)."""
+    try:
+        return shlex.split(text)
+    except ValueError as exc:  # "No closing quotation"
+        raise argparse.ArgumentTypeError(f"{exc}: {text!r}") from None
+
+
 def _parser() -> ArgumentParser:
     parser = ArgumentParser(prog="tmt-ops", description="Put tmt-ops in place on a host.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -66,7 +75,7 @@ def _parser() -> ArgumentParser:
                        help="write the unit files there (e.g. /etc/systemd/system), then `systemctl daemon-reload`")
     units.add_argument("--snapshot-dir", metavar="DIR", type=Path,
                        help="where the daily health-YYYYMMDD.json snapshots go (default: the registry's log_dir)")
-    units.add_argument("--monitor-args", metavar="ARGS", default="",
+    units.add_argument("--monitor-args", metavar="ARGS", type=_words, default=[],
                        help="more arguments for the monitor, as one string (e.g. \"--interval 15\")")
     units.add_argument("--serve", metavar="[HOST:]PORT", type=listen_address,
                        help="the monitor also serves /health, /metrics, /livez, /readyz and its status page there")
@@ -136,7 +145,7 @@ def init(to: Path | None, root: Path | None, force: bool, printer: Printer) -> i
 def systemd(args, registry, printer: Printer) -> int:
     from ..health.server import listen_text
     from ..systemd import units
-    made = units(registry, args.mode or registry.default_mode, shlex.split(args.monitor_args),
+    made = units(registry, args.mode or registry.default_mode, args.monitor_args,
                  (args.snapshot_dir or registry.log_dir).absolute(),
                  serve=listen_text(*args.serve) if args.serve else None, heal=args.heal)
     if args.write is None:
