@@ -93,10 +93,12 @@ class Redactor:
 
     @classmethod
     def for_registry(cls, registry, known: Iterable[str] = ()) -> "Redactor":
-        """The environment's secrets, those written into the registry's service env, the secret words of its
-        commands (as the registry expands them now), and `known` ones (e.g. records.secret_words: those of the
-        live processes started with values this environment may no longer hold)."""
-        commands = set().union(*(argv_secrets(s.command, s.secret_args) for s in registry.services.values()))
+        """The environment's secrets, those written into the registry's service env, the secret words its
+        commands' rules find (`--api-key` written into the registry), and `known` ones (records.secret_words:
+        those of the live processes, started with values this environment may no longer hold). Not the whole
+        words at the registry's secret positions: what the environment expanded into them is masked as itself,
+        and the rest of the word stays readable (`/opt/***/bin/orchestrator`)."""
+        commands = set().union(*(argv_secrets(s.command) for s in registry.services.values()))
         return cls(secret_values(os.environ, *(s.env for s in registry.services.values())) | commands | set(known))
 
     def __call__(self, text: str) -> str:
