@@ -226,14 +226,13 @@ def test_preflight_names_a_log_file_that_is_not_a_regular_file(tmp_path):
     fifo = make("fifo", tmp_path / "orchestrator.log")
     problem = writable(tmp_path, "log", "log_dir", [tmp_path / "dashboard.log", fifo])
     assert problem is not None and problem.exit_code == 2
-    assert problem.text == (f"the log directory cannot be used: {fifo} is a FIFO, not a regular file: it is left as "
-                            "it is (remove it, or choose another path): fix it or set project.log_dir in the registry")
+    assert problem.text == f"{fifo} is a FIFO, not a regular file: it is left as it is (remove it, or choose another path)"
 
 
 # -- the state directory ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("kind, shown", [("fifo", "is a FIFO, not a directory"),
-                                         ("file", "is a regular file, not a directory"),
-                                         ("dangling symlink", "is a symlink to a missing target, not a directory")])
+@pytest.mark.parametrize("kind, shown", [("fifo", "it is a FIFO, not a directory"),
+                                         ("file", "it is a regular file, not a directory"),
+                                         ("dangling symlink", "it is a symlink to a missing target, not a directory")])
 def test_a_state_directory_that_is_not_one_is_named_by_the_preflight(registry_file, tmp_path, kind, shown):
     cfg = registry_file(drop=CORE_BUT_ORCHESTRATOR)
     state = tmp_path / "state"
@@ -244,7 +243,7 @@ def test_a_state_directory_that_is_not_one_is_named_by_the_preflight(registry_fi
     for script in ("restart-trading-system.py", "quick-restart.py"):
         proc = run_script(script, "--config", str(cfg), timeout=60)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
-        assert f"preflight: the state directory cannot be used: {state} {shown}: fix it or set project.state_dir " \
+        assert f"preflight: the state directory {state} is not writable ({shown}): fix it or set project.state_dir " \
                "in the registry" in proc.stderr
     stopped = run_script("stop-trading-system.py", "--config", str(cfg), timeout=60)
     assert stopped.returncode == 0 and "Traceback" not in stopped.stderr, stopped.stderr

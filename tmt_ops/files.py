@@ -102,15 +102,18 @@ def ensure_dir(folder: str | os.PathLike, mode: int = 0o755) -> Path:
     except FileExistsError:
         pass
     except OSError as exc:
-        raise FileProblem(f"cannot make the directory {folder}: {_reason(exc)}") from None
+        raise FileProblem(f"cannot make the directory {folder}: {_reason(exc)}", f"cannot make it: {_reason(exc)}") \
+            from None
     try:
         found = os.stat(folder).st_mode
     except FileNotFoundError:  # made or found a moment ago: a symlink to nowhere (mkdir takes it for a file)
-        raise FileProblem(f"{folder} is a symlink to a missing target, not a directory") from None
+        raise FileProblem(f"{folder} is a symlink to a missing target, not a directory",
+                          "it is a symlink to a missing target, not a directory") from None
     except OSError as exc:
-        raise FileProblem(f"cannot use the directory {folder}: {_reason(exc)}") from None
+        raise FileProblem(f"cannot use the directory {folder}: {_reason(exc)}", f"cannot use it: {_reason(exc)}") \
+            from None
     if not stat.S_ISDIR(found):
-        raise FileProblem(f"{folder} is {what_is(found)}, not a directory")
+        raise FileProblem(f"{folder} is {what_is(found)}, not a directory", f"it is {what_is(found)}, not a directory")
     return folder
 
 

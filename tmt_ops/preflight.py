@@ -52,13 +52,17 @@ def writable(folder: Path, what: str, key: str, files: Iterable[Path] = ()) -> P
         ensure_dir(folder, PRIVATE_DIR)
         with tempfile.TemporaryFile(dir=folder):
             pass
-        for path in files:
-            writable_file(path)
     except FileProblem as exc:
-        return Problem(f"the {what} directory cannot be used: {exc}: fix it or set project.{key} in the registry", 2)
+        return Problem(f"the {what} directory {folder} is not writable ({exc.why}): fix it or set project.{key} "
+                       "in the registry", 2)
     except OSError as exc:
         return Problem(f"the {what} directory {folder} is not writable ({exc.strerror}): fix its permissions or "
                        f"set project.{key} in the registry", 2)
+    for path in files:
+        try:
+            writable_file(path)
+        except FileProblem as exc:
+            return Problem(str(exc), 2)
     return None
 
 
