@@ -67,10 +67,11 @@ def _parsed(name: str, data: dict | None) -> RunRecord | None:
         if not isinstance(record.log_file, str) or not isinstance(record.run_tag, str) or \
                 not isinstance(record.cgroup, (str, type(None))) or not isinstance(record.secret_args, (list, tuple)):
             return None
-        positions = tuple(statedir.number({"position": i}, "position", POSITION) for i in record.secret_args)
+        if any(isinstance(i, bool) or not isinstance(i, int) or POSITION.problem(i) for i in record.secret_args):
+            return None
     except (TypeError, ValueError):
         return None
-    return dataclasses.replace(record, secret_args=positions)
+    return dataclasses.replace(record, secret_args=tuple(record.secret_args))
 
 
 def read_all(state_dir: Path) -> dict[str, RunRecord]:
@@ -92,8 +93,10 @@ def secret_words(state_dir: Path) -> set[str]:
     found: set[str] = set()
     for record in read_all(state_dir).values():
         process = live(Proc(record.pid, record.create_time))
+        if process is None:
+            continue
         try:
-            found |= argv_secrets(process.cmdline(), record.secret_args) if process is not None else set()
+            found |= argv_secrets(process.cmdline(), record.secret_args)
         except psutil.Error:  # gone meanwhile, or another user's
             continue
     return found
