@@ -170,10 +170,10 @@ def test_heal_settings_default_and_the_shipped_ones(tmp_path):
 
 @pytest.mark.parametrize("section, message", [
     ("{after_round: 2}", "heal: unknown key 'after_round' (did you mean 'after_rounds'?)"),
-    ("{after_rounds: 0}", "heal: after_rounds: must be 1 or more, got 0"),
-    ("{max_per_hour: 0}", "heal: max_per_hour: must be 1 or more, got 0"),
+    ("{after_rounds: 0}", "heal: after_rounds: must be an integer from 1 to 1000, got 0"),
+    ("{max_per_hour: 0}", "heal: max_per_hour: must be an integer from 1 to 1000, got 0"),
     ("{max_per_hour: 2.5}", "heal: max_per_hour: expected an integer, got number 2.5"),
-    ("{backoff_seconds: 0}", "heal: backoff_seconds: must be greater than 0, got 0"),
+    ("{backoff_seconds: 0}", "heal: backoff_seconds: must be a finite number from 0.1 to 86400 (seconds), got 0"),
     ("{backoff_seconds: 100, backoff_max_seconds: 10}",
      "heal: backoff_max_seconds must not be less than backoff_seconds"),
     ("[2]", "heal: expected a mapping, got list [2]"),

@@ -26,7 +26,11 @@ def clean(deployment: Deployment, events: Events, interrupts: Interrupts, *, yes
         if not (sys.stdin.isatty() if interactive is None else interactive):
             raise UsageError(f"clean deletes {teardown.owner}'s containers and volumes: pass --yes to confirm "
                              "(no terminal to ask on)")
-        if ask("Delete them and restart? [y/N] ").strip().lower() not in ("y", "yes"):
+        try:
+            answer = ask("Delete them and restart? [y/N] ")
+        except EOFError:  # end of input (Ctrl-D, </dev/null on a terminal) is "no"
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
             return Result(1, last="clean cancelled: nothing removed", level="warn")
     services = operations.select(deployment, None, with_infra=True)
     operations.check_and_prepare(deployment, services, None, events)  # a failed build removes nothing

@@ -6,6 +6,11 @@ them, uncoloured, to logs/tmt-ops.log. Everything it writes passes through the R
 A stream that fails (a closed pipe as in `restart ... | head -3`, a terminal that hung up) is dropped, never
 raised: the operation carries on and the toolkit log keeps every line. The failed file descriptor is
 pointed at /dev/null, so no later write, not even the interpreter's last flush at exit, can fail on it.
+
+The toolkit log is private (0600, its rotated files too, in a log directory made 0700 when the toolkit makes
+it) and only ever a regular file of its own (files.open_append): a FIFO, device, directory or symlink at its
+path, or a log that stops being writable half-way (a full disk), is one warning line, and the operation goes
+on without the log.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import IO, Sequence
 
+from . import files
 from .redact import Redactor
 
 LOGGER = logging.getLogger("tmt_ops")
@@ -131,17 +137,15 @@ class _RedactFilter(logging.Filter):
 
 def open_toolkit_log(log_dir: Path, redactor: Redactor, max_bytes: int, backups: int) -> None:
     """Append the toolkit's own lines to log_dir/tmt-ops.log, rotated by size. Idempotent."""
-    import logging.handlers  # here: read-only commands (status) never open the log, and need not pay for it
+    from .toolkitlog import ToolkitLog  # here: read-only commands (status) never open the log, nor pay for it
     if any(getattr(h, "tmt_toolkit_log", False) for h in LOGGER.handlers):
         return
     try:
-        log_dir.mkdir(parents=True, exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(log_dir / "tmt-ops.log", maxBytes=max_bytes,
-                                                       backupCount=backups, encoding="utf-8")
-    except OSError as exc:  # a read-only log dir must not stop a stop
-        write_out(sys.stderr, f"warning: cannot write the toolkit log in {log_dir}: {exc}\n")
+        files.ensure_dir(log_dir, files.PRIVATE_DIR)
+        handler = ToolkitLog(log_dir / "tmt-ops.log", max_bytes, backups)
+    except files.FileProblem as exc:  # a read-only log dir, a FIFO at the log's path: it must not stop a stop
+        write_out(sys.stderr, f"warning: the toolkit log is not kept ({exc}); the operation goes on without it\n")
         return
-    handler.tmt_toolkit_log = True
     handler.addFilter(_RedactFilter(redactor))
     handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(message)s"))
     LOGGER.addHandler(handler)

@@ -25,6 +25,7 @@ from typing import Callable, Iterator
 import psutil
 
 from .errors import OperationFailed
+from .redact import command_line
 
 WAIT = 3.0  # seconds a second run waits for the first before giving up
 POLL = 0.05
@@ -50,8 +51,8 @@ def holder(state_dir: Path) -> str | None:
     try:
         proc = psutil.Process(pid)
         with proc.oneshot():
-            command = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(proc.cmdline()))
-            command = " ".join(command.split())[:160]  # one line, whatever its arguments hold
+            argv = proc.cmdline()
+            command = command_line([os.path.basename(argv[0]), *argv[1:]] if argv else [])[:160]
             since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(proc.create_time()))
         return f"pid {pid} ({command}) since {since}"
     except psutil.Error:

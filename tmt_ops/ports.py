@@ -14,17 +14,18 @@ from typing import Iterable
 
 import psutil
 
+from .redact import command_line
+
 
 @dataclass(frozen=True)
 class Holder:
     pid: int
     name: str
     user: str
-    cmdline: str
+    cmdline: str  # as shown: one line, its secrets masked (redact.command_line), wherever it goes (text, JSON)
 
     def describe(self) -> str:
-        # one line, whatever the command line holds (a `python -c` script has newlines)
-        return f"pid {self.pid} ({self.name}, user {self.user}): {' '.join(self.cmdline.split())}"
+        return f"pid {self.pid} ({self.name}, user {self.user}): {self.cmdline}"
 
 
 def describe_holders(port: int, holders: Iterable[Holder]) -> str:
@@ -60,7 +61,7 @@ def listeners(ports) -> dict[int, list[Holder]]:
             try:
                 proc = psutil.Process(pid)
                 with proc.oneshot():
-                    holder = Holder(pid, proc.name(), proc.username(), " ".join(proc.cmdline()) or proc.name())
+                    holder = Holder(pid, proc.name(), proc.username(), command_line(proc.cmdline()) or proc.name())
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
             found.setdefault(port, []).append(holder)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 from .errors import TmtError
+from .files import PRIVATE_DIR, FileProblem, ensure_dir, writable_file
 from .ports import describe_holders, listeners, listening_sockets
 from .probes import ProbeResult, probe_all
 from .registry import Service
@@ -41,15 +42,27 @@ def check(problems: list[Problem]) -> None:
         raise PreflightFailed(problems)
 
 
-def writable(folder: Path, what: str, key: str) -> Problem | None:
+def writable(folder: Path, what: str, key: str, files: Iterable[Path] = ()) -> Problem | None:
+    """The directory is there (made private when missing: the state and log directories hold what the toolkit
+    keeps for itself) and a file can be made in it. A file, a FIFO or a dangling symlink at its path is named,
+    and so is each of `files` (e.g. the logs of the services to start) that is there but not a regular file:
+    its service could not start."""
     import tempfile  # only here: the import costs a restart time before its first service starts
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        ensure_dir(folder, PRIVATE_DIR)
         with tempfile.TemporaryFile(dir=folder):
             pass
+    except FileProblem as exc:
+        return Problem(f"the {what} directory {folder} is not writable ({exc.why}): fix it or set project.{key} "
+                       "in the registry", 2)
     except OSError as exc:
         return Problem(f"the {what} directory {folder} is not writable ({exc.strerror}): fix its permissions or "
                        f"set project.{key} in the registry", 2)
+    for path in files:
+        try:
+            writable_file(path)
+        except FileProblem as exc:
+            return Problem(str(exc), 2)
     return None
 
 

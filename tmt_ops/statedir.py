@@ -23,10 +23,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .bounds import Bound
 from .files import FileProblem, private_dir, read_regular, what_is, write_atomic
 
 RECORD_LIMIT = 64 * 1024  # bytes: a record is a few hundred
 STAMP = ".stamp"  # a random word in the state directory, written once (identity())
+# What a record's numbers may be: a wall-clock time the clock can say (time.localtime fails past the year 9999,
+# and before 1970 nothing of ours ran), a pid the kernel can give (Linux's pid_max is at most 2**22; 1 is init).
+WALL_CLOCK = Bound(0, 253402300799, "seconds since 1970")
+PID = Bound(2, (1 << 22) - 1, integer=True)
 
 
 class StateError(FileProblem):
@@ -163,9 +168,13 @@ def identity(state_dir: Path) -> tuple | None:
     return info.st_dev, info.st_ino, word
 
 
-def number(data: dict, key: str, kind: type = float) -> Any:
-    """A field that must be a finite number of this kind (int, or float accepting ints); ValueError otherwise."""
+def number(data: dict, key: str, bound: Bound) -> Any:
+    """A field that must be a number within the bound (an int for an integer bound); ValueError otherwise: a
+    record is read back only as what its readers can use (a time they can print, a pid they can signal)."""
     value = data.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
-        raise ValueError(f"{key}: not a number")
-    return kind(value)
+    if isinstance(value, bool) or not isinstance(value, int if bound.integer else (int, float)):
+        raise ValueError(f"{key}: not {'an integer' if bound.integer else 'a number'}")
+    problem = bound.problem(value)
+    if problem:
+        raise ValueError(f"{key}: {problem}")
+    return value if bound.integer else float(value)

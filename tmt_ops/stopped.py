@@ -47,10 +47,9 @@ def _marker(name: str, data: dict | None) -> StopMarker:
     try:
         if data is None:
             raise ValueError("unreadable")
-        at, pid = statedir.number(data, "at"), statedir.number(data, "pid", int)
-        time.localtime(at)  # a time the clock can say (not 10**30)
-        return StopMarker(name, at, pid)
-    except (ValueError, OverflowError, OSError):
+        return StopMarker(name, statedir.number(data, "at", statedir.WALL_CLOCK),
+                          statedir.number(data, "pid", statedir.PID))
+    except ValueError:
         return StopMarker(name, 0.0, 0)
 
 

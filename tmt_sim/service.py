@@ -50,6 +50,8 @@ def parse_args(argv=None):
     p.add_argument("--hang-health", action="store_true")
     p.add_argument("--degraded", action="store_true")
     p.add_argument("--exit-after", type=float, default=None, metavar="S")
+    p.add_argument("--api-key", metavar="KEY", help="ignored: a secret on the command line, as a real service may "
+                                                    "take one (the toolkit must never show it)")
     return p.parse_args(argv)
 
 

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import os
 import re
@@ -19,6 +20,7 @@ from typing import Sequence
 
 from .. import __version__
 from ..console import Printer, write_out
+from ..files import FileProblem, ensure_dir, write_atomic
 from ..backends import MODES
 from ..errors import ConfigError, UsageError
 from ..registry import load_registry
@@ -39,6 +41,14 @@ def _state_home() -> Path:
 
 def _config_home() -> Path:
     return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+
+
+def _words(text: str) -> list[str]:
+    """An argument holding arguments, split as a shell would (argparse's usage error when it cannot be)."""
+    try:
+        return shlex.split(text)
+    except ValueError as exc:  # "No closing quotation"
+        raise argparse.ArgumentTypeError(f"{exc}: {text!r}") from None
 
 
 def _parser() -> ArgumentParser:
@@ -65,7 +75,7 @@ def _parser() -> ArgumentParser:
                        help="write the unit files there (e.g. /etc/systemd/system), then `systemctl daemon-reload`")
     units.add_argument("--snapshot-dir", metavar="DIR", type=Path,
                        help="where the daily health-YYYYMMDD.json snapshots go (default: the registry's log_dir)")
-    units.add_argument("--monitor-args", metavar="ARGS", default="",
+    units.add_argument("--monitor-args", metavar="ARGS", type=_words, default=[],
                        help="more arguments for the monitor, as one string (e.g. \"--interval 15\")")
     units.add_argument("--serve", metavar="[HOST:]PORT", type=listen_address,
                        help="the monitor also serves /health, /metrics, /livez, /readyz and its status page there")
@@ -112,18 +122,21 @@ def completion(shell: str) -> str:
 def init(to: Path | None, root: Path | None, force: bool, printer: Printer) -> int:
     target = (to or _config_home() / "tmt-ops" / "services.yaml").absolute()
     root = (root or _state_home() / "tmt-ops").absolute()
-    if target.exists() and not force:
+    if os.path.lexists(target) and not force:  # lexists: a dangling symlink is something there too
         raise UsageError(f"{target} exists already: edit it, or pass --force to replace it with the starter")
     text = resources.files("tmt_ops").joinpath("starter.yaml").read_text(encoding="utf-8")
     text, found = ROOT_LINE.subn(rf"\1 {root}   # logs/ and .tmt-state/ (written by tmt-ops init)", text, count=1)
     if not found:
         raise ConfigError("the starter registry has no project.root line: the package is damaged, reinstall it")
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot write {target}: {exc.strerror} (choose another place with --to)") from None
+        ensure_dir(root)
+    except FileProblem as exc:
+        raise ConfigError(f"{exc} (choose another --root)") from None
+    try:  # a FIFO, device, directory or symlink at --to is refused, never written through
+        ensure_dir(target.parent)
+        write_atomic(target, text)
+    except FileProblem as exc:
+        raise ConfigError(str(exc)) from None
     load_registry(target)  # what it wrote must load, or say why
     printer.ok(f"wrote {target} (project.root {root}); the scripts find it from any directory")
     return 0
@@ -132,18 +145,18 @@ def init(to: Path | None, root: Path | None, force: bool, printer: Printer) -> i
 def systemd(args, registry, printer: Printer) -> int:
     from ..health.server import listen_text
     from ..systemd import units
-    made = units(registry, args.mode or registry.default_mode, shlex.split(args.monitor_args),
+    made = units(registry, args.mode or registry.default_mode, args.monitor_args,
                  (args.snapshot_dir or registry.log_dir).absolute(),
                  serve=listen_text(*args.serve) if args.serve else None, heal=args.heal)
     if args.write is None:
         write_out(sys.stdout, "\n".join(f"# ---- {name} ----\n{text}" for name, text in made.items()))
         return 0
-    try:
-        args.write.mkdir(parents=True, exist_ok=True)
+    try:  # a unit's path that is a FIFO, device, directory or symlink is refused, never written through
+        ensure_dir(args.write)
         for name, text in made.items():
-            (args.write / name).write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot write the units in {args.write}: {exc.strerror}") from None
+            write_atomic(args.write / name, text)
+    except FileProblem as exc:
+        raise ConfigError(f"cannot write the units in {args.write}: {exc}") from None
     printer.ok(f"wrote {', '.join(made)} in {args.write}: `systemctl daemon-reload`, then "
                "`systemctl enable --now tmt-ops.service tmt-ops-monitor.service tmt-ops-health-snapshot.timer`")
     return 0

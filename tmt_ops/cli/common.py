@@ -12,6 +12,7 @@ from .. import __version__
 from ..console import NORMAL, QUIET, VERBOSE, Printer, open_toolkit_log
 from ..errors import TmtError, UsageError
 from ..interrupts import INTERRUPTED, Interrupts
+from ..native.records import secret_words
 from ..redact import Redactor
 from ..registry import Registry, load_registry
 from ..results import Result
@@ -56,7 +57,8 @@ def registry_from(args: argparse.Namespace, printer: Printer) -> Registry:
     """The registry named by --config; the printer now masks its secrets too, at the chatter asked for."""
     printer.verbosity = QUIET if args.quiet else VERBOSE if args.verbose else NORMAL
     registry = load_registry(args.config)
-    printer.redact = Redactor.for_registry(registry)
+    # the secrets its live services were started with, which this environment may no longer hold (cron)
+    printer.redact = Redactor.for_registry(registry, secret_words(registry.state_dir))
     for warning in registry.warnings:
         printer.warn(f"registry: {warning}")
     return registry

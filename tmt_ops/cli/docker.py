@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from typing import Sequence
 
+from ..bounds import Bound
 from ..console import Printer
 from ..errors import UsageError
 from .common import (ArgumentParser, add_common_arguments, add_mode_argument, deployment_from, for_operation,
@@ -15,6 +16,7 @@ ENGINE_MODES = ("docker", "swarm")  # this script's modes: the container engine'
 
 CHANGES = ("restart", "start", "stop")
 COMMANDS = (*CHANGES, "status", "logs", "clean")
+TAIL = Bound(0, 1_000_000, "lines", integer=True)  # logs --tail
 
 
 def _parser() -> ArgumentParser:
@@ -40,7 +42,7 @@ def _parser() -> ArgumentParser:
     parser.add_argument("--force", action="store_true",
                         help="restart/stop: stop a service that does not answer (frozen, hung) all the same")
     parser.add_argument("--json", action="store_true", help="status: JSON on stdout")
-    parser.add_argument("--tail", type=int, metavar="N", help="logs: the last N lines of each service")
+    parser.add_argument("--tail", type=TAIL.argument, metavar="N", help="logs: the last N lines of each service")
     parser.add_argument("-f", "--follow", action="store_true", help="logs: keep following")
     parser.add_argument("--yes", "-y", action="store_true", help="clean: delete without asking")
     parser.add_argument("--skip-health-check", action="store_true",
@@ -65,8 +67,6 @@ def _check(args) -> None:
             only(flag, commands)
     if args.tail is not None or args.follow:
         only("--tail and --follow", ("logs",))
-    if args.tail is not None and args.tail < 0:
-        raise UsageError(f"docker-restart.py: --tail must be 0 or more, got {args.tail}")
     if args.no_deps and not args.services:
         raise UsageError("docker-restart.py: --no-deps needs SERVICE...")
     if args.remove_stack and (args.services or args.with_infra):

@@ -7,37 +7,25 @@ Exit codes (Nagios convention): 0 healthy, 1 warning, 2 critical, 3 the check it
 from __future__ import annotations
 
 import argparse
-import math
 import signal
 import sys
 import traceback
 from contextlib import contextmanager
 from typing import Iterator, Sequence
 
+from ..bounds import Bound
 from ..console import Printer, open_toolkit_log, write_out
 from ..errors import TmtError, UsageError
 from ..backends import Deployment
 from ..output import FORMATS, redact_tree, renderer
 from ..redact import Redactor
+from ..registry.loader import BOUNDS, SECONDS
 from .common import (ArgumentParser, add_common_arguments, add_mode_argument, deployment_from, listen_address,
                      registry_from, run)
 
 UNKNOWN = 3
-MAX_TIMEOUT = 86400.0  # seconds: a day bounds any check (and the timer's own range)
-
-
-def _positive(kind, most: float = math.inf):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not 0 < value < math.inf:  # nan fails every comparison
-            raise argparse.ArgumentTypeError(f"must be a finite number greater than 0, got {text}")
-        if value > most:
-            raise argparse.ArgumentTypeError(f"must be at most {most:g}, got {text}")
-        return value
-    return parse
+TIMEOUT = Bound(0.01, 86400, SECONDS)  # -t: a day bounds any check (and the timer's own range)
+ROUNDS = Bound(1, 1_000_000, integer=True)  # --count
 
 
 def _parser() -> ArgumentParser:
@@ -55,16 +43,16 @@ def _parser() -> ArgumentParser:
     p.add_argument("--output", metavar="FILE", help="write the report to FILE atomically (temp file + rename), "
                                                     "for cron and the textfile collector")
     p.add_argument("--monitor", action="store_true", help="check every --interval seconds until Ctrl-C")
-    p.add_argument("--interval", type=_positive(float), metavar="SECONDS",
+    p.add_argument("--interval", type=BOUNDS["monitor_interval"].argument, metavar="SECONDS",
                    help="seconds between monitor rounds (default: the registry's health.monitor_interval, 30)")
-    p.add_argument("--count", type=_positive(int), metavar="N", help="monitor: stop after N rounds")
+    p.add_argument("--count", type=ROUNDS.argument, metavar="N", help="monitor: stop after N rounds")
     p.add_argument("--serve", type=listen_address, metavar="[HOST:]PORT",
                    help="monitor, and serve its latest round over HTTP (read-only): /health (health+json), /metrics "
                         "(Prometheus), /livez, /readyz and a status page at /; HOST is 127.0.0.1 unless given")
     p.add_argument("--heal", action="store_true",
                    help="with --monitor or --serve: restart a managed service that stays down, with its dependents, "
                         "as restart-trading-system.py --only does (the registry's heal: settings)")
-    p.add_argument("-t", "--timeout", type=_positive(float, MAX_TIMEOUT), metavar="SECONDS",
+    p.add_argument("-t", "--timeout", type=TIMEOUT.argument, metavar="SECONDS",
                    help="the whole check, registry to output, must end within SECONDS, else it is UNKNOWN "
                         "(exit 3), as a monitoring plugin's timeout")
     return p

@@ -9,17 +9,23 @@ from typing import Mapping
 import yaml
 
 from ..errors import ConfigError
+from ..files import FileProblem, read_regular
+
+MAX_BYTES = 4 * 1024 * 1024  # a compose file is a few KiB; /dev/zero or a log given by mistake is not one
 
 
 def declared_services(path: Path) -> dict[str, dict]:
     """Every service the compose file declares, whatever its profiles (a service named on compose's command
     line runs even when its profile is not active)."""
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        text = read_regular(path, MAX_BYTES).decode("utf-8")  # never waiting on a FIFO
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except FileNotFoundError:
         raise ConfigError(f"compose file {path} not found: pass --compose-file PATH or set project.compose_file "
                           "in the registry") from None
-    except (OSError, yaml.YAMLError) as exc:
+    except FileProblem as exc:
+        raise ConfigError(f"compose file {path}: {exc.why}") from None
+    except (UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:  # ValueError: a date such as 2001-13-45
         raise ConfigError(f"compose file {path}: cannot read it: {str(exc).splitlines()[0]}") from None
     services = data.get("services") if isinstance(data, dict) else None
     if not isinstance(services, dict) or not services:

@@ -23,8 +23,10 @@ from pathlib import Path
 from typing import Mapping
 
 from ..errors import ConfigError
+from ..files import FileProblem, read_regular
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
+MAX_BYTES = 1024 * 1024  # the docker CLI's config.json and a context's meta.json are a few hundred bytes
 
 
 @dataclass(frozen=True)
@@ -60,8 +62,8 @@ def _current_context(environ: Mapping[str, str]) -> tuple[str | None, str]:
     if environ.get("DOCKER_CONTEXT"):
         return environ["DOCKER_CONTEXT"], "DOCKER_CONTEXT"
     try:
-        config = json.loads((config_dir(environ) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        config = json.loads(read_regular(config_dir(environ) / "config.json", MAX_BYTES))
+    except (OSError, ValueError, FileProblem):  # missing, unreadable or not JSON: as if no context was chosen
         return None, "default"
     name = config.get("currentContext") if isinstance(config, dict) else None
     return (name, "docker context use") if isinstance(name, str) and name else (None, "default")
@@ -72,11 +74,13 @@ def _context_endpoint(name: str, source: str, environ: Mapping[str, str]) -> End
     digest = hashlib.sha256(name.encode()).hexdigest()
     meta = config_dir(environ) / "contexts" / "meta" / digest / "meta.json"
     try:
-        data = json.loads(meta.read_text(encoding="utf-8"))
+        data = json.loads(read_regular(meta, MAX_BYTES))
         host = data["Endpoints"]["docker"]["Host"]
     except FileNotFoundError:
         raise ConfigError(f"docker context '{name}' (chosen by {source}) does not exist: pick one that "
                           "`docker context ls` lists") from None
+    except FileProblem as exc:
+        raise ConfigError(f"docker context '{name}' ({source}): {exc}") from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"docker context '{name}' ({source}): cannot read {meta} ({type(exc).__name__}: {exc})"
                           ) from None

@@ -97,8 +97,15 @@ class Resources:
 
 
 def _existing(path: Path) -> Path:
-    while not path.exists() and path != path.parent:
-        path = path.parent
+    """The path, else its nearest ancestor that can be looked at: statvfs needs no more (it opens nothing, so a
+    FIFO or a device is measured as the file system it is on). A path that cannot be looked at (missing,
+    a dangling symlink, a directory this user may not search) is measured at its ancestor, never an error."""
+    while path != path.parent:
+        try:
+            os.stat(path)
+            return path
+        except (OSError, ValueError):  # ValueError: a NUL in the path
+            path = path.parent
     return path
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections import deque
 
 import psutil
 
 from .. import hooks
+from ..files import FileProblem, read_part
 from ..backends import ServiceStatus
 from ..events import Events
 from ..executor import run_parallel
@@ -24,6 +24,9 @@ from . import definitions, records, start, stop
 from .discovery import Discovery, describe_holders, discover
 from .procs import Proc, live
 from .steps import BACKEND, StartStep, StopStep
+
+
+LOG_TAIL_BYTES = 256 * 1024  # what is read of a service's log for its last lines
 
 
 class NativeBackend:
@@ -88,7 +91,8 @@ class NativeBackend:
 
     def preflight(self, starting: list[Service]) -> list[Problem]:
         problems = [p for p in (writable(self.registry.state_dir, "state", "state_dir"),
-                                writable(self.registry.log_dir, "log", "log_dir")) if p]
+                                writable(self.registry.log_dir, "log", "log_dir",
+                                         [self.registry.log_file(s) for s in starting])) if p]
         return problems + [p for p in map(runnable, starting) if p]
 
     def prepare(self, starting: list[Service], events: Events) -> None:
@@ -113,12 +117,13 @@ class NativeBackend:
             records.remove(self.registry.state_dir, name)  # a record that cannot go is checked again next time
 
     def logs(self, service: Service, tail: int) -> list[str]:
-        path = self.registry.log_file(service)
+        """Its log's last `tail` lines (read from a bounded tail of the file: a log of gigabytes, or a FIFO or
+        device put in its place, costs no more than that)."""
         try:
-            with open(path, encoding="utf-8", errors="replace") as f:
-                return [line.rstrip("\n") for line in deque(f, maxlen=tail)]
-        except OSError:
+            data, _ = read_part(self.registry.log_file(service), None, LOG_TAIL_BYTES)
+        except (OSError, FileProblem):
             return []
+        return data.decode("utf-8", "replace").splitlines()[-tail:]
 
     def address(self, service: Service) -> Service:
         return service

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import psutil
 
+from ..redact import command_line
+
 FALLBACK_POLL = 0.02  # seconds, where pidfds are missing
 SAME_PROCESS = 0.01  # seconds: create times are derived from boot ticks; equal up to rounding
 
@@ -118,9 +120,11 @@ def signal_procs(procs: list[psutil.Process], sig: signal.Signals) -> None:
 
 
 def describe(p: psutil.Process) -> str:
+    """'pid N (name): its command line', secrets masked by the rules of redact.mask_argv (the words at its run
+    record's secret positions are masked by value, through the printer's Redactor: records.secret_words)."""
     try:
         with p.oneshot():
-            return f"pid {p.pid} ({p.name()}): {' '.join(p.cmdline()) or p.name()}"
+            return f"pid {p.pid} ({p.name()}): {command_line(p.cmdline()) or p.name()}"
     except psutil.Error:
         return f"pid {p.pid}"
 

@@ -5,7 +5,9 @@ identity needs: (pid, create time) proves a live process is still the one starte
 cgroup and the run tag (native/proof.py) say what that process started. A record is a claim, not a proof
 (a state directory may be a copy of another deployment's): discovery checks the process against this state
 directory's own cgroup and run tag. No command line and no environment: a secret expanded into an argument
-never reaches the state directory. Records are private (0600 in a 0700 directory).
+never reaches the state directory; only its position does (secret_args), so that a later run, which may not
+hold the variable that held it (cron, systemd), still masks it where it shows the process's command line.
+Records are private (0600 in a 0700 directory).
 """
 
 from __future__ import annotations
@@ -14,10 +16,15 @@ import dataclasses
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import psutil
+
 from .. import statedir
+from ..bounds import Bound
+from ..redact import argv_secrets
+from .procs import Proc, live
 
 RECORDS = "run"  # sub-directory of the state directory
-PID_MAX = 1 << 22  # Linux's highest possible pid (pid_max): a recorded pid beyond it is damage
+POSITION = Bound(0, 1 << 17, integer=True)  # of an argument in a command line
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,7 @@ class RunRecord:
     started_at: float  # wall clock (time.time())
     run_tag: str = ""  # TMT_OPS_RUN of the spawn ("" in records of older versions)
     cgroup: str | None = None  # the service's cgroup directory, where one was made
+    secret_args: tuple[int, ...] = ()  # positions in its command holding a secret (Service.secret_args); () in older
 
     @property
     def leads_group(self) -> bool:
@@ -53,16 +61,17 @@ def _parsed(name: str, data: dict | None) -> RunRecord | None:
     try:
         record = RunRecord(**{k: v for k, v in data.items() if k in _FIELDS})
         for key in ("pid", "pgid", "sid"):
-            if not 1 < statedir.number(data, key, int) < PID_MAX:
-                return None
+            statedir.number(data, key, statedir.PID)
         for key in ("create_time", "started_at"):
-            statedir.number(data, key)
+            statedir.number(data, key, statedir.WALL_CLOCK)
         if not isinstance(record.log_file, str) or not isinstance(record.run_tag, str) or \
-                not isinstance(record.cgroup, (str, type(None))):
+                not isinstance(record.cgroup, (str, type(None))) or not isinstance(record.secret_args, (list, tuple)):
+            return None
+        if any(isinstance(i, bool) or not isinstance(i, int) or POSITION.problem(i) for i in record.secret_args):
             return None
     except (TypeError, ValueError):
         return None
-    return record
+    return dataclasses.replace(record, secret_args=tuple(record.secret_args))
 
 
 def read_all(state_dir: Path) -> dict[str, RunRecord]:
@@ -74,6 +83,23 @@ def read_all(state_dir: Path) -> dict[str, RunRecord]:
     except statedir.StateError:
         return {}
     return {name: record for name, data in saved.items() if (record := _parsed(name, data)) is not None}
+
+
+def secret_words(state_dir: Path) -> set[str]:
+    """The secret words of the live processes the run records name (the same pid and create time): those at
+    the recorded secret positions, and those the rules of redact.mask_argv find. For a Redactor: what a service
+    was started with may be a value this run's environment no longer holds, and it is then masked wherever it
+    shows (a survivor's command line, a wrapper's child that carries it inside one word)."""
+    found: set[str] = set()
+    for record in read_all(state_dir).values():
+        process = live(Proc(record.pid, record.create_time))
+        if process is None:
+            continue
+        try:
+            found |= argv_secrets(process.cmdline(), record.secret_args)
+        except psutil.Error:  # gone meanwhile, or another user's
+            continue
+    return found
 
 
 def remove(state_dir: Path, service: str) -> str | None:

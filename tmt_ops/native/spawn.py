@@ -2,7 +2,9 @@
 
 Own session: closing the terminal or Ctrl-C on the toolkit does not reach it, and its process group
 holds exactly what it starts, so a stop can signal the group (wrapper, shell and grandchild alike).
-Output goes to a file, never to a pipe nobody reads (a chatty service would block once it fills).
+Output goes to a file, never to a pipe nobody reads (a chatty service would block once it fills). The file is
+private (0600: a trading service may print its settings) and only ever a regular file of its own: a FIFO there
+would hang the spawn, a symlink would send the output elsewhere (files.open_append refuses both).
 Proof of identity (native/proof.py): the run tag in its environment, and where cgroup v2 is writable, its
 own cgroup, which the toolkit moves it (and anything it started meanwhile) into while it boots.
 """
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import psutil
 
-from .. import statedir
+from .. import files, statedir
 from ..errors import OperationFailed
 from ..loglines import MARKER
 from ..registry import Registry, Service
@@ -38,20 +40,16 @@ class Spawned:
 
 
 def rotate(path: Path, max_bytes: int, backups: int) -> None:
-    """At spawn time: a log at or over max_bytes becomes .1 (older ones shift up, the oldest drops)."""
+    """At spawn time: a log at or over max_bytes becomes .1 (older ones shift up, the oldest drops); only
+    regular files move (files.rotate: FileProblem otherwise)."""
     try:
-        if path.stat().st_size < max_bytes:
+        if os.lstat(path).st_size < max_bytes:  # lstat: what is not a regular file is refused by the open
             return
     except FileNotFoundError:
         return
-    if backups <= 0:
-        path.unlink(missing_ok=True)
-        return
-    for n in range(backups - 1, 0, -1):
-        older = path.with_name(f"{path.name}.{n}")
-        if older.exists():
-            os.replace(older, path.with_name(f"{path.name}.{n + 1}"))
-    os.replace(path, path.with_name(f"{path.name}.1"))
+    except OSError as exc:
+        raise files.FileProblem(f"cannot write {path}: {exc.strerror}") from None
+    files.rotate(path, backups)
 
 
 def spawn(registry: Registry, service: Service) -> Spawned:
@@ -66,11 +64,11 @@ def spawn(registry: Registry, service: Service) -> Spawned:
                               f"stop them first (stop-trading-system.py --only {service.name})")
     log = registry.log_file(service)
     try:
-        log.parent.mkdir(parents=True, exist_ok=True)
+        files.ensure_dir(log.parent, files.PRIVATE_DIR)
         rotate(log, registry.log_max_bytes, registry.log_backups)
-        out = open(log, "ab")
-    except OSError as exc:
-        raise OperationFailed(f"{service.name}: cannot write its log {log}: {exc.strerror}") from None
+        out = files.open_append(log)
+    except files.FileProblem as exc:
+        raise OperationFailed(f"{service.name}: cannot write its log: {exc}") from None
     with out:
         # Where this run's output begins: the last lines a failure shows (NativeBackend.logs) say so.
         out.write(f"{MARKER}{service.name} at {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n".encode())
@@ -91,7 +89,7 @@ def spawn(registry: Registry, service: Service) -> Spawned:
         cgroup = None  # gone already, or refused: its group and run tag still prove it
     record = RunRecord(service=service.name, pid=process.pid, pgid=process.pid, sid=process.pid,
                        create_time=create_time, log_file=str(log), started_at=time.time(), run_tag=tag,
-                       cgroup=None if cgroup is None else str(cgroup))
+                       cgroup=None if cgroup is None else str(cgroup), secret_args=service.secret_args)
     try:
         records.write(registry.state_dir, record)
     except statedir.StateError as exc:

@@ -25,9 +25,11 @@ from pathlib import Path
 
 from ..errors import OperationFailed
 from ..events import Events
+from ..files import FileProblem, read_part
 from ..loglines import is_probe_request
 from ..ports import held_by, listening_sockets, port_holders, port_open
 from ..probes import ProbeResult, probe
+from ..redact import command_line
 from ..registry import Registry, Service
 from ..results import Outcome
 from ..states import SERVING, Health
@@ -71,12 +73,9 @@ class _Output:
         try:
             if os.stat(self.path).st_size <= self.offset:
                 return False
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                data = f.read(1 << 20)
-        except OSError:  # rotated or removed meanwhile: the timer probes it anyway
+            data, self.offset = read_part(self.path, self.offset, 1 << 20)
+        except (OSError, FileProblem):  # rotated, removed or replaced meanwhile: the timer probes it anyway
             return False
-        self.offset += len(data)
         *lines, self.partial = (self.partial + data).split(b"\n")
         return any(line.strip() and not is_probe_request(self.service, line.decode("utf-8", "replace"))
                    for line in lines)
@@ -178,7 +177,7 @@ def execute(registry: Registry, step: StartStep, events: Events, cancel: threadi
     except OperationFailed as exc:
         return Outcome(service.name, "failed", service.port, detail=str(exc))
     pid = spawned.process.pid
-    events.line(f"  {service.name}: started pid {pid}: {' '.join(service.command)}")
+    events.line(f"  {service.name}: started pid {pid}: {command_line(service.command, service.secret_args)}")
     if spawned.warning:
         events.warn(spawned.warning)
     if service.oneshot:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ..hooks import HookCall, first
+from ..redact import command_line
 from ..registry import Service
 from .procs import Proc
 
@@ -59,4 +60,4 @@ class StartStep:
     def describe(self) -> str:
         s = self.service
         how = f" ({self.restore})" if self.restore else ""
-        return f"start {s.name} on port {s.port}{how}: {' '.join(s.command)}"
+        return f"start {s.name} on port {s.port}{how}: {command_line(s.command, s.secret_args)}"

@@ -14,7 +14,10 @@ from typing import Any, Mapping
 
 import yaml
 
+from ..bounds import Bound, shown
 from ..errors import ConfigError
+from ..files import FileProblem, TooLarge, read_regular
+from ..redact import SECRET_NAME, URL_PASSWORD
 from . import graph
 from .model import (BACKENDS, DEFINITION_KEYS, GROUPS, MODES, PROBE_KINDS, SERVICE_TYPES, Dependency, HealSettings,
                     HealthSettings, Hook, Probe, Registry, Service, Threshold, freeze, suggest)
@@ -56,6 +59,27 @@ HEALTH_PROBE_KEYS = {"type": (str, "tcp"), "path": (str, None), "expect_status":
 HOOK_KEYS = {"method": (str, "POST"), "path": (str, REQUIRED), "timeout": (NUMBER, 5)}  # pre_stop, post_start
 TOP_KEYS = {"version": (int, 1), "project": (dict, {}), "defaults": (dict, {}), "health": (dict, {}),
             "heal": (dict, {}), "services": (dict, REQUIRED)}
+
+# The bound of every number in the registry, by key: a key means the same wherever it appears (a service's
+# startup_timeout and defaults.startup_timeout; a service's health.timeout and pre_stop.timeout). Far from any
+# real value at both ends; what lies beyond is a typo, .inf, .nan or an attack. README.md lists them.
+# A threshold's warning and critical take the bound of its metric; a percentage reaches 100 at most and a
+# threshold fires at its value (>=), so 101 is how a threshold is switched off.
+SECONDS = "seconds"
+PERCENT = Bound(0, 101, "percent; 101: never")
+BOUNDS = {
+    "startup_timeout": Bound(0.1, 86400, SECONDS), "stop_grace": Bound(0.1, 3600, SECONDS),
+    "probe_timeout": Bound(0.1, 600, SECONDS), "timeout": Bound(0.1, 600, SECONDS),
+    "compose_timeout": Bound(1, 86400, SECONDS),
+    "log_max_bytes": Bound(1024, 1 << 40, "bytes", integer=True), "log_backups": Bound(0, 100, integer=True),
+    "deadline": Bound(0.1, 600, SECONDS), "monitor_interval": Bound(0.05, 86400, SECONDS),
+    "state_change_rounds": Bound(1, 1000, integer=True),
+    "after_rounds": Bound(1, 1000, integer=True), "max_per_hour": Bound(1, 1000, integer=True),
+    "backoff_seconds": Bound(0.1, 86400, SECONDS), "backoff_max_seconds": Bound(0.1, 86400, SECONDS),
+    "port": Bound(1, 65535, integer=True),
+    "cpu_percent": PERCENT, "memory_percent": PERCENT, "disk_percent": PERCENT,
+    "load_per_cpu": Bound(0, 1000, "load per CPU"),
+}
 
 ENV_REF = re.compile(r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\})")
 # {{ and }} are literal braces; any other brace must open or close a placeholder
@@ -117,17 +141,18 @@ class _Loader:
 
     # -- parse ----------------------------------------------------------------------------------------
     def load(self) -> Registry:
-        try:
-            with self.path.open("rb") as file:
-                raw = file.read(MAX_BYTES + 1)  # bounded: --config /dev/zero must not fill the memory
-            if len(raw) > MAX_BYTES:
-                raise self.fail("", f"the file is larger than {MAX_BYTES >> 20} MiB, far more than any registry: "
-                                    "is --config (or TMT_CONFIG) the right file?")
-            text = raw.decode("utf-8")
+        try:  # never waiting on a FIFO, never reading a device or a huge file into memory
+            text = read_regular(self.path, MAX_BYTES).decode("utf-8")
         except FileNotFoundError:
             raise ConfigError(f"{self.path}: registry not found (pass --config PATH or set TMT_CONFIG)") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{self.path}: cannot read the registry: {exc}") from None
+        except TooLarge:
+            raise self.fail("", f"the file is larger than {MAX_BYTES >> 20} MiB, far more than any registry: "
+                                "is --config (or TMT_CONFIG) the right file?") from None
+        except FileProblem as exc:
+            raise self.fail("", f"cannot read the registry: {exc.why} (is --config, or TMT_CONFIG, the right "
+                                "file?)") from None
+        except UnicodeDecodeError as exc:
+            raise self.fail("", f"cannot read the registry: {exc}") from None
         parser = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
         try:
             node = parser.get_single_node()
@@ -135,6 +160,8 @@ class _Loader:
             if node is not None:  # an empty file has none
                 self.check_nodes(node)  # first: construction shares an alias's objects, expand() copies them
                 data = parser.construct_document(node)
+        except ValueError as exc:  # a scalar YAML resolves but Python cannot build: 2001-13-45, 5,000 digits
+            raise self.fail("", f"a value that cannot be read ({str(exc).split(':')[0]})") from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "invalid YAML"
@@ -243,7 +270,9 @@ class _Loader:
         return ENV_REF.sub(sub, value)
 
     # -- sections ---------------------------------------------------------------------------------------
-    def section(self, data: Any, keys: dict, where: str) -> dict:
+    def section(self, data: Any, keys: dict, where: str, bounds: Mapping[str, Bound] = BOUNDS) -> dict:
+        """The mapping's keys checked against the table (unknown, missing, of the wrong type, a number out of its
+        bound), with defaults for the keys it leaves out."""
         if not isinstance(data, dict):
             raise self.fail(where, f"must be a mapping, not {_kind(data)}")
         for key in data:
@@ -259,13 +288,17 @@ class _Loader:
             value = data[key]
             if isinstance(value, bool) and bool not in _tuple(types) or not isinstance(value, types):
                 raise self.fail(where, f"{key}: expected {_type_name(types)}, got {_kind(value)} {value!r}")
+            self.check_number(value, bounds.get(key), where, key)
             out[key] = value
         return out
 
-    def positive(self, value: float, where: str, key: str) -> float:
-        if value <= 0:
-            raise self.fail(where, f"{key}: must be greater than 0, got {value}")
-        return float(value)
+    def check_number(self, value: Any, bound: Bound | None, where: str, key: str) -> None:
+        """A number within its key's bound (finite: NaN and .inf are outside every bound)."""
+        if bound is None or isinstance(value, bool) or not isinstance(value, NUMBER):
+            return
+        problem = bound.problem(value)
+        if problem:
+            raise self.fail(where, f"{key}: {problem}")
 
     def signal_of(self, name: str, where: str) -> signal.Signals:
         full = name.upper() if name.upper().startswith("SIG") else "SIG" + name.upper()
@@ -278,14 +311,12 @@ class _Loader:
     def build(self, data: dict) -> Registry:
         top = self.section(data, TOP_KEYS, "")
         if top["version"] != 1:
-            raise self.fail("version", f"unsupported registry version {top['version']} (this toolkit reads 1)")
+            raise self.fail("version", f"unsupported registry version {shown(top['version'])} (this toolkit reads 1)")
         project = self.section(top["project"], PROJECT_KEYS, "project")
         defaults = self.section(top["defaults"], DEFAULTS_KEYS, "defaults")
         if project["default_mode"] not in MODES:
             raise self.fail("project", f"default_mode: must be one of {', '.join(MODES)}, "
                                        f"got '{project['default_mode']}'")
-        for key in ("startup_timeout", "stop_grace", "probe_timeout", "compose_timeout"):
-            self.positive(defaults[key], "defaults", key)
         self.signal_of(defaults["stop_signal"], "defaults")
 
         root = (self.path.resolve().parent / project["root"]).resolve()
@@ -339,8 +370,6 @@ class _Loader:
         oneshot = spec["type"] == "oneshot"
         if spec["port"] is None and not oneshot:
             raise self.fail(where, "missing required key 'port'")
-        if spec["port"] is not None and not 1 <= spec["port"] <= 65535:
-            raise self.fail(where, f"port: {spec['port']} is out of range (1-65535)")
         if oneshot and (spec["health"] or spec["pre_stop"] or spec["post_start"]):
             raise self.fail(where, "a oneshot job (type: oneshot) is done when it exits 0: it has no health probe, "
                                    "no pre_stop and no post_start; remove them")
@@ -382,9 +411,6 @@ class _Loader:
                 spec[hook] = self.section(spec[hook], HOOK_KEYS, f"{where}: {hook}")
                 if not spec[hook]["path"].startswith("/"):
                     raise self.fail(where, f"{hook}.path: must start with '/'")
-        for key in ("startup_timeout", "stop_grace"):
-            if spec[key] is not None:
-                self.positive(spec[key], where, key)
         if spec["stop_signal"] is not None:
             self.signal_of(spec["stop_signal"], where)
 
@@ -455,14 +481,19 @@ class _Loader:
             stop_grace=float(spec["stop_grace"] or defaults["stop_grace"]),
             pre_stop=hook("pre_stop"), post_start=hook("post_start"),
             compose_service=spec["compose_service"] or name, public=spec["public"],
-            definition=freeze(self.written.get(name, {})))
+            definition=freeze(self.written.get(name, {})), secret_args=self.secret_args(name, spec["command"] or ()))
+
+    def secret_args(self, name: str, expanded: list) -> tuple[int, ...]:
+        """Positions of the service's command arguments that hold a secret: a ${VAR} of a secret-looking name
+        was expanded into it, or it holds a URL password. Read from the command as written, so the positions
+        are the same whether or not the variable is set now (a stop from cron, without it, still knows which
+        arguments of the running service to mask)."""
+        written = self.written.get(name, {}).get("command") or ()
+        return tuple(i for i, (raw, now) in enumerate(zip(written, expanded))
+                     if _names_a_secret(str(raw)) or URL_PASSWORD.search(str(raw)) or URL_PASSWORD.search(str(now)))
 
     def make_health(self, data: Any, root: Path) -> HealthSettings:
         h = self.section(data, HEALTH_KEYS, "health")
-        self.positive(h["deadline"], "health", "deadline")
-        self.positive(h["monitor_interval"], "health", "monitor_interval")
-        if h["state_change_rounds"] < 1:
-            raise self.fail("health", "state_change_rounds: must be 1 or more")
         if not all(isinstance(p, str) for p in h["disk_paths"]):
             raise self.fail("health", "disk_paths: expected a list of paths")
         keys = {k: (dict, {"warning": w, "critical": c}) for k, (w, c) in THRESHOLD_DEFAULTS.items()}
@@ -470,7 +501,7 @@ class _Loader:
         thresholds = {}
         for key, value in given.items():
             t = self.section(value, {"warning": (NUMBER, REQUIRED), "critical": (NUMBER, REQUIRED)},
-                             f"health.thresholds.{key}")
+                             f"health.thresholds.{key}", {"warning": BOUNDS[key], "critical": BOUNDS[key]})
             if t["warning"] > t["critical"]:
                 raise self.fail(f"health.thresholds.{key}", "warning must not exceed critical")
             thresholds[key] = Threshold(float(t["warning"]), float(t["critical"]))
@@ -480,14 +511,15 @@ class _Loader:
 
     def make_heal(self, data: Any) -> HealSettings:
         h = self.section(data, HEAL_KEYS, "heal")
-        for key in ("after_rounds", "max_per_hour"):
-            if h[key] < 1:
-                raise self.fail("heal", f"{key}: must be 1 or more, got {h[key]}")
-        backoff = self.positive(h["backoff_seconds"], "heal", "backoff_seconds")
-        if self.positive(h["backoff_max_seconds"], "heal", "backoff_max_seconds") < backoff:
+        if h["backoff_max_seconds"] < h["backoff_seconds"]:
             raise self.fail("heal", "backoff_max_seconds must not be less than backoff_seconds")
-        return HealSettings(after_rounds=h["after_rounds"], max_per_hour=h["max_per_hour"], backoff_seconds=backoff,
-                            backoff_max_seconds=float(h["backoff_max_seconds"]))
+        return HealSettings(after_rounds=h["after_rounds"], max_per_hour=h["max_per_hour"],
+                            backoff_seconds=float(h["backoff_seconds"]), backoff_max_seconds=float(h["backoff_max_seconds"]))
+
+
+def _names_a_secret(text: str) -> bool:
+    """The text expands a ${VAR} whose name looks secret (OANDA_API_KEY, DB_PASSWORD, ...)."""
+    return any(m.group(1) and SECRET_NAME.search(m.group(1)) for m in ENV_REF.finditer(text))
 
 
 def _line(node: yaml.Node) -> str:

@@ -77,6 +77,9 @@ class Service:
     # How it is run, as the registry writes it (DEFINITION_KEYS; references such as ${OANDA_API_KEY} unexpanded,
     # so no secret value): kept once it ran healthy, to start it again that way when a new definition fails.
     definition: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+    # positions in command that hold a secret (a secret-named ${VAR} went in, or a URL password): always masked
+    # where the command line is shown, whether or not the variable is set now (redact.mask_argv)
+    secret_args: tuple[int, ...] = ()
 
     @property
     def address(self) -> str:
