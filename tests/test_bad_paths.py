@@ -171,21 +171,21 @@ for n in range(40):
 
 
 # -- each service's log ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("kind", ["dangling symlink", "directory"])
-def test_a_service_log_that_is_not_a_regular_file_is_a_clean_start_failure(registry_file, tmp_path, kind):
+@pytest.mark.parametrize("kind", ["dangling symlink", "directory", "fifo"])
+def test_a_service_log_that_is_not_a_regular_file_is_found_before_anything_changes(registry_file, tmp_path, kind):
     cfg = registry_file(drop=CORE_BUT_ORCHESTRATOR)
     (tmp_path / "logs").mkdir()
     log = make(kind, tmp_path / "logs" / "orchestrator.log")
     proc = run_script("restart-trading-system.py", "--config", str(cfg), "--skip-health-check", timeout=60)
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
-    assert (f"orchestrator: cannot write its log: {log} is {SHOWN[kind]}, not a regular file: it is left as it is"
-            in proc.stderr)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"preflight: {log} is {SHOWN[kind]}, not a regular file: it is left as it is" in proc.stderr
+    assert "nothing was stopped or started" in proc.stderr
     assert not (tmp_path / "logs" / "nowhere").exists()  # the output never went through the symlink
 
 
 def test_a_fifo_as_a_service_log_fails_its_spawn_at_once(registry_file, tmp_path):
-    """(A restart would then hang in NativeBackend.logs, which reads the failed service's log with a plain
-    open(): not this branch's file, see the report.)"""
+    """(Where it appears after the preflight looked: the spawn refuses it, and reading the failed service's last
+    lines never opens it for good.)"""
     cfg = registry_file(drop=CORE_BUT_ORCHESTRATOR)
     (tmp_path / "logs").mkdir()
     os.mkfifo(tmp_path / "logs" / "orchestrator.log")

@@ -45,7 +45,7 @@ def clear(state_dir: Path, services: Iterable[str]) -> None:
 def _record(name: str, data: dict | None) -> PreStopped:
     """A damaged record still says the service ran on after its pre-stop call: when and which call is unknown."""
     try:
-        at, hook = statedir.number(data or {}, "at"), (data or {}).get("hook")
+        at, hook = statedir.number(data or {}, "at", statedir.WALL_CLOCK), (data or {}).get("hook")
         time.localtime(at)
         if isinstance(hook, str):
             return PreStopped(name, at, hook)

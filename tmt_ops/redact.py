@@ -56,7 +56,9 @@ def _masked(argv: Sequence[str], secret_args: Collection[int]) -> Iterator[tuple
     """Each word masked by the rules (module docstring), with the secret strings it held."""
     for i, word in enumerate(argv):
         assignment = _secret_assignment(word)
-        if i in secret_args or i > 0 and _secret_option(argv[i - 1]) and not word.startswith("-"):
+        if i in secret_args and URL_PASSWORD.search(word):  # the URL stays readable: only its password goes
+            yield URL_PASSWORD.sub(lambda m: m.group("head") + MASK + "@", word), _url_passwords(word)
+        elif i in secret_args or i > 0 and _secret_option(argv[i - 1]) and not word.startswith("-"):
             yield MASK, {word}
         elif assignment is not None:
             yield f"{assignment.group('name')}={MASK}", {assignment.group("value")}

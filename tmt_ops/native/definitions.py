@@ -81,7 +81,7 @@ def _kept(registry: Registry, service: Service) -> Kept | str | None:
     if data is None:
         return None
     try:
-        at = statedir.number(data, "at")
+        at = statedir.number(data, "at", statedir.WALL_CLOCK)
         definition, secret = data["definition"], data.get("secret") or []
         if not isinstance(definition, dict) or not isinstance(secret, list):
             raise ValueError("damaged")
