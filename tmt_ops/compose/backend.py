@@ -3,7 +3,6 @@ compose CLI (always -p and -f: no other project is touched) and read and stopped
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 import threading
@@ -24,7 +23,7 @@ from ..results import Outcome, StopResult
 from .containers import CONFIG_HASH_LABEL, PROJECT_LABEL, container_labels, project_label
 from .project import Project
 from .ready import wait_ready
-from . import status as status_view
+from . import previous, status as status_view
 from .steps import BACKEND, StartStep, StopStep
 
 class ComposeBackend:
@@ -75,12 +74,33 @@ class ComposeBackend:
         return {s.name: StartStep(s, s.compose_service) for s in services}
 
     def plan_restore(self, services: list[Service]) -> dict[str, object]:
-        """For now the current definition again (to do: the previous image)."""
-        return {name: dataclasses.replace(step, restore="the registry's definition", retry=True)
-                for name, step in self.plan_start(services).items()}
+        """Each service on the image it ran before this restart (previous.py: the image only, under the compose
+        file as it is now), after what is left of its failed start; the compose file's own image when none is
+        kept (it did not run before). `retry`: that image runs the same as the one its failed container was made
+        from (nothing was rebuilt, or rebuilt the same), so it would fail the same way."""
+        failed_on = {c.service: c.image_id for c in self.project.containers()}
+        plan: dict[str, object] = {}
+        for s in services:
+            kept = previous.kept(self.project, s.compose_service)
+            if kept is None:
+                plan[s.name] = StartStep(s, s.compose_service, retry=True,
+                                         restore="its compose file's image (none kept: it did not run before)")
+                continue
+            failed = self.project.engine.image(failed_on[s.compose_service]) if s.compose_service in failed_on else None
+            same = failed is not None and previous.runs(failed) == kept.runs
+            note = kept.describe() + (", which runs the same as the new one" if same else "")
+            plan[s.name] = StartStep(s, s.compose_service, note, same, kept.reference)
+        return plan
 
-    def commit(self, steps: list, events: Events) -> None:
-        """Nothing is kept yet."""
+    def commit(self, steps: list[StartStep], events: Events) -> None:
+        """These came up ready and healthy: the images they ran before are no longer kept (previous.py)."""
+        for step in steps:
+            try:
+                previous.release(self.project, step.compose_service)
+            except TmtError as exc:
+                tag = previous.reference(self.project.name, step.compose_service)
+                events.warn(f"{step.service.name}: cannot drop {tag}, the tag of its previous image ({exc}): "
+                            "`docker rmi` it")
 
     def preflight(self, starting: list[Service]) -> list[Problem]:
         """An engine answers (ConfigError, exit 2, when none does), compose accepts the compose file, and no
@@ -95,7 +115,11 @@ class ComposeBackend:
                            lambda labels: labels.get(PROJECT_LABEL) == project and CONFIG_HASH_LABEL in labels)
 
     def prepare(self, starting: list[Service], events: Events) -> None:
-        self.project.prepare_images([s.compose_service for s in starting], events)
+        """Keep the image each of these runs now (a rollback's way back, previous.py), then pull and build."""
+        names = [s.compose_service for s in starting]
+        for warning in previous.keep(self.project, names):
+            events.warn(warning)
+        self.project.prepare_images(names, events)
 
     def execute_stop(self, steps: list[StopStep], events: Events) -> dict[str, StopResult]:
         return run_parallel({step.service: (lambda s=step: self._stop(s)) for step in steps})
@@ -114,10 +138,15 @@ class ComposeBackend:
         return StopResult(step.service, True, f"stopped and removed in {took:.2f}s", (), took)
 
     def execute_start(self, steps: list[StartStep], events: Events, cancel: threading.Event) -> dict[str, Outcome]:
+        """One `up` for the wave; a rollback's steps run on their kept images (an override file: compose
+        recreates what their failed start left)."""
+        from .runner import overridden  # here: `status` never runs compose (project.py)
         services = [step.service for step in steps]
-        since, began = time.time(), time.monotonic()
-        up = self.project.compose.start("up", "-d", "--no-deps", "--no-build", *(s.compose_service for s in services))
-        outcome = wait_ready(self.project, services, up, since, cancel)
+        kept = {step.compose_service: {"image": step.image, "pull_policy": "never"} for step in steps if step.image}
+        with overridden(self.project.compose, kept) as compose:
+            since, began = time.time(), time.monotonic()
+            up = compose.start("up", "-d", "--no-deps", "--no-build", *(s.compose_service for s in services))
+            outcome = wait_ready(self.project, services, up, since, cancel)
         took = round(time.monotonic() - began, 2)
         results = {}
         for s in services:
