@@ -112,6 +112,10 @@ class Stack:
                     raise
                 time.sleep(0.5)
 
+    def rollback(self, service_id: str) -> None:
+        """Swarm's own rollback of one service to its previous spec, left to the swarm (the caller awaits it)."""
+        self.docker("service", "rollback", "--detach", "--quiet", service_id)
+
     def scale_to_zero(self, service_ids: Iterable[str]) -> None:
         self.docker("service", "scale", "--detach", *(f"{sid}=0" for sid in service_ids))
 
