@@ -1,14 +1,16 @@
 """Docker mode's restart as a transaction, on a real engine: a service whose new image fails comes back on the
-image it ran before."""
+image it ran before; a paused container is found before anything stops."""
 
 from __future__ import annotations
+
+import subprocess
 
 import docker
 import pytest
 import yaml
 
 from docker_helpers import CORE, dr, down, healthy_containers, project_of, stack  # noqa: F401  (fixture)
-from support import REPO, write_registry
+from support import REPO, run_script, write_registry
 
 from tmt_ops.compose import previous
 from tmt_ops.compose.containers import container_labels
@@ -90,3 +92,37 @@ def test_a_broken_image_is_rolled_back_to_the_previous_one(stack, built, tmp_pat
     assert after["market-analysis"]["Image"] == good_image != Engine().image(tag)["Id"]
     assert after["orchestrator"]["Id"] == before["orchestrator"]
     assert after["market-analysis"]["Config"]["Image"] == kept  # its image's only name, while it runs
+
+
+@pytest.fixture
+def paused_dashboard(stack):
+    """The stack with its dashboard's container paused (`docker pause`): {service: container id} before."""
+    before = ids(stack)
+    subprocess.run(["docker", "pause", before["dashboard"]], check=True, capture_output=True)
+    yield before
+    subprocess.run(["docker", "unpause", before["dashboard"]], capture_output=True)  # unless it was replaced
+
+
+def restart_dashboard(config, *args: str):
+    return run_script("restart-trading-system.py", "--mode", "docker", "--config", str(config), "--only", "dashboard",
+                      *args, timeout=300)
+
+
+def test_a_paused_container_stops_a_restart_before_anything_stops(stack, paused_dashboard):
+    refused = restart_dashboard(stack)
+    assert refused.returncode == 1, refused.stderr
+    lines = [line for line in refused.stderr.splitlines() if line.startswith("preflight: dashboard: container ")]
+    assert len(lines) == 1, refused.stderr
+    assert "is paused (docker pause): it would not stop" in lines[0] and "use --force" in lines[0]
+    assert ids(stack) == paused_dashboard and containers(stack)["dashboard"]["State"]["Paused"]
+
+
+@pytest.mark.xfail(strict=True, reason="preflight.ports_taken skips a paused container (its list State is 'paused'), "
+                                       "so the port it publishes looks held by a stranger (docker-proxy)")
+def test_with_force_a_paused_container_is_stopped_and_the_restart_goes_through(stack, paused_dashboard):
+    forced = restart_dashboard(stack, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert "is paused (docker pause): --force: it is stopped all the same" in forced.stderr
+    after = healthy_containers(stack)
+    assert sorted(after) == sorted(CORE) and after["dashboard"] != paused_dashboard["dashboard"]
+    assert {n: after[n] for n in CORE if n != "dashboard"} == {n: paused_dashboard[n] for n in CORE if n != "dashboard"}

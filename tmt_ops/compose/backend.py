@@ -54,7 +54,9 @@ class ComposeBackend:
 
     def plan_stop(self, services: list[Service], *, force: bool) -> dict[str, object]:
         """Every container of each service, running or not, is stopped and removed (the next start makes a new
-        one from the current image and file). `force` changes nothing: the engine kills after the grace."""
+        one from the current image and file). `force` changes nothing: the engine kills after the grace. A paused
+        container is `frozen`: it answers nothing, not even its pre-stop call (the engine's stop resumes it, so
+        that its stop signal reaches it)."""
         by_service: dict[str, list] = {}
         for c in self.project.containers():
             by_service.setdefault(c.service, []).append(c)
@@ -65,9 +67,11 @@ class ComposeBackend:
                 plan[s.name] = None
                 continue
             running = [c for c in containers if c.status == "running"]
+            paused = [c.name for c in containers if c.status == "paused"]
             reason = ", ".join(f"{c.name} is {c.status}" for c in containers)
             plan[s.name] = StopStep(s.name, tuple((c.id, c.name) for c in containers), s.stop_grace,
-                                    hooks.pre_stop(s) if running else None, reason)
+                                    hooks.pre_stop(s) if running else None, reason,
+                                    f"container {paused[0]} is paused (docker pause)" if paused else None)
         return plan
 
     def plan_start(self, services: list[Service]) -> dict[str, object]:

@@ -18,6 +18,7 @@ class StopStep:
     grace: float  # seconds between SIGTERM and the engine's SIGKILL
     pre_stop: HookCall | None  # planned only for a running container
     reason: str
+    frozen: str | None = None  # why it cannot act on a stop now (a paused container): preflight.unresponsive
     backend: ClassVar[str] = BACKEND
 
     @property

@@ -80,7 +80,8 @@ class SwarmBackend:
                 plan[s.name] = None
                 continue
             plan[s.name] = StopStep(s.name, svc.name, svc.id, tuple(t.describe() for t in svc.live), s.stop_grace,
-                                    self._hook(s, svc.running), f"{len(svc.running)}/{svc.replicas} running")
+                                    self._hook(s, svc.running), f"{len(svc.running)}/{svc.replicas} running",
+                                    self._frozen(svc.live))
         return plan
 
     def plan_start(self, services: list[Service]) -> dict[str, object]:
@@ -94,7 +95,7 @@ class SwarmBackend:
                         int((self.stack.spec(s).get("deploy") or {}).get("replicas") or 1))
             running = svc.running if svc else []
             plan[s.name] = StartStep(s, self.stack.service_name(s.compose_service), replicas, bool(running),
-                                     self._hook(s, running))
+                                     self._hook(s, running), frozen=self._frozen(running))
         return plan
 
     def _hook(self, service: Service, running: list[Task]) -> HookCall | None:
@@ -102,6 +103,16 @@ class SwarmBackend:
         from .. import hooks
         target = next((a for a in (self._address(service, t) for t in running) if a is not None), None)
         return hooks.pre_stop(target) if target is not None else None
+
+    def _frozen(self, tasks: list[Task]) -> str | None:
+        """'task X: its container is paused' for the first of these whose container, on this node, is paused
+        (`docker pause`): it answers nothing, not even its pre-stop call. (Another node's are not seen.)"""
+        for task in tasks:
+            if task.container and task.node_id == self.stack.local_node:
+                state = (self.stack.engine.container(task.container) or {}).get("State") or {}
+                if state.get("Paused"):
+                    return f"task {task.name}: its container {task.container[:12]} is paused (docker pause)"
+        return None
 
     def plan_restore(self, services: list[Service]) -> dict[str, object]:
         """Each service as it ran before this run, after what is left of its failed start: a service this run

@@ -25,6 +25,7 @@ class StopStep:
     grace: float  # the service's stop_grace_period: SIGTERM, then the engine's SIGKILL
     pre_stop: HookCall | None  # planned only while a task runs
     reason: str
+    frozen: str | None = None  # why it cannot act on a stop now (a paused task container): preflight.unresponsive
     backend: ClassVar[str] = BACKEND
 
     @property
@@ -50,6 +51,7 @@ class StartStep:
     action: str = DEPLOY
     service_id: str | None = None  # ROLLBACK: the service, by the id found under the stack's label
     rollout: str | None = None  # ROLLBACK, AS_IS: the run id the tasks to await carry (stackfile.ROLLOUT_LABEL)
+    frozen: str | None = None  # a roll's: why its running task cannot act on a stop now (a paused container)
     backend: ClassVar[str] = BACKEND
 
     @property
