@@ -1,5 +1,6 @@
 """Docker mode's restart as a transaction, on a real engine: a service whose new image fails comes back on the
-image it ran before; a paused container is found before anything stops."""
+image it ran before; a paused container is found before anything stops; clean removes what exists, whatever
+profile started it, and refuses up front what the engine would refuse half-way."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import pytest
 import yaml
 
 from docker_helpers import CORE, dr, down, healthy_containers, project_of, stack  # noqa: F401  (fixture)
+from infra_images import IMAGE_ENV, POSTGRES_PASSWORD, require_images
 from support import REPO, run_script, write_registry
 
 from tmt_ops.compose import previous
-from tmt_ops.compose.containers import container_labels
+from tmt_ops.compose.containers import container_labels, project_label
 from tmt_ops.engine import Engine
 
 pytestmark = pytest.mark.docker
@@ -126,3 +128,56 @@ def test_with_force_a_paused_container_is_stopped_and_the_restart_goes_through(s
     after = healthy_containers(stack)
     assert sorted(after) == sorted(CORE) and after["dashboard"] != paused_dashboard["dashboard"]
     assert {n: after[n] for n in CORE if n != "dashboard"} == {n: paused_dashboard[n] for n in CORE if n != "dashboard"}
+
+
+def test_clean_refuses_up_front_a_volume_another_container_uses(stack):
+    project = project_of(stack)
+    volume = f"{project}_postgres-data"
+    stranger = f"{project}-stranger"
+    subprocess.run(["docker", "volume", "create", "--label", f"com.docker.compose.project={project}",
+                    "--label", "com.docker.compose.volume=postgres-data", volume], check=True, capture_output=True)
+    subprocess.run(["docker", "run", "-d", "--name", stranger, "-v", f"{volume}:/x", "python:3.11-slim",
+                    "sleep", "300"], check=True, capture_output=True)
+    try:
+        before = ids(stack)
+        done = dr(stack, "clean", "--yes", timeout=300)
+        assert done.returncode == 1, done.stderr
+        lines = [line for line in done.stderr.splitlines() if line.startswith("clean: ")]
+        assert lines == [f"clean: volume {volume} is used by container {stranger}, which is not project {project}'s: "
+                         "the engine would refuse to remove it: remove that container first"], done.stderr
+        assert "error: clean refused: nothing was stopped or removed" in done.stderr
+        assert ids(stack) == before and sorted(healthy_containers(stack)) == sorted(CORE)
+        assert Engine().volumes(project_label(project)) == [volume]
+    finally:
+        subprocess.run(["docker", "rm", "-f", stranger], capture_output=True)
+        subprocess.run(["docker", "volume", "rm", volume], capture_output=True)
+
+
+def test_clean_without_the_profile_that_started_the_infrastructure_removes_it_and_starts_it_again(tmp_path):
+    """PostgreSQL and Redis started under the profile "infra" (by name: the other infrastructure images are not
+    here, and the orchestrator does not wait for Kafka); clean without the profile removes them too (their
+    volumes in use otherwise), and starts them again by name."""
+    require_images()
+    config = write_registry(tmp_path, edit=lambda data: data["services"]["orchestrator"]["depends_on"].pop("kafka"))
+    env = {**IMAGE_ENV, "POSTGRES_PASSWORD": POSTGRES_PASSWORD}
+    project = project_of(config)
+    try:
+        started = dr(config, "start", "postgres", "redis", *CORE, env={**env, "COMPOSE_PROFILES": "infra"},
+                     timeout=300)
+        assert started.returncode == 0, started.stderr
+        before = ids(config)
+        assert sorted(before) == sorted([*CORE, "postgres", "redis"])
+        volumes = {name: docker.from_env().volumes.get(name).attrs["CreatedAt"]
+                   for name in Engine().volumes(project_label(project))}
+        assert sorted(volumes) == [f"{project}_postgres-data", f"{project}_redis-data"]
+
+        done = dr(config, "clean", "--yes", env=env, timeout=300)
+        assert done.returncode == 0, done.stderr
+        after = ids(config)
+        assert sorted(after) == sorted(before) and not set(after.values()) & set(before.values())
+        assert all(c["State"]["Running"] for c in containers(config).values())
+        again = {name: docker.from_env().volumes.get(name).attrs["CreatedAt"]
+                 for name in Engine().volumes(project_label(project))}
+        assert sorted(again) == sorted(volumes) and all(again[n] != volumes[n] for n in volumes)  # new, empty
+    finally:
+        down(config)

@@ -47,7 +47,9 @@ class ComposeBackend:
             return False
 
     def claims(self, service: Service) -> bool:
-        return service.compose_service in self.project.services
+        """A service of the active profiles, or one the project has a container of (infrastructure started under
+        the profile "infra" is the project's, whatever COMPOSE_PROFILES says now)."""
+        return service.compose_service in self.project.services or service.compose_service in self.project.present
 
     def statuses(self, services: list[Service]) -> dict[str, ServiceStatus]:
         return status_view.service_statuses(self.project, services)
@@ -205,23 +207,47 @@ class ComposeBackend:
         return cli.stream([self.project.compose.argv(*args)], self.project.compose.env, redact)
 
     def teardown(self) -> Teardown:
+        """Everything of the project, whatever profile started it: its containers, volumes and networks, found
+        by their labels."""
         self.project.engine.ping()
         label = project_label(self.project.name)
         return Teardown(f"project {self.project.name}", len(self.project.containers()),
                         tuple(self.project.engine.volumes(label)), tuple(self.project.engine.networks(label)))
 
+    def in_the_way(self, teardown: Teardown) -> list[str]:
+        """What would make `remove(teardown)` fail half-way: a volume or network of the project that someone
+        else's container uses (engine/in_use.py)."""
+        from ..engine.in_use import foreign_users
+        name = self.project.name
+        return foreign_users(self.project.engine, teardown.owner, teardown.volumes, teardown.networks,
+                             lambda labels: labels.get(PROJECT_LABEL) == name and CONFIG_HASH_LABEL in labels)
+
     def remove(self, teardown: Teardown | None, events: Events) -> None:
-        """`down`, then what down leaves of services outside the active profiles; with a `teardown`, exactly the
-        volumes and networks it listed that are still there, else (None) the networks only: volumes stay."""
-        self.project.compose.run("down", "--remove-orphans", *(("--volumes",) if teardown else ()))
-        events.ok(f"removed project {self.project.name} (its containers and networks)")
-        if teardown is None:
-            return
+        """Every container of the project, whatever profile started it (stopped with its service's grace, then
+        removed: `down` would see only the services of the active profiles), then the volumes `teardown` listed
+        that are still there (None: every volume stays) and its networks; and the images it keeps for
+        rollbacks. A failure (TmtError) leaves the rest in place."""
+        engine = self.project.engine
         label = project_label(self.project.name)
-        for volume in sorted(set(teardown.volumes) & set(self.project.engine.volumes(label))):
-            self.project.engine.remove("volumes", volume)
-        for network in sorted(set(teardown.networks) & set(self.project.engine.networks(label))):
-            self.project.engine.remove("networks", network)
+        left = self.project.containers()
+        longest = max(s.stop_grace for s in self.registry.services.values())
+        for c in left:
+            service = self.project.registry_service(c.service)
+            engine.stop(c.id, service.stop_grace if service else longest)
+            engine.remove("containers", c.id)
+        unnamed = sorted({c.service for c in left if self.project.registry_service(c.service) is None})
+        if unnamed:
+            events.warn(f"removed the containers of {', '.join(unnamed)}, which the registry does not name: nothing "
+                        "starts them again")
+        volumes = sorted(set(teardown.volumes) & set(engine.volumes(label))) if teardown else []
+        for volume in volumes:
+            engine.remove("volumes", volume)
+        networks = engine.networks(label)
+        for network in sorted(set(teardown.networks) & set(networks) if teardown else networks):
+            engine.remove("networks", network)
+        previous.drop_all(self.project)
+        events.ok(f"removed project {self.project.name} (its containers and networks"
+                  f"{', volumes ' + ', '.join(volumes) if volumes else ''})")
 
     def extra_disk_paths(self) -> list:
         return [Engine(timeout=2).root_dir()]

@@ -51,9 +51,8 @@ class Refused(OperationFailed):
 
 
 class Engine:
-    """Queries; stopping and removing one container (a compose stop step); removing what `down --volumes`
-    leaves of a project (volumes of inactive profiles); tagging an image and dropping the tag (a service's kept
-    previous image)."""
+    """Queries; stopping and removing one container (a compose stop step); removing a project's or stack's
+    volumes and networks (clean); tagging an image and dropping the tag (a service's kept previous image)."""
 
     def __init__(self, timeout: float = 10.0, where: endpoints.Endpoint | None = None):
         self.endpoint = where or endpoints.current()
@@ -147,6 +146,11 @@ class Engine:
     def containers(self, *labels: str) -> list[dict]:
         """Every container with these labels, inspected (state, health, ports, restart count, exit code)."""
         return [c for c in map(self.container, self.container_ids(*labels)) if c is not None]
+
+    def users(self, kind: str, name: str) -> list[dict]:
+        """Every container (running or not) that uses this volume or network (kind: "volume", "network"), as
+        the list shows it."""
+        return self._get(f"/containers/json?all=1&filters={quote(json.dumps({kind: [name]}))}")
 
     def volumes(self, *labels: str) -> list[str]:
         return sorted(v["Name"] for v in self._get(f"/volumes?filters={label_filter(*labels)}")["Volumes"] or ())

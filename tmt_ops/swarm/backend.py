@@ -62,7 +62,8 @@ class SwarmBackend:
         return any(((s["Spec"].get("Mode") or {}).get("Replicated") or {}).get("Replicas") for s in services)
 
     def claims(self, service: Service) -> bool:
-        return service.compose_service in self.stack.project.services
+        """A service of the active profiles, or one the stack has deployed (under whatever profile)."""
+        return service.compose_service in self.stack.project.services or service.compose_service in self.stack.present
 
     def statuses(self, services: list[Service]) -> dict[str, ServiceStatus]:
         snap = self.stack.snapshot()
@@ -354,6 +355,14 @@ class SwarmBackend:
         label = self.stack.label
         return Teardown(f"stack {self.stack.name}", len(self.stack.engine.listed(label)),
                         tuple(self.stack.engine.volumes(label)), tuple(self.stack.engine.networks(label)))
+
+    def in_the_way(self, teardown: Teardown) -> list[str]:
+        """What would make `remove(teardown)` fail half-way: a volume or network of the stack that a container
+        other than its tasks uses (engine/in_use.py)."""
+        from ..engine.in_use import foreign_users
+        stack = self.stack.name
+        return foreign_users(self.stack.engine, teardown.owner, teardown.volumes, teardown.networks,
+                             lambda labels: labels.get(STACK_LABEL) == stack)
 
     def remove(self, teardown: Teardown | None, events: Events) -> None:
         """`docker stack rm`, then wait until its containers are gone (volumes are in use until then) and

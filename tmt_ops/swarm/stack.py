@@ -17,7 +17,7 @@ import yaml
 
 from ..compose.project import Project
 from ..engine import cli, endpoint
-from ..errors import ConfigError, OperationFailed
+from ..errors import ConfigError, OperationFailed, TmtError
 from ..registry import Registry, Service
 from . import state, stackfile
 
@@ -74,6 +74,16 @@ class Stack:
                         raise
                     raise ConfigError(self.not_a_manager(self.swarm())) from None
             return self._snapshot
+
+    @functools.cached_property
+    def present(self) -> set[str]:
+        """The compose services the stack has deployed, whatever profile they came under, asked once; none when no
+        swarm manager answers (what needs one says so)."""
+        try:
+            return {name[len(self.name) + 1:] for name in (s["Spec"]["Name"] for s in self.engine.services(self.label))
+                    if name.startswith(f"{self.name}_")}
+        except TmtError:
+            return set()
 
     @functools.cache
     def swarm(self) -> dict:
