@@ -9,7 +9,9 @@ import docker
 import pytest
 from support import run_script, write_registry
 
+from tmt_ops.compose import previous
 from tmt_ops.compose.containers import container_labels, project_label
+from tmt_ops.compose.project import Project
 from tmt_ops.engine import Engine
 from tmt_ops.compose.flavour import compose_command
 from tmt_ops.compose.runner import compose_environment
@@ -63,6 +65,7 @@ def down(config: Path, project: str | None = None, file: Path | None = None) -> 
     for volume in engine.volumes(project_label(project)):  # Compose v1 creates every declared volume
         engine.remove("volumes", volume)
     assert not engine.container_ids(*container_labels(project)), "teardown left containers behind"
+    previous.drop_all(Project(registry, project, file))  # the images a failed restart kept for a rollback
     remove_old_test_images()
 
 

@@ -28,7 +28,7 @@ def inspected(status, exit_code=0, health=None):
     state = {"Status": status, "ExitCode": exit_code, "StartedAt": "2026-11-24T00:19:07.4Z"}
     if health:
         state["Health"] = {"Status": health}
-    return {"Id": "c0ffee", "State": state, "Name": "/p-orchestrator-1", "RestartCount": 2, "Config": {
+    return {"Id": "c0ffee", "Image": "sha256:5eed", "State": state, "Name": "/p-orchestrator-1", "RestartCount": 2, "Config": {
         "Labels": {"com.docker.compose.service": "orchestrator"}, "Image": "tmt-sim:local"},
         "NetworkSettings": {"Ports": {"8000/tcp": [{"HostIp": "127.0.0.1", "HostPort": "18000"}], "9/tcp": None}}}
 

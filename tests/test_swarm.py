@@ -17,13 +17,14 @@ import time
 
 import pytest
 
-from support import REPO, run_script, wait_for, write_registry
+from support import REPO, run_script, write_registry
 from swarm_helpers import (CORE, remove_stack, running_tasks, services, stack_of, sw, swarm_config,  # noqa: F401
                            swarm_stack, task_ids)
 
 from tmt_ops.engine import Engine, engine_time
 from tmt_ops.ports import port_open
 from tmt_ops.registry import load_registry
+from tmt_ops.swarm.stackfile import ROLLOUT_LABEL
 from tmt_ops.swarm.state import STACK_LABEL
 
 pytestmark = pytest.mark.docker
@@ -114,6 +115,26 @@ def test_docker_restart_no_deps_rolls_only_the_named_service(swarm_stack):
                                                                      if n != "market-analysis"}
 
 
+def rollout_of(config, name: str) -> str:
+    """The run id of the spec a service runs now."""
+    return services(config)[name]["Spec"]["TaskTemplate"]["ContainerSpec"]["Labels"][ROLLOUT_LABEL]
+
+
+def test_a_failed_roll_is_rolled_back_to_the_previous_spec(swarm_stack):
+    """The dashboard's new tasks crash (a knob in its command): swarm's own rollback returns it to the spec it ran
+    (non-critical: a warning, exit 0); nothing else moves."""
+    before, spec = task_ids(swarm_stack), rollout_of(swarm_stack, "dashboard")
+    done = sw(swarm_stack, "docker-restart.py", "restart", "dashboard",
+              env={"TMT_SIM_ARGS_DASHBOARD": "--crash-at-start"})
+    assert done.returncode == 0, done.stderr
+    assert "warning: the restart failed (dashboard: task " in done.stderr and "exit code 3" in done.stderr
+    assert "  dashboard: its previous spec (docker service rollback)\n" in done.stderr
+    assert "and was rolled back: dashboard started again the way they last ran healthy" in done.stderr
+    after = task_ids(swarm_stack)
+    assert rollout_of(swarm_stack, "dashboard") == spec and after["dashboard"] != before["dashboard"]
+    assert {n: after[n] for n in CORE[:3]} == {n: before[n] for n in CORE[:3]}
+
+
 def test_dry_run_prints_the_rolling_plan_and_changes_nothing(swarm_stack):
     before = task_ids(swarm_stack)
     done = sw(swarm_stack, "restart-trading-system.py", "--dry-run")
@@ -155,10 +176,11 @@ def test_ctrl_c_during_a_rolling_restart_deploys_nothing_more(swarm_stack):
     assert proc.returncode == 130, out
     assert "SIGINT:" in out and "SERVICE" in out  # told, and the summary
     after = task_ids(swarm_stack)
-    assert after["orchestrator"] != before["orchestrator"]  # rolled before the interrupt
+    assert after["orchestrator"] != before["orchestrator"]  # rolled, and ready, before the interrupt: kept
     assert after["execution-engine"] == before["execution-engine"] and after["dashboard"] == before["dashboard"]
-    # the deploy in flight is the swarm's to finish: market-analysis comes back by itself
-    assert wait_for(lambda: task_ids(swarm_stack).get("market-analysis") not in (None, before["market-analysis"]), 60)
+    # the roll in flight is undone: swarm's own rollback, awaited, brings market-analysis back on its previous spec
+    assert "  market-analysis: its previous spec (docker service rollback)" in out
+    assert after["market-analysis"] != before["market-analysis"]
 
 
 def test_clean_removes_this_stacks_volumes_only_and_starts_again(swarm_stack, decoy):

@@ -3,7 +3,6 @@ compose CLI (always -p and -f: no other project is touched) and read and stopped
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 import threading
@@ -24,7 +23,7 @@ from ..results import Outcome, StopResult
 from .containers import CONFIG_HASH_LABEL, PROJECT_LABEL, container_labels, project_label
 from .project import Project
 from .ready import wait_ready
-from . import status as status_view
+from . import previous, status as status_view
 from .steps import BACKEND, StartStep, StopStep
 
 class ComposeBackend:
@@ -48,14 +47,18 @@ class ComposeBackend:
             return False
 
     def claims(self, service: Service) -> bool:
-        return service.compose_service in self.project.services
+        """A service of the active profiles, or one the project has a container of (infrastructure started under
+        the profile "infra" is the project's, whatever COMPOSE_PROFILES says now)."""
+        return service.compose_service in self.project.services or service.compose_service in self.project.present
 
     def statuses(self, services: list[Service]) -> dict[str, ServiceStatus]:
         return status_view.service_statuses(self.project, services)
 
     def plan_stop(self, services: list[Service], *, force: bool) -> dict[str, object]:
         """Every container of each service, running or not, is stopped and removed (the next start makes a new
-        one from the current image and file). `force` changes nothing: the engine kills after the grace."""
+        one from the current image and file). `force` changes nothing: the engine kills after the grace. A paused
+        container is `frozen`: it answers nothing, not even its pre-stop call (the engine's stop resumes it, so
+        that its stop signal reaches it)."""
         by_service: dict[str, list] = {}
         for c in self.project.containers():
             by_service.setdefault(c.service, []).append(c)
@@ -66,21 +69,44 @@ class ComposeBackend:
                 plan[s.name] = None
                 continue
             running = [c for c in containers if c.status == "running"]
+            paused = [c.name for c in containers if c.status == "paused"]
             reason = ", ".join(f"{c.name} is {c.status}" for c in containers)
             plan[s.name] = StopStep(s.name, tuple((c.id, c.name) for c in containers), s.stop_grace,
-                                    hooks.pre_stop(s) if running else None, reason)
+                                    hooks.pre_stop(s) if running else None, reason,
+                                    f"container {paused[0]} is paused (docker pause)" if paused else None)
         return plan
 
     def plan_start(self, services: list[Service]) -> dict[str, object]:
         return {s.name: StartStep(s, s.compose_service) for s in services}
 
     def plan_restore(self, services: list[Service]) -> dict[str, object]:
-        """For now the current definition again (to do: the previous image)."""
-        return {name: dataclasses.replace(step, restore="the registry's definition", retry=True)
-                for name, step in self.plan_start(services).items()}
+        """Each service on the image it ran before this restart (previous.py: the image only, under the compose
+        file as it is now), after what is left of its failed start; the compose file's own image when none is
+        kept (it did not run before). `retry`: that image runs the same as the one its failed container was made
+        from (nothing was rebuilt, or rebuilt the same), so it would fail the same way."""
+        failed_on = {c.service: c.image_id for c in self.project.containers()}
+        plan: dict[str, object] = {}
+        for s in services:
+            kept = previous.kept(self.project, s.compose_service)
+            if kept is None:
+                plan[s.name] = StartStep(s, s.compose_service, retry=True,
+                                         restore="its compose file's image (none kept: it did not run before)")
+                continue
+            failed = self.project.engine.image(failed_on[s.compose_service]) if s.compose_service in failed_on else None
+            same = failed is not None and previous.runs(failed) == kept.runs
+            note = kept.describe() + (", which runs the same as the new one" if same else "")
+            plan[s.name] = StartStep(s, s.compose_service, note, same, kept.reference)
+        return plan
 
-    def commit(self, steps: list, events: Events) -> None:
-        """Nothing is kept yet."""
+    def commit(self, steps: list[StartStep], events: Events) -> None:
+        """These came up ready and healthy: the images they ran before are no longer kept (previous.py)."""
+        for step in steps:
+            try:
+                previous.release(self.project, step.compose_service)
+            except TmtError as exc:
+                tag = previous.reference(self.project.name, step.compose_service)
+                events.warn(f"{step.service.name}: cannot drop {tag}, the tag of its previous image ({exc}): "
+                            "`docker rmi` it")
 
     def preflight(self, starting: list[Service]) -> list[Problem]:
         """An engine answers (ConfigError, exit 2, when none does), compose accepts the compose file, and no
@@ -95,7 +121,11 @@ class ComposeBackend:
                            lambda labels: labels.get(PROJECT_LABEL) == project and CONFIG_HASH_LABEL in labels)
 
     def prepare(self, starting: list[Service], events: Events) -> None:
-        self.project.prepare_images([s.compose_service for s in starting], events)
+        """Keep the image each of these runs now (a rollback's way back, previous.py), then pull and build."""
+        names = [s.compose_service for s in starting]
+        for warning in previous.keep(self.project, names):
+            events.warn(warning)
+        self.project.prepare_images(names, events)
 
     def execute_stop(self, steps: list[StopStep], events: Events) -> dict[str, StopResult]:
         return run_parallel({step.service: (lambda s=step: self._stop(s)) for step in steps})
@@ -114,10 +144,15 @@ class ComposeBackend:
         return StopResult(step.service, True, f"stopped and removed in {took:.2f}s", (), took)
 
     def execute_start(self, steps: list[StartStep], events: Events, cancel: threading.Event) -> dict[str, Outcome]:
+        """One `up` for the wave; a rollback's steps run on their kept images (an override file: compose
+        recreates what their failed start left)."""
+        from .runner import overridden  # here: `status` never runs compose (project.py)
         services = [step.service for step in steps]
-        since, began = time.time(), time.monotonic()
-        up = self.project.compose.start("up", "-d", "--no-deps", "--no-build", *(s.compose_service for s in services))
-        outcome = wait_ready(self.project, services, up, since, cancel)
+        kept = {step.compose_service: {"image": step.image, "pull_policy": "never"} for step in steps if step.image}
+        with overridden(self.project.compose, kept) as compose:
+            since, began = time.time(), time.monotonic()
+            up = compose.start("up", "-d", "--no-deps", "--no-build", *(s.compose_service for s in services))
+            outcome = wait_ready(self.project, services, up, since, cancel)
         took = round(time.monotonic() - began, 2)
         results = {}
         for s in services:
@@ -172,23 +207,47 @@ class ComposeBackend:
         return cli.stream([self.project.compose.argv(*args)], self.project.compose.env, redact)
 
     def teardown(self) -> Teardown:
+        """Everything of the project, whatever profile started it: its containers, volumes and networks, found
+        by their labels."""
         self.project.engine.ping()
         label = project_label(self.project.name)
         return Teardown(f"project {self.project.name}", len(self.project.containers()),
                         tuple(self.project.engine.volumes(label)), tuple(self.project.engine.networks(label)))
 
+    def in_the_way(self, teardown: Teardown) -> list[str]:
+        """What would make `remove(teardown)` fail half-way: a volume or network of the project that someone
+        else's container uses (engine/in_use.py)."""
+        from ..engine.in_use import foreign_users
+        name = self.project.name
+        return foreign_users(self.project.engine, teardown.owner, teardown.volumes, teardown.networks,
+                             lambda labels: labels.get(PROJECT_LABEL) == name and CONFIG_HASH_LABEL in labels)
+
     def remove(self, teardown: Teardown | None, events: Events) -> None:
-        """`down`, then what down leaves of services outside the active profiles; with a `teardown`, exactly the
-        volumes and networks it listed that are still there, else (None) the networks only: volumes stay."""
-        self.project.compose.run("down", "--remove-orphans", *(("--volumes",) if teardown else ()))
-        events.ok(f"removed project {self.project.name} (its containers and networks)")
-        if teardown is None:
-            return
+        """Every container of the project, whatever profile started it (stopped with its service's grace, then
+        removed: `down` would see only the services of the active profiles), then the volumes `teardown` listed
+        that are still there (None: every volume stays) and its networks; and the images it keeps for
+        rollbacks. A failure (TmtError) leaves the rest in place."""
+        engine = self.project.engine
         label = project_label(self.project.name)
-        for volume in sorted(set(teardown.volumes) & set(self.project.engine.volumes(label))):
-            self.project.engine.remove("volumes", volume)
-        for network in sorted(set(teardown.networks) & set(self.project.engine.networks(label))):
-            self.project.engine.remove("networks", network)
+        left = self.project.containers()
+        longest = max(s.stop_grace for s in self.registry.services.values())
+        for c in left:
+            service = self.project.registry_service(c.service)
+            engine.stop(c.id, service.stop_grace if service else longest)
+            engine.remove("containers", c.id)
+        unnamed = sorted({c.service for c in left if self.project.registry_service(c.service) is None})
+        if unnamed:
+            events.warn(f"removed the containers of {', '.join(unnamed)}, which the registry does not name: nothing "
+                        "starts them again")
+        volumes = sorted(set(teardown.volumes) & set(engine.volumes(label))) if teardown else []
+        for volume in volumes:
+            engine.remove("volumes", volume)
+        networks = engine.networks(label)
+        for network in sorted(set(teardown.networks) & set(networks) if teardown else networks):
+            engine.remove("networks", network)
+        previous.drop_all(self.project)
+        events.ok(f"removed project {self.project.name} (its containers and networks"
+                  f"{', volumes ' + ', '.join(volumes) if volumes else ''})")
 
     def extra_disk_paths(self) -> list:
         return [Engine(timeout=2).root_dir()]

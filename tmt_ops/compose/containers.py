@@ -39,7 +39,8 @@ class Container:
     started_at: float | None
     restart_count: int
     exit_code: int | None  # only once it has stopped
-    image: str
+    image: str  # as the compose file names it (Config.Image)
+    image_id: str  # the image it was made from (sha256:...), whatever its name points at now
 
     @classmethod
     def from_inspect(cls, data: dict) -> "Container":
@@ -54,7 +55,8 @@ class Container:
                    status=status, health=(state.get("Health") or {}).get("Status"), ports=tuple(ports),
                    started_at=engine_time(state.get("StartedAt")),
                    restart_count=data.get("RestartCount", 0),
-                   exit_code=state.get("ExitCode") if stopped else None, image=data["Config"]["Image"])
+                   exit_code=state.get("ExitCode") if stopped else None, image=data["Config"]["Image"],
+                   image_id=data["Image"])
 
     def publishes(self, port: int) -> bool:
         """The container runs and publishes `port` on the host (so what answers there is this container)."""

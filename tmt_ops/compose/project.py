@@ -6,10 +6,10 @@ import functools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import OperationFailed
+from ..errors import OperationFailed, TmtError
 from ..registry import Registry, Service
 from ..engine import Engine
-from .containers import Container, container_labels
+from .containers import SERVICE_LABEL, Container, container_labels
 from .stackfile import active_services, built, declared_services, pulled
 
 if TYPE_CHECKING:
@@ -33,6 +33,15 @@ class Project:
     def services(self) -> dict[str, dict]:
         """The compose services a plain `up` starts (active profiles), in the file's order."""
         return active_services(self.declared)
+
+    @functools.cached_property
+    def present(self) -> set[str]:
+        """The compose services this project has a container of (running or not), whatever profile started it,
+        asked once; none when no engine answers (what needs the engine says so)."""
+        try:
+            return {c["Labels"].get(SERVICE_LABEL, "") for c in self.engine.listed(*container_labels(self.name))}
+        except TmtError:
+            return set()
 
     @functools.cached_property
     def compose(self) -> "Compose":

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import json
 import os
 import re
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Mapping
+from typing import IO, Iterator, Mapping
 
 from ..engine import cli, endpoint
 from ..engine.cli import last_line
@@ -37,9 +40,11 @@ class Compose:
     file: Path
     env: Mapping[str, str]
     timeout: float  # the registry's compose_timeout: long enough for a real build
+    overrides: tuple[Path, ...] = ()  # compose files read over `file` (`-f FILE -f OVERRIDE`)
 
     def argv(self, *args: str) -> list[str]:
-        return [*self.command, "-p", self.project, "-f", str(self.file), *args]
+        files = [word for path in (self.file, *self.overrides) for word in ("-f", str(path))]
+        return [*self.command, "-p", self.project, *files, *args]
 
     def run(self, *args: str) -> subprocess.CompletedProcess:
         """Run to the end, output captured; a failure or a timeout is OperationFailed with compose's last words."""
@@ -52,6 +57,21 @@ class Compose:
         proc = subprocess.Popen(self.argv(*args), env=dict(self.env), stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=log, text=True, start_new_session=True)
         return Background(proc, log)
+
+
+@contextlib.contextmanager
+def overridden(compose: Compose, services: Mapping[str, Mapping[str, object]]) -> Iterator[Compose]:
+    """`compose` with these keys set on these services, by a second compose file over its own: a private
+    temporary file (JSON, which compose reads as YAML), removed once the block ends. No services: `compose`."""
+    if not services:
+        yield compose
+        return
+    with tempfile.NamedTemporaryFile("w", prefix="tmt-ops-override-", suffix=".yml", delete=False) as f:
+        json.dump({"services": services}, f)
+    try:
+        yield dataclasses.replace(compose, overrides=(*compose.overrides, Path(f.name)))
+    finally:
+        os.unlink(f.name)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ class StopStep:
     grace: float  # seconds between SIGTERM and the engine's SIGKILL
     pre_stop: HookCall | None  # planned only for a running container
     reason: str
+    frozen: str | None = None  # why it cannot act on a stop now (a paused container): preflight.unresponsive
     backend: ClassVar[str] = BACKEND
 
     @property
@@ -35,11 +36,13 @@ class StopStep:
 class StartStep:
     service: Service
     compose_service: str
-    restore: str | None = None  # a rollback's start: which definition it brings back (operations.py)
+    restore: str | None = None  # a rollback's start: which image it brings back (operations.py)
     retry: bool = False  # that is what just failed
+    image: str | None = None  # a rollback's: the kept image (previous.py) instead of the compose file's
     backend: ClassVar[str] = BACKEND
     replaces: ClassVar[bool] = False  # a restart stops it first (its stop step), never in place
 
     def describe(self) -> str:
-        return (f"start {self.service.name}: a new container of compose service {self.compose_service}, "
+        on = f" on {self.image}" if self.image else ""
+        return (f"start {self.service.name}: a new container of compose service {self.compose_service}{on}, "
                 f"port {self.service.port}")

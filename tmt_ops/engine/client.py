@@ -42,9 +42,17 @@ def label_filter(*labels: str) -> str:
     return quote(json.dumps({"label": list(labels)}))
 
 
+class Refused(OperationFailed):
+    """The engine answered with an error (HTTP 4xx or 5xx): `status` says which."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
 class Engine:
-    """Queries; stopping and removing one container (a compose stop step); removing what `down --volumes`
-    leaves of a project (volumes of inactive profiles)."""
+    """Queries; stopping and removing one container (a compose stop step); removing a project's or stack's
+    volumes and networks (clean); tagging an image and dropping the tag (a service's kept previous image)."""
 
     def __init__(self, timeout: float = 10.0, where: endpoints.Endpoint | None = None):
         self.endpoint = where or endpoints.current()
@@ -81,7 +89,7 @@ class Engine:
                               f"{exc}); start it (e.g. `dockerd` or `systemctl start docker`) or point DOCKER_HOST "
                               "or DOCKER_CONTEXT at a running engine") from None
         if status >= 400:
-            raise OperationFailed(f"Docker engine: {method} {path.split('?')[0]} answered HTTP {status}: "
+            raise Refused(status, f"Docker engine: {method} {path.split('?')[0]} answered HTTP {status}: "
                                   f"{_message(body)}")
         return body
 
@@ -139,6 +147,11 @@ class Engine:
         """Every container with these labels, inspected (state, health, ports, restart count, exit code)."""
         return [c for c in map(self.container, self.container_ids(*labels)) if c is not None]
 
+    def users(self, kind: str, name: str) -> list[dict]:
+        """Every container (running or not) that uses this volume or network (kind: "volume", "network"), as
+        the list shows it."""
+        return self._get(f"/containers/json?all=1&filters={quote(json.dumps({kind: [name]}))}")
+
     def volumes(self, *labels: str) -> list[str]:
         return sorted(v["Name"] for v in self._get(f"/volumes?filters={label_filter(*labels)}")["Volumes"] or ())
 
@@ -161,12 +174,33 @@ class Engine:
         Engine(grace + self.timeout, self.endpoint)._request(
             "POST", f"/containers/{quote(container)}/stop?t={math.ceil(grace)}")
 
-    def has_image(self, image: str) -> bool:
+    def image(self, image: str) -> dict | None:
+        """One image inspected (by name or id); None when there is none."""
         try:
-            self._get(f"/images/{quote(image, safe='/:@')}/json")
-            return True
+            return self._get(f"/images/{quote(image, safe='/:@')}/json")
         except OperationFailed:
-            return False
+            return None
+
+    def images(self, reference: str) -> list[dict]:
+        """The images with a name that matches this pattern ("REPOSITORY:TAG", `*` as a wildcard)."""
+        return self._get(f"/images/json?filters={quote(json.dumps({'reference': [reference]}))}")
+
+    def has_image(self, image: str) -> bool:
+        return self.image(image) is not None
+
+    def tag(self, image: str, repository: str, tag: str) -> None:
+        self._request("POST", f"/images/{quote(image, safe=':')}/tag?repo={quote(repository)}&tag={quote(tag)}")
+
+    def untag(self, reference: str) -> bool:
+        """Drop one tag (False: there was none). The image goes with its last tag unless a container uses it;
+        nothing else is pruned (noprune: untagged parent images stay as they are)."""
+        try:
+            self._request("DELETE", f"/images/{quote(reference, safe='/:@')}?noprune=1")
+        except Refused as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
 
     def logs(self, cid: str, tail: int) -> list[str]:
         """The last lines of a container's output (stdout and stderr); [] when it is gone."""

@@ -28,7 +28,7 @@ from . import stackfile
 from . import status as status_view
 from .stack import PUSH, Stack
 from .state import LIVE, STACK_LABEL, Task, stack_label
-from .steps import BACKEND, StartStep, StopStep
+from .steps import AS_IS, BACKEND, DEPLOY, ROLLBACK, StartStep, StopStep
 
 if TYPE_CHECKING:  # what only a change needs is imported where the change runs: status and health stay quick
     import threading
@@ -48,6 +48,7 @@ class SwarmBackend:
     def __init__(self, registry: Registry, *, compose_file=None, project_name=None, **_options) -> None:
         self.registry = registry
         self.stack = Stack(registry, compose_file=compose_file, project_name=project_name)
+        self._rollouts: set[str] = set()  # the run ids of this run's deploys: what a restore may roll back
 
     @classmethod
     def detect(cls, registry: Registry) -> bool:
@@ -61,7 +62,8 @@ class SwarmBackend:
         return any(((s["Spec"].get("Mode") or {}).get("Replicated") or {}).get("Replicas") for s in services)
 
     def claims(self, service: Service) -> bool:
-        return service.compose_service in self.stack.project.services
+        """A service of the active profiles, or one the stack has deployed (under whatever profile)."""
+        return service.compose_service in self.stack.project.services or service.compose_service in self.stack.present
 
     def statuses(self, services: list[Service]) -> dict[str, ServiceStatus]:
         snap = self.stack.snapshot()
@@ -79,7 +81,8 @@ class SwarmBackend:
                 plan[s.name] = None
                 continue
             plan[s.name] = StopStep(s.name, svc.name, svc.id, tuple(t.describe() for t in svc.live), s.stop_grace,
-                                    self._hook(s, svc.running), f"{len(svc.running)}/{svc.replicas} running")
+                                    self._hook(s, svc.running), f"{len(svc.running)}/{svc.replicas} running",
+                                    self._frozen(svc.live))
         return plan
 
     def plan_start(self, services: list[Service]) -> dict[str, object]:
@@ -93,7 +96,7 @@ class SwarmBackend:
                         int((self.stack.spec(s).get("deploy") or {}).get("replicas") or 1))
             running = svc.running if svc else []
             plan[s.name] = StartStep(s, self.stack.service_name(s.compose_service), replicas, bool(running),
-                                     self._hook(s, running))
+                                     self._hook(s, running), frozen=self._frozen(running))
         return plan
 
     def _hook(self, service: Service, running: list[Task]) -> HookCall | None:
@@ -102,13 +105,43 @@ class SwarmBackend:
         target = next((a for a in (self._address(service, t) for t in running) if a is not None), None)
         return hooks.pre_stop(target) if target is not None else None
 
+    def _frozen(self, tasks: list[Task]) -> str | None:
+        """'task X: its container is paused' for the first of these whose container, on this node, is paused
+        (`docker pause`): it answers nothing, not even its pre-stop call. (Another node's are not seen.)"""
+        for task in tasks:
+            if task.container and task.node_id == self.stack.local_node:
+                state = (self.stack.engine.container(task.container) or {}).get("State") or {}
+                if state.get("Paused"):
+                    return f"task {task.name}: its container {task.container[:12]} is paused (docker pause)"
+        return None
+
     def plan_restore(self, services: list[Service]) -> dict[str, object]:
-        """For now the current definition again (to do: the previous image)."""
-        return {name: dataclasses.replace(step, restore="the registry's definition", retry=True)
-                for name, step in self.plan_start(services).items()}
+        """Each service as it ran before this run, after what is left of its failed start: a service this run
+        rolled goes back to its previous spec with swarm's own `docker service rollback` (its image by the name
+        the spec gives: on one node without a registry, a tag that a rebuild moved names the new image); one it
+        did not roll (the roll never began: an interrupt, a failed dependency, a failed deploy) runs as it ran,
+        and is only awaited; one this run deployed fresh has nothing to roll back to, and is deployed again as
+        the compose file says. `retry`: what it comes back to is what failed."""
+        snap = self.stack.snapshot(max_age=0)
+        plan: dict[str, object] = {}
+        for s in services:
+            svc = snap.services.get(s.compose_service)
+            if svc is not None and svc.rollout not in self._rollouts:
+                plan[s.name] = StartStep(s, svc.name, svc.replicas, False, None, "its tasks as they run (this run did "
+                                         "not change its spec)", action=AS_IS, rollout=svc.rollout)
+            elif svc is not None and svc.previous and svc.previous.replicas:
+                plan[s.name] = StartStep(s, svc.name, svc.previous.replicas, False, None,
+                                         "its previous spec (docker service rollback)"
+                                         + (", the same definition as the new one" if svc.previous.same else ""),
+                                         svc.previous.same, ROLLBACK, svc.id, svc.previous.rollout)
+            else:
+                again = self.plan_start([s])[s.name]
+                plan[s.name] = dataclasses.replace(again, retry=True, restore="the compose file's definition (this "
+                                                   "run deployed it fresh: there is nothing to roll back to)")
+        return plan
 
     def commit(self, steps: list, events: Events) -> None:
-        """Nothing is kept yet."""
+        """Nothing to keep: the engine keeps each service's previous spec for `docker service rollback`."""
 
     # -- before any change --------------------------------------------------------------------------------
     def preflight(self, starting: list[Service]) -> list[Problem]:
@@ -198,6 +231,8 @@ class SwarmBackend:
             time.sleep(0.1)
 
     def execute_start(self, steps: list[StartStep], events: Events, cancel: threading.Event) -> dict[str, Outcome]:
+        """One `stack deploy` of the wave's deploys; for a restore, swarm's own rollback (or nothing, as is); then
+        every service awaited (ready.py) by the run id its tasks to come carry."""
         import uuid
 
         from .. import hooks
@@ -207,28 +242,39 @@ class SwarmBackend:
         calls = {step.service.name: (lambda h=step.pre_stop: hooks.call(h)) for step in steps if step.pre_stop}
         for answered, line in run_parallel(calls).values():  # "stop taking orders" before the task is replaced
             (events.info if answered else events.warn)(line)
-        services = [step.service for step in steps]
+        deploys = [step for step in steps if step.action == DEPLOY]
         replicas = {step.service.name: step.replicas for step in steps}
         rollout = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        rollouts = {step.service.name: rollout if step.action == DEPLOY else step.rollout for step in steps}
+        existing = frozenset() if len(deploys) == len(steps) else frozenset(  # a restore's old tasks (ready.py)
+            t.id for svc in self.stack.snapshot(max_age=0).services.values() for t in svc.tasks)
+        failed: dict[str, str] = {}
         deployed = time.time()
-        try:
-            self.stack.deploy(services, replicas, rollout)
-        except TmtError as exc:  # nothing of the wave was replaced: a rolled service runs on as it was
-            return {step.service.name: Outcome(
-                step.service.name, "failed", step.service.port,
-                detail=str(exc) + (f"; its old task runs on after its pre-stop {step.pre_stop.describe()}: check "
-                                   "that it works" if step.pre_stop else "")) for step in steps}
-        waited = wait_ready(self.stack, services, replicas, rollout, deployed, cancel, self._address)
+        if deploys:
+            self._rollouts.add(rollout)  # before: a deploy that fails half-way may have changed some services
+            try:
+                self.stack.deploy([step.service for step in deploys], replicas, rollout)
+            except TmtError as exc:  # nothing of the wave was replaced: a rolled service runs on as it was
+                failed.update({step.service.name: str(exc) + (
+                    f"; its old task runs on after its pre-stop {step.pre_stop.describe()}: check that it works"
+                    if step.pre_stop else "") for step in deploys})
+        for step in (s for s in steps if s.action == ROLLBACK):
+            try:
+                self.stack.rollback(step.service_id)
+            except TmtError as exc:
+                failed[step.service.name] = f"could not roll it back: {exc}"
+        awaited = [step.service for step in steps if step.service.name not in failed]
+        waited = wait_ready(self.stack, awaited, replicas, rollouts, deployed, cancel, self._address, existing)
         results = {}
         for step in steps:
             s = step.service
-            if s.name in waited.ready:
+            if s.name in failed or s.name in waited.failed:
+                results[s.name] = Outcome(s.name, "failed", s.port, detail=failed.get(s.name) or waited.failed[s.name])
+            elif s.name in waited.ready:
                 task = waited.ready[s.name]
                 results[s.name] = Outcome(s.name, "done" if s.oneshot else "running", s.port,
                                           f"task {task.name} on {task.node}", waited.seconds[s.name],
                                           "exit 0" if s.oneshot else "rolled" if step.roll else "")
-            elif s.name in waited.failed:
-                results[s.name] = Outcome(s.name, "failed", s.port, detail=waited.failed[s.name])
             else:
                 results[s.name] = Outcome(s.name, "starting", s.port,
                                           detail="interrupted before it was ready (the swarm carries on with it)")
@@ -309,6 +355,14 @@ class SwarmBackend:
         label = self.stack.label
         return Teardown(f"stack {self.stack.name}", len(self.stack.engine.listed(label)),
                         tuple(self.stack.engine.volumes(label)), tuple(self.stack.engine.networks(label)))
+
+    def in_the_way(self, teardown: Teardown) -> list[str]:
+        """What would make `remove(teardown)` fail half-way: a volume or network of the stack that a container
+        other than its tasks uses (engine/in_use.py)."""
+        from ..engine.in_use import foreign_users
+        stack = self.stack.name
+        return foreign_users(self.stack.engine, teardown.owner, teardown.volumes, teardown.networks,
+                             lambda labels: labels.get(STACK_LABEL) == stack)
 
     def remove(self, teardown: Teardown | None, events: Events) -> None:
         """`docker stack rm`, then wait until its containers are gone (volumes are in use until then) and

@@ -1,10 +1,12 @@
 """Waiting for the tasks one wave's deploy made, bounded by the registry's startup timeouts.
 
 Only tasks of this deploy count (they carry its rollout id): while a rolling restart replaces a service, its
-old task is neither ready nor failed. Ready means: the service's healthcheck passed where it has one (a
-swarm task with a healthcheck is "starting" until its first success, then "running"), else the registry's
-probe answers from this host at the task's own address; for a oneshot job, its task completed with exit
-code 0. A task of this deploy that ends first has failed, and says why: the engine's error, its exit code,
+old task is neither ready nor failed. (A rollback's tasks carry the run id of the spec it returns to, as do
+the tasks that spec ran before: one of those that runs counts, one that ends (the update in flight stopping
+it) says nothing about the rollback.) Ready means: the
+service's healthcheck passed where it has one (a swarm task with a healthcheck is "starting" until its first
+success, then "running"), else the registry's probe answers from this host at the task's own address; for a
+oneshot job, its task completed with exit code 0. A task of this deploy that ends first has failed, and says why: the engine's error, its exit code,
 and its healthcheck's last words where the container is on this node. Each task's clock starts when it
 does; scheduling and image pulls have PLACE_SLACK besides.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Mapping
 
 from ..probes import probe
 from ..registry import Service
@@ -52,11 +55,11 @@ def _answers(stack: Stack, service: Service, task: Task, address) -> bool:
     return target is not None and probe(target).status in SERVING
 
 
-def _verdict(stack: Stack, service: Service, svc: SwarmService | None, replicas: int, rollout: str,
-             deployed: float, address) -> tuple[str | None, Task | None]:
+def _verdict(stack: Stack, service: Service, svc: SwarmService | None, replicas: int, rollout: str | None,
+             deployed: float, address, existing: frozenset[str]) -> tuple[str | None, Task | None]:
     """('', task) ready; (None, _) not yet; (why, _) failed."""
     ours = [t for t in (svc.tasks if svc else ()) if t.rollout == rollout]
-    ended = [t for t in ours if t.state in ENDED]
+    ended = [t for t in ours if t.state in ENDED and t.id not in existing]
     if service.oneshot:
         done = [t for t in ended if t.state == "complete" and t.exit_code == 0]
         if done:
@@ -85,10 +88,12 @@ def _verdict(stack: Stack, service: Service, svc: SwarmService | None, replicas:
     return None, None
 
 
-def wait_ready(stack: Stack, services: list[Service], replicas: dict[str, int], rollout: str, deployed: float,
-               cancel: threading.Event, address) -> Waited:
-    """Poll the stack until each service is ready or failed, or `cancel` is set. `deployed`: time.time() of
-    the deploy; `address(service, task)`: where to probe a task from here (None: it cannot be reached)."""
+def wait_ready(stack: Stack, services: list[Service], replicas: Mapping[str, int], rollouts: Mapping[str, str | None],
+               deployed: float, cancel: threading.Event, address, existing: frozenset[str] = frozenset()) -> Waited:
+    """Poll the stack until each service is ready or failed, or `cancel` is set. `rollouts`: the run id each
+    service's tasks to await carry; `deployed`: time.time() of the deploy; `address(service, task)`: where to
+    probe a task from here (None: it cannot be reached); `existing`: the tasks there before (ids), which may
+    count as ready but never fail it."""
     waited = Waited()
     pending = list(services)
     began = time.monotonic()
@@ -96,7 +101,7 @@ def wait_ready(stack: Stack, services: list[Service], replicas: dict[str, int], 
         snap = stack.snapshot(max_age=0)
         for service in list(pending):
             why, task = _verdict(stack, service, snap.services.get(service.compose_service), replicas[service.name],
-                                 rollout, deployed, address)
+                                 rollouts[service.name], deployed, address, existing)
             if why is None:
                 continue
             pending.remove(service)

@@ -17,7 +17,7 @@ import yaml
 
 from ..compose.project import Project
 from ..engine import cli, endpoint
-from ..errors import ConfigError, OperationFailed
+from ..errors import ConfigError, OperationFailed, TmtError
 from ..registry import Registry, Service
 from . import state, stackfile
 
@@ -75,6 +75,16 @@ class Stack:
                     raise ConfigError(self.not_a_manager(self.swarm())) from None
             return self._snapshot
 
+    @functools.cached_property
+    def present(self) -> set[str]:
+        """The compose services the stack has deployed, whatever profile they came under, asked once; none when no
+        swarm manager answers (what needs one says so)."""
+        try:
+            return {name[len(self.name) + 1:] for name in (s["Spec"]["Name"] for s in self.engine.services(self.label))
+                    if name.startswith(f"{self.name}_")}
+        except TmtError:
+            return set()
+
     @functools.cache
     def swarm(self) -> dict:
         """The engine's swarm facts (LocalNodeState, ControlAvailable, Nodes, NodeID...), asked once."""
@@ -111,6 +121,10 @@ class Stack:
                 if "network" not in str(exc) or "not found" not in str(exc) or time.monotonic() > deadline:
                     raise
                 time.sleep(0.5)
+
+    def rollback(self, service_id: str) -> None:
+        """Swarm's own rollback of one service to its previous spec, left to the swarm (the caller awaits it)."""
+        self.docker("service", "rollback", "--detach", "--quiet", service_id)
 
     def scale_to_zero(self, service_ids: Iterable[str]) -> None:
         self.docker("service", "scale", "--detach", *(f"{sid}=0" for sid in service_ids))

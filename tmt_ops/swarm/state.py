@@ -66,6 +66,13 @@ class Task:
 
 
 @dataclass(frozen=True)
+class PreviousSpec:
+    replicas: int
+    rollout: str | None  # the run that deployed it
+    same: bool  # its task template is the current one but for the run id: a rollback runs the very same thing
+
+
+@dataclass(frozen=True)
 class SwarmService:
     id: str
     name: str  # STACK_SERVICE
@@ -74,6 +81,8 @@ class SwarmService:
     healthcheck: bool  # its spec gives its containers a healthcheck (a running task has passed it)
     published: tuple[int, ...]
     tasks: tuple[Task, ...]  # newest first
+    rollout: str | None = None  # the run that deployed its spec (stackfile.ROLLOUT_LABEL)
+    previous: PreviousSpec | None = None  # what `docker service rollback` returns to; None: nothing
 
     @property
     def running(self) -> list[Task]:
@@ -156,6 +165,29 @@ def _node(data: dict) -> Node:
                 (data.get("Spec") or {}).get("Availability", "unknown"), role)
 
 
+def _replicas(spec: dict) -> int:
+    return ((spec.get("Mode") or {}).get("Replicated") or {}).get("Replicas", 0)
+
+
+def _template(spec: dict) -> tuple[dict, str | None]:
+    """(its task template without the run id, the run id)."""
+    template = dict(spec["TaskTemplate"])
+    container = dict(template.get("ContainerSpec") or {})
+    labels = dict(container.get("Labels") or {})
+    rollout = labels.pop(ROLLOUT_LABEL, None)
+    template["ContainerSpec"] = {**container, "Labels": labels}
+    template.pop("ForceUpdate", None)
+    return template, rollout
+
+
+def _previous(spec: dict | None, template: dict) -> PreviousSpec | None:
+    """The previous spec, compared with the current one's task template (`template`, without its run id)."""
+    if not spec:
+        return None
+    its, rollout = _template(spec)
+    return PreviousSpec(_replicas(spec), rollout, its == template)
+
+
 def take(engine: Engine, stack: str, order: list[str]) -> Snapshot:
     """Three requests: the stack's services (by label), their tasks, the nodes. `order`: the compose file's
     services, in the order the snapshot lists them (others after them)."""
@@ -168,17 +200,18 @@ def take(engine: Engine, stack: str, order: list[str]) -> Snapshot:
             tasks.setdefault(t["ServiceID"], []).append(_task(t, nodes, names[t["ServiceID"]]))
     found = {}
     for s in services:
-        spec = s["Spec"]
+        spec, previous = s["Spec"], s.get("PreviousSpec")
+        template, rollout = _template(spec)
         container = spec["TaskTemplate"].get("ContainerSpec") or {}
         test = (container.get("Healthcheck") or {}).get("Test") or []
         ports = (s.get("Endpoint") or {}).get("Ports") or (spec.get("EndpointSpec") or {}).get("Ports") or []
         compose_service = spec["Name"][len(stack) + 1:] if spec["Name"].startswith(f"{stack}_") else spec["Name"]
         found[compose_service] = SwarmService(
             id=s["ID"], name=spec["Name"], compose_service=compose_service,
-            replicas=((spec.get("Mode") or {}).get("Replicated") or {}).get("Replicas", 0),
-            healthcheck=bool(test) and test[0] != "NONE",
+            replicas=_replicas(spec), healthcheck=bool(test) and test[0] != "NONE",
             published=tuple(p["PublishedPort"] for p in ports if p.get("PublishedPort")),
-            tasks=tuple(sorted(tasks.get(s["ID"], []), key=lambda t: -(t.since or 0))))
+            tasks=tuple(sorted(tasks.get(s["ID"], []), key=lambda t: -(t.since or 0))), rollout=rollout,
+            previous=_previous(previous, template))
     rank = {name: n for n, name in enumerate(order)}
     return Snapshot(stack, dict(sorted(found.items(), key=lambda item: (rank.get(item[0], len(rank)), item[0]))),
                     nodes)

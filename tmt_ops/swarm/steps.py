@@ -11,6 +11,9 @@ if TYPE_CHECKING:
     from ..hooks import HookCall
 
 BACKEND = "swarm"  # the backend that carries these steps out (its lookup name)
+# How a start step brings its service up: a deploy of the compose file's definition (a start, a roll); a restore
+# by `docker service rollback` (the previous spec); or a restore that changes nothing (this run did not roll it)
+DEPLOY, ROLLBACK, AS_IS = "deploy", "rollback", "as is"
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,7 @@ class StopStep:
     grace: float  # the service's stop_grace_period: SIGTERM, then the engine's SIGKILL
     pre_stop: HookCall | None  # planned only while a task runs
     reason: str
+    frozen: str | None = None  # why it cannot act on a stop now (a paused task container): preflight.unresponsive
     backend: ClassVar[str] = BACKEND
 
     @property
@@ -44,6 +48,10 @@ class StartStep:
     pre_stop: HookCall | None  # a roll's hook, called before its tasks are replaced
     restore: str | None = None  # a rollback's start: which definition it brings back (operations.py)
     retry: bool = False  # that is what just failed
+    action: str = DEPLOY
+    service_id: str | None = None  # ROLLBACK: the service, by the id found under the stack's label
+    rollout: str | None = None  # ROLLBACK, AS_IS: the run id the tasks to await carry (stackfile.ROLLOUT_LABEL)
+    frozen: str | None = None  # a roll's: why its running task cannot act on a stop now (a paused container)
     backend: ClassVar[str] = BACKEND
 
     @property
@@ -53,6 +61,10 @@ class StartStep:
 
     def describe(self) -> str:
         n = f"{self.replicas} replica{'s' if self.replicas != 1 else ''}"
+        if self.action == ROLLBACK:
+            return f"roll back {self.service.name}: `docker service rollback` of {self.swarm_service} ({n})"
+        if self.action == AS_IS:
+            return f"await {self.service.name}: its tasks as they run ({self.swarm_service}, {n}): nothing to undo"
         if self.roll:
             from ..hooks import first
             hook = first(self.pre_stop)
