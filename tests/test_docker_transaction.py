@@ -119,8 +119,6 @@ def test_a_paused_container_stops_a_restart_before_anything_stops(stack, paused_
     assert ids(stack) == paused_dashboard and containers(stack)["dashboard"]["State"]["Paused"]
 
 
-@pytest.mark.xfail(strict=True, reason="preflight.ports_taken skips a paused container (its list State is 'paused'), "
-                                       "so the port it publishes looks held by a stranger (docker-proxy)")
 def test_with_force_a_paused_container_is_stopped_and_the_restart_goes_through(stack, paused_dashboard):
     forced = restart_dashboard(stack, "--force")
     assert forced.returncode == 0, forced.stderr

@@ -112,16 +112,18 @@ def _about_to_run(events: Events, stop: StopPlan | None, start: StartPlan | None
 
 
 def check_and_prepare(deployment: Deployment, starting: list[Service], stop: StopPlan | None, events: Events,
-                      force: bool = False) -> None:
+                      force: bool = False, start: StartPlan | None = None) -> None:
     """Before any change: every problem, one line each (PreflightFailed, exit 2 or 1, when there is one); then
-    the backends' own preparation that may fail (docker: pull and build images)."""
+    the backends' own preparation that may fail (docker: pull and build images). What is to be stopped (the stop
+    plan's steps, and the start plan's that replace a running service in place) must be able to stop."""
     problems: list[Problem] = []
     for backend, members in deployment.group(starting).items():
         problems += deployment.backend(backend).preflight(members)
     problems += [Problem(f"{name}: {why}", 1) for name, why in (stop.blocked if stop else {}).items()]
-    steps = stop.steps if stop else []
+    steps = [*(stop.steps if stop else ()), *(s for s in (start.steps if start else ()) if s.replaces)]
     registry = deployment.registry
-    answers = probe_round(deployment, [*needed(deployment, starting), *(registry.service(s.service) for s in steps)])
+    stopping = [registry.service(s.service if isinstance(s.service, str) else s.service.name) for s in steps]
+    answers = probe_round(deployment, [*needed(deployment, starting), *stopping])
     problems += dependencies(deployment, starting, answers)
     for name, why in unresponsive(steps, answers).items():
         if force:
@@ -201,8 +203,10 @@ def _finish(deployment: Deployment, outcomes: dict[str, Outcome], interrupted: b
     bad = [f"{o.service} ({o.state}{', critical' if sev is Overall.CRITICAL else ''})"
            for sev, o in judged if sev is not Overall.HEALTHY]
     if rolled_back:  # what failed decides, by the one rule: a critical service's failed start fails the restart
-        text = (f"the restart failed ({failure}) and was rolled back: {', '.join(rolled_back)} started again the "
-                f"way they last ran healthy{_not_back(rolled_back)}")
+        again = [n for n, o in rolled_back.items() if o.state != rollback.NOT_ROLLED_BACK]
+        text = f"the restart failed ({failure})" + (
+            f" and was rolled back: {', '.join(again)} started again the way they last ran healthy" if again else
+            ", and there was nothing to roll back to") + _not_back(rolled_back)
         if overall is Overall.CRITICAL or any(deployment.registry.service(n).critical for n in rolled_back):
             return Result(1, outcomes, text, "error")
         return Result(0, outcomes, f"warning: {text}", "warn")
@@ -218,7 +222,8 @@ def _finish(deployment: Deployment, outcomes: dict[str, Outcome], interrupted: b
 
 def _not_back(rolled_back: dict[str, Outcome]) -> str:
     """'; not running: x (why)' for what a rollback could not bring back."""
-    down = [f"{o.service} ({o.detail or o.state})" for o in rolled_back.values() if not o.up]
+    down = [f"{o.service} ({o.state}: {o.detail})" if o.state == rollback.NOT_ROLLED_BACK else
+            f"{o.service} ({o.detail or o.state})" for o in rolled_back.values() if not o.up]
     return f"; not running: {', '.join(down)}" if down else ""
 
 
@@ -304,7 +309,7 @@ def restart(deployment: Deployment, services: list[Service], options: Options, e
     start_plan = plan_start(deployment, starting)
     if options.dry_run:
         return _dry_run(events, stop_plan, start_plan)
-    check_and_prepare(deployment, starting, stop_plan, events, force=options.force)
+    check_and_prepare(deployment, starting, stop_plan, events, force=options.force, start=start_plan)
     _clear_stopped(deployment, services, events)
     _about_to_run(events, stop_plan, start_plan)
     run = StopRun()
@@ -324,7 +329,8 @@ def restart(deployment: Deployment, services: list[Service], options: Options, e
                              "last ran healthy")
     outcomes, interrupted = _start_half(deployment, start_plan, events, interrupts)
     rollback.commit(deployment, start_plan, outcomes, events)
-    taken_down = set(run.stopped) | {step.service.name for step in start_plan.steps if step.replaces}
+    taken_down = set(run.stopped) | {step.service.name for step in start_plan.steps  # rolled in place, if begun
+                                     if step.replaces and outcomes[step.service.name].state != "not started"}
     missing = [n for n in start_plan.services if n in taken_down and not outcomes[n].up]
     if not missing:
         return _finish(deployment, outcomes, interrupted, options.skip_health_check, events)

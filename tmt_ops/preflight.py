@@ -93,7 +93,7 @@ def ports_taken(starting: Iterable[Service], engine, owner: str, ours: Callable[
         return []
     mine, others = set(), {}
     for c in engine.listed():
-        if c.get("State") != "running":
+        if c.get("State") not in ("running", "paused"):  # a paused container still publishes its ports
             continue
         for port in (p.get("PublicPort") for p in c.get("Ports") or ()):
             if port in wanted:
@@ -152,16 +152,18 @@ def dependencies(deployment, starting: Iterable[Service], answers: Mapping[str, 
 
 
 def unresponsive(steps: Iterable, answers: Mapping[str, ProbeResult]) -> dict[str, str]:
-    """Services about to be stopped that cannot act on a stop now: frozen (a step's `frozen`: a process stopped by
+    """Services about to be stopped (stop steps, or start steps that replace a running service in place) that
+    cannot act on a stop now: frozen (a step's `frozen`: a process stopped by
     SIGSTOP, a paused container), or hung (its probe timed out: it accepts a connection, then says nothing).
     Found before anything changes, they would survive their stop signal, and what needs them could not start
     again."""
     found = {}
     for step in steps:
+        name = step.service if isinstance(step.service, str) else step.service.name  # a stop step, or a roll
         frozen = getattr(step, "frozen", None)
-        answer = answers.get(step.service)
+        answer = answers.get(name)
         if frozen:
-            found[step.service] = frozen
+            found[name] = frozen
         elif answer is not None and answer.status is Health.TIMEOUT:
-            found[step.service] = f"it does not answer ({answer.error or 'timeout'}): hung?"
+            found[name] = f"it does not answer ({answer.error or 'timeout'}): hung?"
     return found

@@ -28,6 +28,8 @@ from .results import Outcome
 if TYPE_CHECKING:
     from .backends import Deployment
 
+NOT_ROLLED_BACK = "not rolled back"  # the state of a service whose way back is exactly what just failed
+
 
 def broke_off(events: Events, what: str, exc: Exception) -> str:
     """One line for an error that ended a part of the run (a TmtError's own words; anything else is a bug, whose
@@ -97,8 +99,8 @@ def put_back(deployment: "Deployment", names: Iterable[str], failed: set[str], e
     again = {step.service.name for step in plan.steps if step.retry and step.service.name in failed}
     outcomes: dict[str, Outcome] = {}
     for name in again:
-        outcomes[name] = Outcome(name, "failed", registry.service(name).port,
-                                 detail="not rolled back: it failed with the very definition it last ran healthy with")
+        outcomes[name] = Outcome(name, NOT_ROLLED_BACK, registry.service(name).port,
+                                 detail="it failed with the very definition it last ran healthy with")
     if again:
         plan = plan_start(deployment, [s for s in services if s.name not in again], restore=True)
     if plan.steps:
