@@ -6,7 +6,8 @@ import os
 import re
 from typing import Iterable, Mapping
 
-SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
+# A webhook URL is a credential of its own (whoever has it posts as the desk): SLACK_WEBHOOK_URL is one.
+SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|WEBHOOK", re.IGNORECASE)
 URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s/]+@", re.IGNORECASE)
 MASK = "***"
 MIN_SECRET_LEN = 4  # shorter values ("1", "true") would mask ordinary words
@@ -38,8 +39,11 @@ class Redactor:
 
     @classmethod
     def for_registry(cls, registry) -> "Redactor":
-        """The environment's secrets and those written into the registry's service env (a Registry)."""
-        return cls.from_environment(*(s.env for s in registry.services.values()))
+        """The environment's secrets, those written into the registry's service env (a Registry), and the webhook
+        URLs its notify: section names, whatever their variables are called."""
+        webhooks = {os.environ.get(name, "") for name in registry.notify.variables}
+        return cls(secret_values(os.environ, *(s.env for s in registry.services.values()))
+                   | {url for url in webhooks if len(url) >= MIN_SECRET_LEN})
 
     def __call__(self, text: str) -> str:
         for secret in self.secrets:
