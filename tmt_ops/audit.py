@@ -114,3 +114,22 @@ class Change:
         return self.end(result.exit_code, result.last, result.level, changed=changed, results={
             o.service: {k: v for k, v in (("state", o.state), ("runs_as", o.runs_as), ("detail", o.detail)) if v}
             for o in result.outcomes.values()})
+
+
+class HealJournal:
+    """--heal's restarts on the record, from its events: an attempt begins a Change ("heal"), its result ends it.
+    `changing()`: whether the heal's restart got as far as touching anything."""
+
+    def __init__(self, registry, mode: str, redactor: Redactor, warn: Callable[[str], None],
+                 changing: Callable[[], bool]) -> None:
+        self.registry, self.mode, self.redact, self.warn, self.changing = registry, mode, redactor, warn, changing
+        self.current: Change | None = None
+
+    def event(self, event: Mapping) -> None:
+        if event["event"] == "attempt":
+            self.current = Change(self.registry, "heal", self.mode, event["restarting"], self.redact, self.warn)
+        elif event["event"] == "result" and self.current is not None:
+            self.current.end(event["exit_code"], event["message"], "ok" if event["ok"] else "warn",
+                             changed=self.changing(), results={name: {"state": state}
+                                                               for name, state in event["states"].items()})
+            self.current = None
