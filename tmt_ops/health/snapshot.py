@@ -48,12 +48,18 @@ class Snapshot:
     healing: tuple[str, ...] = field(default=())  # a heal runs for these now
 
 
+def stale_after(interval: float, deadline: float) -> float:
+    """When the last round is too old (/readyz, and the alert rule on it): a round may come one interval late, and
+    take its deadline."""
+    return 2 * interval + deadline
+
+
 class Publisher:
     """Each round (and heal event) into the Snapshot the server answers from."""
 
     def __init__(self, interval: float, deadline: float, heal: bool) -> None:
         self.interval, self.heal = interval, heal
-        self.stale_after = 2 * interval + deadline  # a round may come one interval late, and take its deadline
+        self.stale_after = stale_after(interval, deadline)
         self.history: deque[bytes] = deque(maxlen=HISTORY)
         self.heals: deque[dict] = deque(maxlen=HEALS)
         self.latest = b"null"
