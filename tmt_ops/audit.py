@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import getpass
 import os
-import secrets
 import shlex
 import socket
 import sys
@@ -81,7 +80,7 @@ class Change:
     def __init__(self, registry, operation: str, mode: str, services: Iterable[str], redactor: Redactor,
                  warn: Callable[[str], None], command: str | None = None) -> None:
         self.state_dir, self.redact, self.warn = registry.state_dir, redactor, warn
-        self.id = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{secrets.token_hex(3)}"
+        self.id = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.urandom(3).hex()}"
         self.began = time.monotonic()
         self.record = redact_tree({
             "type": "operation", "id": self.id, "operation": operation, "project": registry.project,

@@ -26,8 +26,6 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
-from . import __version__
-from .audit import describe
 from .console import LOGGER
 from .output import redact_tree
 from .redact import Redactor
@@ -100,6 +98,7 @@ ENDINGS = {"ok": "done", "warning": "done, with a warning", "failed": "FAILED", 
 
 
 def _operation_slack(e: Mapping, where: str) -> dict:
+    from .audit import describe  # here: a script without webhooks never loads what only messages need
     ending = ENDINGS.get(e["outcome"], e["outcome"])
     if e["outcome"] == "failed" and not e.get("changed"):
         ending = "FAILED before any change"
@@ -155,6 +154,7 @@ def post(url: str, body: bytes, timeout: float = TIMEOUT) -> str | None:
     import http.client  # here, in the sender's thread: an operation without webhooks never loads them
     import urllib.error
     import urllib.request
+    from . import __version__
     request = urllib.request.Request(url, data=body, method="POST", headers={
         "Content-Type": "application/json; charset=utf-8", "User-Agent": f"tmt-ops/{__version__}"})
     try:
@@ -291,5 +291,7 @@ def send(event: Mapping) -> None:
 
 def close() -> None:
     """At the process's end (cli/common.run): what is queued gets at most BUDGET seconds."""
+    global _active
     if _active is not None:
         _active.close()
+        _active = None

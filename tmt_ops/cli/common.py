@@ -9,7 +9,6 @@ from typing import Callable, Sequence
 
 from ..backends import MODES, Deployment, resolve_mode
 from .. import __version__, notify
-from ..audit import Change
 from ..console import NORMAL, QUIET, VERBOSE, Printer, open_toolkit_log
 from ..errors import TmtError, UsageError
 from ..interrupts import INTERRUPTED, Interrupts
@@ -113,7 +112,8 @@ def change(printer: Printer, operation: str, deployment: Deployment, services, i
     line before it, its end line after it however it ends (a result, an error, Ctrl-C), and a notification of how
     it ended (audit.py, notify.py); then its result rendered. `changed` in the record: whether it got as far as
     touching anything (interrupts.changing); a preflight refusal is recorded, as not changed."""
-    from ..lock import run_lock  # here: docker-restart.py status, which changes nothing, must be quick
+    from ..audit import Change  # here, as the lock: docker-restart.py status, which changes nothing, must be quick
+    from ..lock import run_lock
     with run_lock(deployment.registry.state_dir, printer.warn):
         record = Change(deployment.registry, operation, deployment.mode, [s.name for s in services], printer.redact,
                         printer.warn)
