@@ -2,6 +2,7 @@
 # System set-up the tests need: a Docker engine, made a one-node swarm, with Compose v2 (and v1 for the
 # fallback tests), a local python:3.11-slim base image (no registry is reachable), Redis / PostgreSQL server
 # binaries, zsh (for the completion tests), a docker-registry binary (the swarm image push test runs its own),
+# Prometheus and Alertmanager with promtool and amtool (the alert rules' tests run their own, on free ports),
 # and local PostgreSQL and Redis images for the compose profile "infra" (tmt-infra/postgres:15,
 # tmt-infra/redis:7).
 # Idempotent: every step is skipped when its result is already there. Run as root.
@@ -10,8 +11,8 @@ export DEBIAN_FRONTEND=noninteractive
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
-# Package installs must not start daemons on their production ports (6379, 5432): the tests start their
-# own servers on free ports. policy-rc.d exit 101 tells invoke-rc.d "do not start".
+# Package installs must not start daemons on their production ports (6379, 5432, 9090, 9093): the tests start
+# their own servers on free ports. policy-rc.d exit 101 tells invoke-rc.d "do not start".
 packages=()
 command -v dockerd >/dev/null || packages+=(docker.io)
 command -v redis-server >/dev/null || packages+=(redis-server)
@@ -23,6 +24,8 @@ command -v docker-registry >/dev/null || packages+=(docker-registry)  # swarm im
 command -v chromium >/dev/null || packages+=(chromium)         # the status page's browser test
 command -v chromedriver >/dev/null || packages+=(chromium-driver)
 command -v wrk >/dev/null || packages+=(wrk)                   # bench/bench_serve.py's load generator
+command -v prometheus >/dev/null || packages+=(prometheus)     # tests/test_alertmanager.py (promtool comes along)
+command -v prometheus-alertmanager >/dev/null || packages+=(prometheus-alertmanager)  # ... (amtool comes along)
 if [ ${#packages[@]} -gt 0 ]; then
     log "installing ${packages[*]}"
     policy=/usr/sbin/policy-rc.d

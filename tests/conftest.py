@@ -8,6 +8,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # The simulated services become ready in the real ones' times (1-3 s each); the suite runs them faster, so its
 # hundreds of stack starts stay within CI's time. Tests of timing itself set it back ("" = the real order).
 os.environ.setdefault("TMT_SIM_START_DELAY", "0.3")
+# An operator's shell may carry the desk's real webhooks (the TMT convention): the tests' restarts must never post
+# there. Tests that notify set their own, pointing at a local receiver.
+for _webhook in ("SLACK_WEBHOOK_URL", "TMT_WEBHOOK_URL"):
+    os.environ.pop(_webhook, None)
 
 from health_stack import Infra, Stack  # noqa: E402
 from monitor_support import Monitor  # noqa: E402

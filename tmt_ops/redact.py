@@ -18,7 +18,8 @@ import os
 import re
 from typing import Collection, Iterable, Iterator, Mapping, Sequence
 
-SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
+# A webhook URL is a credential of its own (whoever has it posts as the desk): SLACK_WEBHOOK_URL is one.
+SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|WEBHOOK", re.IGNORECASE)
 URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s/]+@", re.IGNORECASE)
 MASK = "***"
 MIN_SECRET_LEN = 4  # shorter values ("1", "true") would mask ordinary words
@@ -96,12 +97,15 @@ class Redactor:
     @classmethod
     def for_registry(cls, registry, known: Iterable[str] = ()) -> "Redactor":
         """The environment's secrets, those written into the registry's service env, the secret words its
-        commands' rules find (`--api-key` written into the registry), and `known` ones (records.secret_words:
-        those of the live processes, started with values this environment may no longer hold). Not the whole
-        words at the registry's secret positions: what the environment expanded into them is masked as itself,
-        and the rest of the word stays readable (`/opt/***/bin/orchestrator`)."""
+        commands' rules find (`--api-key` written into the registry), the webhook URLs its notify: section names
+        (whatever their variables are called), and `known` ones (records.secret_words: those of the live
+        processes, started with values this environment may no longer hold). Not the whole words at the
+        registry's secret positions: what the environment expanded into them is masked as itself, and the rest of
+        the word stays readable (`/opt/***/bin/orchestrator`)."""
         commands = set().union(*(argv_secrets(s.command) for s in registry.services.values()))
-        return cls(secret_values(os.environ, *(s.env for s in registry.services.values())) | commands | set(known))
+        webhooks = {os.environ.get(name, "") for name in registry.notify.variables}
+        return cls(secret_values(os.environ, *(s.env for s in registry.services.values())) | commands | set(known)
+                   | {url for url in webhooks if len(url) >= MIN_SECRET_LEN})
 
     def __call__(self, text: str) -> str:
         for secret in self.secrets:

@@ -4,16 +4,21 @@
     tmt-ops systemd [--mode MODE] [--write DIR] [--serve [HOST:]PORT] [--heal] ...   unit files for this installation
     tmt-ops completion bash|zsh                       shell completion for the five scripts
     tmt-ops services                                  the registry's service names (completion uses it)
+    tmt-ops history [--json] [--since WHEN] [--service NAME] [--limit N]   the journal: who changed what, when
+    tmt-ops alerts [--down-for SECONDS] [--interval SECONDS] [--job NAME]  Prometheus alert rules for --serve
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import re
 import shlex
 import sys
+import time
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Sequence
@@ -25,6 +30,7 @@ from ..backends import MODES
 from ..errors import ConfigError, UsageError
 from ..registry import load_registry
 from ..registry.loader import CHECKOUT
+from ..alerts import DOWN_FOR, JOB
 from .common import ArgumentParser, add_common_arguments, listen_address, registry_from, run
 
 ROOT_LINE = re.compile(r"^(  root:)[^\n]*$", re.M)  # project.root in the shipped registry
@@ -49,6 +55,38 @@ def _words(text: str) -> list[str]:
         return shlex.split(text)
     except ValueError as exc:  # "No closing quotation"
         raise argparse.ArgumentTypeError(f"{exc}: {text!r}") from None
+
+
+AGE = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _since(text: str) -> float:
+    """--since: an age (30m) or a local time (2025-01-31, 2025-01-31 14:00, 2025-01-31T14:00:05) -> epoch seconds."""
+    age = AGE.fullmatch(text.strip())
+    if age:
+        return time.time() - float(age.group(1)) * AGE_UNITS[age.group(2)]
+    try:
+        return datetime.fromisoformat(text.strip()).timestamp()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a time (2025-01-31, '2025-01-31 14:00') nor an age "
+                                         "(90s, 30m, 12h, 7d)") from None
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, got {text!r}")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 10 ** 7:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds greater than 0, got {text!r}")
+    return value
 
 
 def _parser() -> ArgumentParser:
@@ -82,6 +120,26 @@ def _parser() -> ArgumentParser:
     units.add_argument("--heal", action="store_true",
                        help="the monitor heals (system-health.py --heal); its unit then leaves the services it "
                             "starts running when it stops (KillMode=process)")
+    history = commands.add_parser("history", help="the journal of every restart, stop, start, clean and heal, newest "
+                                                  "first: when, who, the command, how it ended")
+    add_common_arguments(history)
+    history.add_argument("--json", action="store_true", help="JSON on stdout: {\"version\": 1, \"records\": [...]}")
+    history.add_argument("--since", metavar="WHEN", type=_since,
+                         help="only what began since WHEN: a time (2025-01-31, '2025-01-31 14:00', local time) or an "
+                              "age (90s, 30m, 12h, 7d)")
+    history.add_argument("--service", metavar="NAME", help="only the operations that touched this service")
+    history.add_argument("--limit", metavar="N", type=_count, help="at most N records")
+    alerts = commands.add_parser("alerts", help="print Prometheus alert rules for what system-health.py --serve "
+                                                "exposes at /metrics (thresholds from the registry)")
+    add_common_arguments(alerts)
+    alerts.add_argument("--down-for", metavar="SECONDS", type=_seconds, default=DOWN_FOR,
+                        help=f"how long a service (or the monitor's scrape) must be down before its alert fires "
+                             f"(default {DOWN_FOR:g})")
+    alerts.add_argument("--interval", metavar="SECONDS", type=_seconds,
+                        help="the monitor's --interval, when not the registry's health.monitor_interval (when its "
+                             "last round counts as stale)")
+    alerts.add_argument("--job", default=JOB, help=f"the Prometheus job scraping system-health.py --serve "
+                                                   f"(default {JOB})")
     completion = commands.add_parser("completion", help="print shell completion for the five scripts and tmt-ops "
                                                         '(bash: eval "$(tmt-ops completion bash)" in ~/.bashrc)')
     completion.add_argument("shell", choices=("bash", "zsh"))
@@ -162,6 +220,33 @@ def systemd(args, registry, printer: Printer) -> int:
     return 0
 
 
+def history(args, registry, printer: Printer) -> int:
+    """The journal, newest first: as a table for a person, or JSON."""
+    from .. import journal
+    from ..audit import describe
+    service = registry.service(args.service).name if args.service else None
+    records = journal.read(registry.state_dir, since=args.since, service=service, limit=args.limit)
+    if args.json:
+        write_out(sys.stdout, json.dumps({"version": 1, "journal": str(journal.path(registry.state_dir)),
+                                          "records": records}, indent=2) + "\n")
+        return 0
+    out = Printer(sys.stdout, printer.redact)
+    if not records:
+        printer.info(f"nothing on record{' that matches' if args.since or service else ''} in "
+                     f"{journal.path(registry.state_dir)}")
+    styles = {"ok": "ok", "warning": "warn", "interrupted": "warn", "failed": "error"}
+    for r in records:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(journal.began(r)))
+        took = f" in {r['seconds']:g} s" if isinstance(r.get("seconds"), (int, float)) else ""
+        changed = "" if r.get("changed", True) else ", nothing changed"
+        out.line(f"{when}  {r.get('operation', '?')} {r.get('outcome', '?')}{took}{changed}  by "
+                 f"{describe(r.get('who') or {})}", styles.get(r.get("outcome"), "dim"))
+        out.line(f"    {', '.join(r.get('services') or ()) or 'no service'} ({r.get('mode', '?')} mode); "
+                 f"exit {r.get('exit_code', '?')}: {r.get('last', '')}")
+        out.line(f"    {r.get('command', '')}", "dim")
+    return 0
+
+
 def _main(argv: Sequence[str], printer: Printer) -> int:
     args = _parser().parse_args(argv)
     if args.command == "init":
@@ -171,6 +256,13 @@ def _main(argv: Sequence[str], printer: Printer) -> int:
         return 0
     if args.command == "systemd":
         return systemd(args, registry_from(args, printer), printer)
+    if args.command == "history":
+        return history(args, registry_from(args, printer), printer)
+    if args.command == "alerts":
+        from ..alerts import render
+        write_out(sys.stdout, render(registry_from(args, printer), down_for=args.down_for, interval=args.interval,
+                                     job=args.job))
+        return 0
     registry = registry_from(args, printer)
     write_out(sys.stdout, "".join(f"{name}\n" for name in registry.services))
     return 0

@@ -8,7 +8,7 @@ import sys
 from typing import Callable, Sequence
 
 from ..backends import MODES, Deployment, resolve_mode
-from .. import __version__
+from .. import __version__, notify
 from ..console import NORMAL, QUIET, VERBOSE, Printer, open_toolkit_log
 from ..errors import TmtError, UsageError
 from ..interrupts import INTERRUPTED, Interrupts
@@ -70,6 +70,7 @@ def for_operation(args: argparse.Namespace, printer: Printer) -> tuple[Interrupt
     interrupts = Interrupts().install(printer.warn)
     registry = registry_from(args, printer)
     open_toolkit_log(registry.log_dir, printer.redact, registry.log_max_bytes, registry.log_backups)
+    notify.start(registry, printer.redact, printer.warn)
     return interrupts, registry
 
 
@@ -89,7 +90,6 @@ def stop_and_remove(deployment: Deployment, options, printer: Printer, interrupt
     hooks first), then remove what the deployment itself is made of (swarm: the stack; compose: the project's
     networks), volumes kept. `options`: operations.Options of the stop."""
     from .. import operations
-    from ..lock import run_lock
     backend = deployment.default
     if not hasattr(backend, "remove"):
         raise UsageError(f"--remove-stack: a {deployment.mode} deployment has no stack to remove (docker and swarm "
@@ -99,11 +99,45 @@ def stop_and_remove(deployment: Deployment, options, printer: Printer, interrupt
         result = operations.stop(deployment, services, options, printer)
         printer.line(f"then: remove {backend.teardown().owner} (volumes kept)")
         return render(printer, result)
-    with run_lock(deployment.registry.state_dir, printer.warn):
+
+    def stop_then_remove() -> Result:
         result = operations.stop(deployment, services, options, printer, interrupts)
         if result.exit_code == 0:
             backend.remove(None, printer)
+        return result
+    return change(printer, "stop", deployment, services, interrupts, stop_then_remove)
+
+
+def change(printer: Printer, operation: str, deployment: Deployment, services, interrupts: Interrupts,
+           act: Callable[[], Result]) -> int:
+    """Carry out one change (restart, stop, start, clean) under the run lock, on the record: the journal's begin
+    line before it, its end line after it however it ends (a result, an error, Ctrl-C), and a notification of how
+    it ended (audit.py, notify.py); then its result rendered. `changed` in the record: whether it got as far as
+    touching anything (interrupts.changing); a preflight refusal is recorded, as not changed."""
+    from ..audit import Change  # here, as the lock: docker-restart.py status, which changes nothing, must be quick
+    from ..lock import run_lock
+    with run_lock(deployment.registry.state_dir, printer.warn):
+        record = Change(deployment.registry, operation, deployment.mode, [s.name for s in services], printer.redact,
+                        printer.warn)
+        try:
+            result = act()
+        except BaseException as exc:
+            code, last = _broke_off(exc)
+            notify.send(record.end(code, last, "warn" if code == INTERRUPTED else "error",
+                                   changed=interrupts.changing))
+            raise
+        notify.send(record.ended(result, changed=interrupts.changing))
         return render(printer, result)
+
+
+def _broke_off(exc: BaseException) -> tuple[int, str]:
+    """The exit code and last line of a change that ended by an exception (run() says it to the operator)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return INTERRUPTED, "interrupted before any change: nothing was stopped or started"
+    if isinstance(exc, TmtError):  # a preflight's problems each had a line of its own: the record keeps them
+        problems = getattr(exc, "problems", ())
+        return exc.exit_code, f"{exc}: {'; '.join(p.text for p in problems)}" if problems else str(exc)
+    return 1, f"broke off on an internal error ({type(exc).__name__}: {exc})"
 
 
 def render(printer: Printer, result: Result) -> int:
@@ -150,3 +184,5 @@ def run(body: Callable[[Sequence[str], Printer], int], argv: Sequence[str] | Non
         return failure_code if failure_code is not None else exc.exit_code
     except SystemExit as exc:  # argparse --help / --version
         return exc.code if isinstance(exc.code, int) else 0
+    finally:
+        notify.close()  # after the last line: what is still queued gets a few seconds at most, whatever the ending

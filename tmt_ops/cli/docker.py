@@ -9,7 +9,7 @@ from typing import Sequence
 from ..bounds import Bound
 from ..console import Printer
 from ..errors import UsageError
-from .common import (ArgumentParser, add_common_arguments, add_mode_argument, deployment_from, for_operation,
+from .common import (ArgumentParser, add_common_arguments, add_mode_argument, change, deployment_from, for_operation,
                      registry_from, render, run, stop_and_remove)
 
 ENGINE_MODES = ("docker", "swarm")  # this script's modes: the container engine's two ways of running the stack
@@ -85,13 +85,12 @@ def _main(argv: Sequence[str], printer: Printer) -> int:
                                        printer.redact)
         return backend.show_status(Printer(sys.stdout, printer.redact), args.json)
     from .. import operations  # imported here: status must be quick, and changes need them
-    from ..lock import run_lock
     interrupts, registry = for_operation(args, printer)
     deployment = deployment_from(args.mode, registry, printer, among=ENGINE_MODES, **options)
     if args.command == "clean":
         from ..clean import clean
-        with run_lock(registry.state_dir, printer.warn):
-            return render(printer, clean(deployment, printer, interrupts, yes=args.yes))
+        return change(printer, "clean", deployment, operations.select(deployment, None, with_infra=True), interrupts,
+                      lambda: clean(deployment, printer, interrupts, yes=args.yes))
     if args.remove_stack:
         return stop_and_remove(deployment, operations.Options(force=args.force, dry_run=args.dry_run), printer,
                                interrupts)
@@ -101,8 +100,8 @@ def _main(argv: Sequence[str], printer: Printer) -> int:
     opts = operations.Options(force=args.force, skip_health_check=args.skip_health_check, dry_run=args.dry_run)
     if args.dry_run:
         return render(printer, run_it(deployment, services, opts, printer))
-    with run_lock(registry.state_dir, printer.warn):  # one change at a time, whichever script makes it
-        return render(printer, run_it(deployment, services, opts, printer, interrupts))
+    return change(printer, args.command, deployment, services, interrupts,  # one change at a time, on the record
+                  lambda: run_it(deployment, services, opts, printer, interrupts))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -26,6 +26,7 @@ from .common import (ArgumentParser, add_common_arguments, add_mode_argument, de
 UNKNOWN = 3
 TIMEOUT = Bound(0.01, 86400, SECONDS)  # -t: a day bounds any check (and the timer's own range)
 ROUNDS = Bound(1, 1_000_000, integer=True)  # --count
+HISTORY_SHOWN = 10  # the journal's last records on the status page (/api/history)
 
 
 def _parser() -> ArgumentParser:
@@ -72,6 +73,7 @@ def _format(args: argparse.Namespace) -> str:
 
 
 def _monitor(args: argparse.Namespace, fmt: str, deployment: Deployment, redactor: Redactor, verbosity: int) -> int:
+    from .. import journal, notify
     from ..health.document import change_document, to_document
     from ..health.monitor import run as monitor
     from ..output.rounds import RoundWriter
@@ -83,6 +85,7 @@ def _monitor(args: argparse.Namespace, fmt: str, deployment: Deployment, redacto
     human.verbosity = verbosity
     # serving, the HTTP answers are the data: a reader of the lines that goes away does not end it
     writer = RoundWriter(fmt, args.output, human, ends_with_reader=not args.serve)
+    notify.start(registry, redactor, human.warn)  # state changes and heals, where the desk looks
     publisher = server = healer = None
     if args.serve:
         from ..health.server import StatusServer
@@ -91,6 +94,7 @@ def _monitor(args: argparse.Namespace, fmt: str, deployment: Deployment, redacto
         server = StatusServer(*args.serve, publisher)  # bound now: a port in use ends it before any round
         human.info(f"serving {server.url} (/health, /metrics, /livez, /readyz, and the status page at /)")
     if args.heal:
+        from ..audit import HealJournal
         from ..health.healer import Healer
 
         def on_heal(event: dict) -> None:
@@ -98,8 +102,11 @@ def _monitor(args: argparse.Namespace, fmt: str, deployment: Deployment, redacto
             if publisher is not None:
                 publisher.heal_event(event)
             writer.heal(event)
+            record.event(event)
+            notify.send(event)
 
         healer = Healer(deployment, human, on_heal)
+        record = HealJournal(registry, deployment.mode, redactor, human.warn, lambda: healer.interrupts.changing)
         h = registry.heal
         human.info(f"heal: on: a managed service down {h.after_rounds} round(s) in a row is restarted with its "
                    f"dependents; at most {h.max_per_hour} attempt(s) per service within an hour, "
@@ -107,9 +114,17 @@ def _monitor(args: argparse.Namespace, fmt: str, deployment: Deployment, redacto
 
     def on_round(number, report, changes) -> None:
         document = redact_tree(to_document(report), redactor)
+        changed = [change_document(c, registry.services) for c in changes]
         if publisher is not None:
-            publisher.round(number, document)
-        writer.write(number, document, [change_document(c, registry.services) for c in changes])
+            try:
+                recent, why = journal.read(registry.state_dir, limit=HISTORY_SHOWN), None
+            except journal.JournalError as exc:
+                recent, why = [], str(exc)
+            publisher.round(number, document, tuple(sorted(healer.policy.given_up)) if healer else (),
+                            redact_tree(recent, redactor), redactor(why) if why else None)
+        writer.write(number, document, changed)
+        for change in changed:  # the same debounced changes it prints: a flapping service sends nothing more
+            notify.send({"type": "state_change", "round": number, **change})
 
     try:
         if server is not None:

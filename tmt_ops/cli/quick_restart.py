@@ -7,8 +7,7 @@ from typing import Sequence
 from .. import operations
 from ..backends import MODES
 from ..console import Printer
-from ..lock import run_lock
-from .common import ArgumentParser, add_common_arguments, deployment_from, for_operation, render, run
+from .common import ArgumentParser, add_common_arguments, change, deployment_from, for_operation, run
 
 
 def _parser() -> ArgumentParser:
@@ -28,9 +27,9 @@ def _main(argv: Sequence[str], printer: Printer) -> int:
     interrupts, registry = for_operation(args, printer)
     deployment = deployment_from(args.mode, registry, printer)
     services = operations.select(deployment, None)
-    with run_lock(registry.state_dir, printer.warn):
-        return render(printer, operations.restart(deployment, services, operations.Options(force=args.force),
-                                                  printer, interrupts))
+    return change(printer, "restart", deployment, services, interrupts,
+                  lambda: operations.restart(deployment, services, operations.Options(force=args.force), printer,
+                                             interrupts))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,9 +7,8 @@ from typing import Sequence
 from .. import operations
 from ..console import Printer
 from ..errors import UsageError
-from ..lock import run_lock
-from .common import (ArgumentParser, add_common_arguments, add_mode_argument, deployment_from, for_operation, render,
-                     run)
+from .common import (ArgumentParser, add_common_arguments, add_mode_argument, change, deployment_from, for_operation,
+                     render, run)
 
 
 def _parser() -> ArgumentParser:
@@ -41,8 +40,8 @@ def _main(argv: Sequence[str], printer: Printer) -> int:
     options = operations.Options(force=args.force, skip_health_check=args.skip_health_check, dry_run=args.dry_run)
     if args.dry_run:
         return render(printer, operations.restart(deployment, services, options, printer))
-    with run_lock(registry.state_dir, printer.warn):
-        return render(printer, operations.restart(deployment, services, options, printer, interrupts))
+    return change(printer, "restart", deployment, services, interrupts,
+                  lambda: operations.restart(deployment, services, options, printer, interrupts))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,9 +7,8 @@ from typing import Sequence
 from .. import operations
 from ..console import Printer
 from ..errors import UsageError
-from ..lock import run_lock
-from .common import (ArgumentParser, add_common_arguments, add_mode_argument, deployment_from, for_operation, render,
-                     run, stop_and_remove)
+from .common import (ArgumentParser, add_common_arguments, add_mode_argument, change, deployment_from, for_operation,
+                     render, run, stop_and_remove)
 
 
 def _parser() -> ArgumentParser:
@@ -47,8 +46,8 @@ def _main(argv: Sequence[str], printer: Printer) -> int:
     services = operations.select(deployment, args.only, with_dependents=not args.no_deps, with_infra=args.with_infra)
     if args.dry_run:
         return render(printer, operations.stop(deployment, services, options, printer))
-    with run_lock(registry.state_dir, printer.warn):
-        return render(printer, operations.stop(deployment, services, options, printer, interrupts))
+    return change(printer, "stop", deployment, services, interrupts,
+                  lambda: operations.stop(deployment, services, options, printer, interrupts))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

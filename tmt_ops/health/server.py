@@ -4,6 +4,7 @@
     GET /metrics       Prometheus text
     GET /livez         200 while this server answers
     GET /readyz        200 when the last round is fresh and not critical, else 503
+    GET /api/history   the journal's last operations (tmt-ops history --json), read once per round
     GET /              the status page (static files of its own, polling /api/rounds)
 
 GET and HEAD only; anything else is 405. Every answer is a body rendered once per round (snapshot.py) or a
@@ -34,7 +35,8 @@ HEADERS = (("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff"),
            ("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
                                        "base-uri 'none'; form-action 'none'"))
 LIVE = Body(200, TEXT, b"live\n")
-NOT_FOUND = Body(404, TEXT, b"not found: /health, /metrics, /livez, /readyz, /api/rounds or / (the status page)\n")
+NOT_FOUND = Body(404, TEXT, b"not found: /health, /metrics, /livez, /readyz, /api/rounds, /api/history or / (the "
+                           b"status page)\n")
 NOT_ALLOWED = Body(405, TEXT, b"read-only: GET and HEAD only\n")
 USAGE = "[HOST:]PORT, e.g. 9464, 127.0.0.1:9464, 0.0.0.0:9464 or [::1]:9464"
 
@@ -116,6 +118,8 @@ class _Server(ThreadingHTTPServer):
             return snapshot.metrics
         if path == "/api/rounds":
             return snapshot.rounds
+        if path == "/api/history":
+            return snapshot.changes
         if path == "/livez":
             return LIVE
         if path == "/readyz":

@@ -1,6 +1,7 @@
 """What system-health.py --serve answers, rendered once per round, so that a request costs no probe and
 almost no work: /health (application/health+json; 200 for pass and warn, 503 for fail), /metrics
-(Prometheus text), /api/rounds (the status page's data) and the facts /readyz judges by.
+(Prometheus text), /api/rounds (the status page's data), /api/history (the journal's last operations) and the
+facts /readyz judges by.
 
 Memory stays flat: the status page's history is a ring of HISTORY rounds (a few hundred bytes each) and
 of HEALS heal events; nothing else is kept between rounds.
@@ -43,7 +44,14 @@ class Snapshot:
     health: Body = Body(503, MEDIA_TYPE, _json({"status": "fail", "output": "no health round has finished yet"}))
     metrics: Body = Body(503, TEXT, b"no health round has finished yet\n")
     rounds: Body = Body(200, JSON, _json({"round": 0, "latest": None, "history": [], "heals": []}))
+    changes: Body = Body(200, JSON, _json({"version": 1, "records": [], "error": None}))  # /api/history
     healing: tuple[str, ...] = field(default=())  # a heal runs for these now
+
+
+def stale_after(interval: float, deadline: float) -> float:
+    """When the last round is too old (/readyz, and the alert rule on it): a round may come one interval late, and
+    take its deadline."""
+    return 2 * interval + deadline
 
 
 class Publisher:
@@ -51,14 +59,16 @@ class Publisher:
 
     def __init__(self, interval: float, deadline: float, heal: bool) -> None:
         self.interval, self.heal = interval, heal
-        self.stale_after = 2 * interval + deadline  # a round may come one interval late, and take its deadline
+        self.stale_after = stale_after(interval, deadline)
         self.history: deque[bytes] = deque(maxlen=HISTORY)
         self.heals: deque[dict] = deque(maxlen=HEALS)
         self.latest = b"null"
         self.snapshot = Snapshot()
 
-    def round(self, number: int, document: dict) -> Snapshot:
-        """A round's document (redacted already) as every answer about it."""
+    def round(self, number: int, document: dict, gave_up: tuple[str, ...] = (), changes: list[dict] = (),
+              changes_error: str | None = None) -> Snapshot:
+        """A round's document (redacted already) as every answer about it; with --heal, the services it gave up
+        on (a metric); the journal's last records (tmt-ops history), or why it cannot be read."""
         checks = {c["name"]: [c["severity"], c["status"], c["response_time_ms"]]
                   for group in ("services", "infrastructure") for c in document[group].values()}
         self.history.append(_json({"round": number, "time": document["timestamp"],
@@ -67,7 +77,9 @@ class Publisher:
         self.snapshot = Snapshot(
             round=number, overall=document["overall_status"], made=time.monotonic(),
             health=Body(HTTP_STATUS[document["overall_status"]], MEDIA_TYPE, _json(health_document(document))),
-            metrics=Body(200, PROMETHEUS, render_metrics(document).encode()), rounds=self._rounds(number))
+            metrics=Body(200, PROMETHEUS, render_metrics(document, gave_up if self.heal else None).encode()),
+            rounds=self._rounds(number),
+            changes=Body(200, JSON, _json({"version": 1, "records": list(changes), "error": changes_error})))
         return self.snapshot
 
     def heal_event(self, event: dict) -> Snapshot:
@@ -76,7 +88,7 @@ class Publisher:
         s = self.snapshot
         healing = tuple(event["services"]) if event["event"] == "attempt" else ()
         self.snapshot = Snapshot(s.round, s.overall, s.made, s.health, s.metrics, self._rounds(s.round, healing),
-                                 healing)
+                                 s.changes, healing)
         return self.snapshot
 
     def _rounds(self, number: int, healing: tuple[str, ...] = ()) -> Body:

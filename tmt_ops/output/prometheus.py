@@ -54,7 +54,9 @@ class _Percent:
         self.percent.add(percent, **labels)
 
 
-def render(document: dict) -> str:
+def render(document: dict, gave_up: tuple[str, ...] | None = None) -> str:
+    """The document's metrics; with `gave_up` (a monitor that heals: the services past heal.max_per_hour), a 0/1
+    gauge per service for an alert rule (tmt-ops alerts)."""
     up = _Family("check_up", "1 when the check is healthy, else 0")
     severity = _Family("check_severity", "0 healthy, 1 warning, 2 critical")
     duration = _Family("check_duration_seconds", "time the probe took")
@@ -96,6 +98,10 @@ def render(document: dict) -> str:
     last.add(datetime.strptime(document["timestamp"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp())
     build = _Family("build_info", "the tmt-ops version that made the round; always 1")
     build.add(1, version=__version__)
+    heal = _Family("heal_gave_up", "1 when --heal stopped trying to restart the service (heal.max_per_hour) until it "
+                                   "runs again, else 0")
+    for c in document["services"].values() if gave_up is not None else ():
+        heal.add(int(c["name"] in gave_up), service=c["name"], critical=str(c["critical"]).lower())
     families = [up, severity, duration, port, foreign, overall, issues, cpu.ratio, cpu.percent, mem.ratio, mem.percent,
-                avail, disk.ratio, disk.percent, load, duration_all, last, build]
+                avail, disk.ratio, disk.percent, load, duration_all, last, build, heal]
     return "\n".join(line for f in families for line in f.lines()) + "\n"

@@ -20,7 +20,7 @@ from ..files import FileProblem, TooLarge, read_regular
 from ..redact import SECRET_NAME, URL_PASSWORD
 from . import graph
 from .model import (BACKENDS, DEFINITION_KEYS, GROUPS, MODES, PROBE_KINDS, SERVICE_TYPES, Dependency, HealSettings,
-                    HealthSettings, Hook, Probe, Registry, Service, Threshold, freeze, suggest)
+                    HealthSettings, Hook, NotifySettings, Probe, Registry, Service, Threshold, freeze, suggest)
 
 REQUIRED = object()
 NUMBER = (int, float)
@@ -57,8 +57,9 @@ SERVICE_KEYS = {
 HEALTH_PROBE_KEYS = {"type": (str, "tcp"), "path": (str, None), "expect_status": ((int, list), 200),
                      "timeout": (NUMBER, None)}
 HOOK_KEYS = {"method": (str, "POST"), "path": (str, REQUIRED), "timeout": (NUMBER, 5)}  # pre_stop, post_start
+NOTIFY_KEYS = {"slack": ((str, list), []), "webhook": ((str, list), [])}  # each: ${VAR} or a list of them
 TOP_KEYS = {"version": (int, 1), "project": (dict, {}), "defaults": (dict, {}), "health": (dict, {}),
-            "heal": (dict, {}), "services": (dict, REQUIRED)}
+            "heal": (dict, {}), "notify": (dict, {}), "services": (dict, REQUIRED)}
 
 # The bound of every number in the registry, by key: a key means the same wherever it appears (a service's
 # startup_timeout and defaults.startup_timeout; a service's health.timeout and pre_stop.timeout). Far from any
@@ -82,6 +83,7 @@ BOUNDS = {
 }
 
 ENV_REF = re.compile(r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\})")
+VARIABLE_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")  # notify: a bare ${VAR}, no default
 # {{ and }} are literal braces; any other brace must open or close a placeholder
 PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 PLACEHOLDERS = "{port}, {host}, {port:NAME} or {health_url:NAME}"
@@ -252,8 +254,8 @@ class _Loader:
             return {k: self.expand(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
         if isinstance(value, list):
             return [self.expand(v, where) for v in value]
-        if not isinstance(value, str) or "$" not in value:
-            return value
+        if not isinstance(value, str) or "$" not in value or where.split(".")[0] == "notify":
+            return value  # notify: names variables, read when a message is sent (make_notify)
 
         def sub(match: re.Match) -> str:
             name, default = match.group(1), match.group(2)
@@ -348,7 +350,8 @@ class _Loader:
             swarm_stack=self.stack_name(project["swarm_stack"] or project["compose_project"] or project["name"]),
             compose_timeout=float(defaults["compose_timeout"]), log_max_bytes=defaults["log_max_bytes"],
             log_backups=defaults["log_backups"], health=self.make_health(top["health"], root),
-            heal=self.make_heal(top["heal"]), services=freeze(services), warnings=tuple(self.warnings))
+            heal=self.make_heal(top["heal"]), services=freeze(services), warnings=tuple(self.warnings),
+            notify=self.make_notify(top["notify"]))
 
     def stack_name(self, name: str) -> str:
         """A swarm stack name the engine takes: its services are named STACK_SERVICE."""
@@ -520,6 +523,25 @@ class _Loader:
 def _names_a_secret(text: str) -> bool:
     """The text expands a ${VAR} whose name looks secret (OANDA_API_KEY, DB_PASSWORD, ...)."""
     return any(m.group(1) and SECRET_NAME.search(m.group(1)) for m in ENV_REF.finditer(text))
+
+    def make_notify(self, data: Any) -> NotifySettings:
+        """notify: {slack: ${VAR} or [${VAR}, ...], webhook: ...}: each a bare ${VAR} naming the variable that holds
+        a webhook URL. A URL written into the registry (a secret in a file that is copied, committed, printed) or
+        a default (${VAR:-https://...}, the same) is refused, without repeating it."""
+        n = self.section(data, NOTIFY_KEYS, "notify")
+        found = {}
+        for key, value in n.items():
+            names = []
+            for item in value if isinstance(value, list) else [value]:
+                match = VARIABLE_REF.fullmatch(item) if isinstance(item, str) else None
+                if match is None:
+                    shown = "another text (not shown: it may be a webhook URL)" if isinstance(item, str) else \
+                        f"a {_kind(item)}"
+                    raise self.fail("notify", f"{key}: expected ${{VAR}} references to the environment variables that "
+                                              f"hold webhook URLs (e.g. ${{SLACK_WEBHOOK_URL}}), got {shown}")
+                names.append(match.group(1))
+            found[key] = tuple(names)
+        return NotifySettings(**found)
 
 
 def _line(node: yaml.Node) -> str:

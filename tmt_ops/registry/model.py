@@ -123,6 +123,19 @@ class HealSettings:
 
 
 @dataclass(frozen=True)
+class NotifySettings:
+    """Where notifications go beside the conventional variables (notify.py): the NAMES of environment variables
+    holding webhook URLs, never a URL (a URL is a secret: it stays in the environment, like OANDA_API_KEY)."""
+
+    slack: tuple[str, ...] = ()  # Slack incoming webhooks
+    webhook: tuple[str, ...] = ()  # generic JSON webhooks
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        return (*self.slack, *self.webhook)
+
+
+@dataclass(frozen=True)
 class Registry:
     path: Path
     project: str
@@ -140,6 +153,7 @@ class Registry:
     heal: HealSettings
     services: Mapping[str, Service]  # in registry order
     warnings: tuple[str, ...] = field(default=())  # e.g. an unset ${VAR}; the CLI shows them
+    notify: NotifySettings = field(default=NotifySettings())
 
     # -- lookups ---------------------------------------------------------------------------------
     def service(self, name: str) -> Service:

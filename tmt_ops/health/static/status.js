@@ -6,6 +6,7 @@
   const $ = (id) => document.getElementById(id);
   const cards = new Map(); // check name -> its card's parts, kept across polls
   let lastRound = -1, changedAt = Date.now(), failingSince = null, findingsKey = "", healsKey = "";
+  let changesRound = -1, changesKey = "";
 
   function el(tag, className, text) {
     const node = document.createElement(tag);
@@ -196,6 +197,44 @@
     }));
   }
 
+  // The journal's last operations (tmt-ops history): who changed what, when, and how it ended.
+  function who(w) {
+    if (!w) return "?";
+    return w.user + (w.sudo_user ? ` (sudo from ${w.sudo_user})` : "") + (w.ssh_client ? ` from ${w.ssh_client}` : "");
+  }
+
+  function showChanges(data) {
+    const key = JSON.stringify(data);
+    if (key === changesKey) return;
+    changesKey = key;
+    const none = $("no-changes");
+    none.hidden = data.records.length > 0 && !data.error;
+    none.textContent = data.error ? `The journal cannot be read: ${data.error}` :
+      "No restart, stop, start, clean or heal on record yet.";
+    $("changes").replaceChildren(...data.records.map((r) => {
+      const item = el("li", "change");
+      item.dataset.outcome = r.outcome;
+      const when = r.started || r.ended;
+      const took = typeof r.seconds === "number" ? ` in ${r.seconds} s` : "";
+      item.append(el("span", "when", when ? new Date(when).toLocaleString() : "?"), el("span", "tag", r.outcome),
+                  `${r.operation || "?"} of ${(r.services || []).join(", ") || "nothing"} by ${who(r.who)}${took}: ` +
+                  `${r.last || ""}`);
+      return item;
+    }));
+  }
+
+  async function pollChanges(round) {
+    if (round === changesRound) return; // read once per round, as the server does
+    try {
+      const answer = await fetch("/api/history", { cache: "no-store" });
+      if (!answer.ok) return;
+      showChanges(await answer.json());
+      changesRound = round;
+    } catch (error) {
+      // the connection line says so already
+    }
+  }
+
   function show(data) {
     if (data.round !== lastRound) { lastRound = data.round; changedAt = Date.now(); }
     const doc = data.latest;
@@ -238,6 +277,7 @@
       data = await answer.json();
       failingSince = null;
       show(data);
+      pollChanges(data.round);
       delay = Math.min(5000, Math.max(1000, (data.interval_seconds * 1000) / 2));
     } catch (error) {
       if (failingSince === null) failingSince = Date.now();
