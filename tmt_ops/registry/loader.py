@@ -520,10 +520,6 @@ class _Loader:
                             backoff_seconds=float(h["backoff_seconds"]), backoff_max_seconds=float(h["backoff_max_seconds"]))
 
 
-def _names_a_secret(text: str) -> bool:
-    """The text expands a ${VAR} whose name looks secret (OANDA_API_KEY, DB_PASSWORD, ...)."""
-    return any(m.group(1) and SECRET_NAME.search(m.group(1)) for m in ENV_REF.finditer(text))
-
     def make_notify(self, data: Any) -> NotifySettings:
         """notify: {slack: ${VAR} or [${VAR}, ...], webhook: ...}: each a bare ${VAR} naming the variable that holds
         a webhook URL. A URL written into the registry (a secret in a file that is copied, committed, printed) or
@@ -542,6 +538,11 @@ def _names_a_secret(text: str) -> bool:
                 names.append(match.group(1))
             found[key] = tuple(names)
         return NotifySettings(**found)
+
+
+def _names_a_secret(text: str) -> bool:
+    """The text expands a ${VAR} whose name looks secret (OANDA_API_KEY, DB_PASSWORD, ...)."""
+    return any(m.group(1) and SECRET_NAME.search(m.group(1)) for m in ENV_REF.finditer(text))
 
 
 def _line(node: yaml.Node) -> str:
