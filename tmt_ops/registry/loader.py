@@ -19,8 +19,9 @@ from ..errors import ConfigError
 from ..files import FileProblem, TooLarge, read_regular
 from ..redact import SECRET_NAME, URL_PASSWORD
 from . import graph
-from .model import (BACKENDS, DEFINITION_KEYS, GROUPS, MODES, PROBE_KINDS, SERVICE_TYPES, Dependency, HealSettings,
-                    HealthSettings, Hook, NotifySettings, Probe, Registry, Service, Threshold, freeze, suggest)
+from .model import (BACKENDS, DEFINITION_KEYS, ENDPOINT_MODES, GROUPS, MODES, PLACEMENT_ATTRIBUTES, PLACEMENT_LABELS,
+                    PROBE_KINDS, SERVICE_TYPES, Dependency, HealSettings, HealthSettings, Hook, NotifySettings, Probe,
+                    Registry, Service, SwarmSettings, Threshold, freeze, suggest)
 
 REQUIRED = object()
 NUMBER = (int, float)
@@ -53,10 +54,14 @@ SERVICE_KEYS = {
     "env": (dict, {}), "health": (dict, {}), "depends_on": (dict, {}), "startup_timeout": (NUMBER, None),
     "stop_signal": (str, None), "stop_grace": (NUMBER, None), "pre_stop": (dict, None),
     "post_start": (dict, None), "compose_service": (str, None), "backend": (str, None), "public": (bool, False),
+    "swarm": (dict, None),
 }
 HEALTH_PROBE_KEYS = {"type": (str, "tcp"), "path": (str, None), "expect_status": ((int, list), 200),
                      "timeout": (NUMBER, None)}
 HOOK_KEYS = {"method": (str, "POST"), "path": (str, REQUIRED), "timeout": (NUMBER, 5)}  # pre_stop, post_start
+SWARM_KEYS = {"replicas": (int, None), "placement": (list, []), "endpoint_mode": (str, None)}  # a service's swarm:
+SWARM_BOUNDS = {"replicas": Bound(1, 1000, "tasks", integer=True)}
+CONSTRAINT = re.compile(r"\s*([A-Za-z0-9_.-]+)\s*(==|!=)\s*(\S(?:.*\S)?)\s*")
 NOTIFY_KEYS = {"slack": ((str, list), []), "webhook": ((str, list), [])}  # each: ${VAR} or a list of them
 TOP_KEYS = {"version": (int, 1), "project": (dict, {}), "defaults": (dict, {}), "health": (dict, {}),
             "heal": (dict, {}), "notify": (dict, {}), "services": (dict, REQUIRED)}
@@ -484,7 +489,40 @@ class _Loader:
             stop_grace=float(spec["stop_grace"] or defaults["stop_grace"]),
             pre_stop=hook("pre_stop"), post_start=hook("post_start"),
             compose_service=spec["compose_service"] or name, public=spec["public"],
+            swarm=self.make_swarm(spec["swarm"], where, spec["type"] == "oneshot"),
             definition=freeze(self.written.get(name, {})), secret_args=self.secret_args(name, spec["command"] or ()))
+
+    def make_swarm(self, data: Any, where: str, oneshot: bool) -> SwarmSettings:
+        """A service's `swarm:` block: replicas, placement constraints (`ATTRIBUTE == VALUE` or `!=`, as swarm
+        writes them: node.id, node.hostname, node.role, node.platform.os/arch, node.labels.KEY, engine.labels.KEY),
+        endpoint_mode (vip or dnsrr). Checked here, so a typo is one line before anything is deployed, not a
+        task that no node accepts."""
+        if data is None:
+            return SwarmSettings()
+        where = f"{where}: swarm"
+        given = self.section(data, SWARM_KEYS, where, SWARM_BOUNDS)
+        if oneshot and given["replicas"] not in (None, 1):
+            raise self.fail(where, "replicas: a oneshot job runs once: 1 replica (or leave it out)")
+        mode = given["endpoint_mode"]
+        if mode is not None and mode not in ENDPOINT_MODES:
+            raise self.fail(where, f"endpoint_mode: must be one of {', '.join(ENDPOINT_MODES)}, got '{mode}'"
+                                   f"{suggest(mode, ENDPOINT_MODES)}")
+        placement = []
+        for item in given["placement"]:
+            match = CONSTRAINT.fullmatch(item) if isinstance(item, str) else None
+            if match is None:
+                raise self.fail(where, f"placement: {item!r} is not a constraint: write `ATTRIBUTE == VALUE` or "
+                                       "`!=`, e.g. node.labels.db == true or node.role == manager")
+            attribute, operator, value = match.groups()
+            label = next((p for p in PLACEMENT_LABELS if attribute.startswith(p)), None)
+            if attribute not in PLACEMENT_ATTRIBUTES and not (label and len(attribute) > len(label)):
+                raise self.fail(where, f"placement: unknown attribute '{attribute}'"
+                                       f"{suggest(attribute, PLACEMENT_ATTRIBUTES)} (one of "
+                                       f"{', '.join(PLACEMENT_ATTRIBUTES)}, node.labels.KEY, engine.labels.KEY)")
+            if attribute == "node.role" and value not in ("manager", "worker"):
+                raise self.fail(where, f"placement: node.role is manager or worker, got '{value}'")
+            placement.append(f"{attribute} {operator} {value}")
+        return SwarmSettings(given["replicas"], tuple(placement), mode)
 
     def secret_args(self, name: str, expanded: list) -> tuple[int, ...]:
         """Positions of the service's command arguments that hold a secret: a ${VAR} of a secret-looking name
