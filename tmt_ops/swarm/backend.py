@@ -4,9 +4,13 @@ stop-first), stopped by scaling to zero in reverse waves. Read through the engin
 changed with the docker CLI (`stack deploy`, `service scale`), always naming this stack or a service id
 found under its label.
 
-Probes reach a task where it runs: on this node, at the task container's own address on the gateway
-bridge (so an answer is the task's, never a stranger's on a published port); on another node, at the
-node's address when the registry lets the service publish its port (`public: true`).
+A verdict about a service comes from its tasks, each where it runs (relay.py says why so): on this node, at the
+task container's own address on the gateway bridge; a `public` service's task on another node, at that node's
+address on its host-mode port; any other task on another node, at its overlay address through the stack's
+probe relay. An answer is then the task's, never a stranger's on a published port. Every running task of a
+service is judged (a replica that fails or is missing is named, with its node); a task no probe can reach is
+said to be, and the engine's healthcheck of it is the only evidence, marked as such. The same addresses carry
+the pre-stop calls: to every task that has one, or the stop of that task waits and says why.
 """
 
 from __future__ import annotations
@@ -24,10 +28,10 @@ from ..engine import Engine, cli, endpoint
 from ..errors import ConfigError, OperationFailed, TmtError
 from ..registry import Registry, Service
 from ..compose.containers import PROJECT_LABEL
-from . import stackfile
+from . import relay, stackfile
 from . import status as status_view
 from .stack import PUSH, Stack
-from .state import LIVE, STACK_LABEL, Task, stack_label
+from .state import LIVE, RELAY_ROLE, ROLE_LABEL, STACK_LABEL, Snapshot, SwarmService, Task, stack_label
 from .steps import AS_IS, BACKEND, DEPLOY, ROLLBACK, StartStep, StopStep
 
 if TYPE_CHECKING:  # what only a change needs is imported where the change runs: status and health stay quick
@@ -39,6 +43,29 @@ if TYPE_CHECKING:  # what only a change needs is imported where the change runs:
     from ..results import Outcome, StopResult
 
 STOP_SLACK = 15.0  # seconds past a service's grace for the engine to report its tasks gone
+RELAY_WAIT = 30.0  # seconds a run's preflight waits for the probe relay it deployed to run
+PORT_CHECK = 0.5  # seconds to connect to a node's published port (something answers: it is taken)
+# Where the probe of a task that nothing reaches goes: nothing can listen on port 0, so it is refused at once; the
+# verdict is then the engine's (merge), never whatever holds the registry's port on this host.
+NOWHERE = ("127.0.0.1", 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Reach:
+    """How a probe made here reaches one task: its address (None: it cannot) and how, or why not."""
+
+    target: Service | None
+    how: str
+
+
+def _answers(host: str, port: int) -> bool:
+    """Something accepts a connection at host:port."""
+    import socket
+    try:
+        with socket.create_connection((host, port), timeout=PORT_CHECK):
+            return True
+    except OSError:
+        return False
 
 
 class SwarmBackend:
@@ -49,6 +76,10 @@ class SwarmBackend:
         self.registry = registry
         self.stack = Stack(registry, compose_file=compose_file, project_name=project_name)
         self._rollouts: set[str] = set()  # the run ids of this run's deploys: what a restore may roll back
+        self._probed: dict[str, tuple[Task | None, Reach]] = {}  # service -> the task address() chose, and how
+        self._forwards: dict[tuple[str, str, int], int] = {}  # (relay container, task address, port) -> its port
+        self._relay_note: str | None = None  # why this run has no probe relay (said once the preflight passed)
+        self._lost: set[str] = set()  # services whose roll failed on a node lost or drained, not on their definition
 
     @classmethod
     def detect(cls, registry: Registry) -> bool:
@@ -59,7 +90,8 @@ class SwarmBackend:
             services = Engine(timeout=2).services(stack_label(registry.swarm_stack))
         except TmtError:  # no engine, or not a swarm manager
             return False
-        return any(((s["Spec"].get("Mode") or {}).get("Replicated") or {}).get("Replicas") for s in services)
+        return any(((s["Spec"].get("Mode") or {}).get("Replicated") or {}).get("Replicas") for s in services
+                   if (s["Spec"].get("Labels") or {}).get(ROLE_LABEL) != RELAY_ROLE)
 
     def claims(self, service: Service) -> bool:
         """A service of the active profiles, or one the stack has deployed (under whatever profile)."""
@@ -71,8 +103,11 @@ class SwarmBackend:
 
     # -- plans ------------------------------------------------------------------------------------------
     def plan_stop(self, services: list[Service], *, force: bool) -> dict[str, object]:
-        """Each deployed service with tasks or replicas is scaled to 0; `force` changes nothing (the engine
-        kills after the grace)."""
+        """Each deployed service with tasks or replicas is scaled to 0, after its pre-stop call to each of its
+        running tasks. One whose call cannot reach a task is not stopped (Blocked: a trading service that was not
+        told to stop taking orders: its step fails, and the waves after it halt), unless `force`: then it is
+        stopped without that call, and the plan says so. `force` changes nothing else (the engine kills after the
+        grace)."""
         snap = self.stack.snapshot(max_age=0)
         plan: dict[str, object] = {}
         for s in services:
@@ -80,30 +115,71 @@ class SwarmBackend:
             if svc is None or not svc.replicas and not svc.live:
                 plan[s.name] = None
                 continue
+            calls, unreached = self._pre_stops(s, svc.running)
+            reason = f"{len(svc.running)}/{svc.replicas} running"
+            if unreached and force:
+                reason += f"; --force: without its pre-stop where it cannot reach ({unreached})"
+            refused = (f"{unreached}: not stopped, since it would stop without being told to stop taking orders "
+                       "(--force stops it without that call)") if unreached and not force else None
             plan[s.name] = StopStep(s.name, svc.name, svc.id, tuple(t.describe() for t in svc.live), s.stop_grace,
-                                    self._hook(s, svc.running), f"{len(svc.running)}/{svc.replicas} running",
-                                    self._frozen(svc.live))
+                                    None if refused else calls[0] if calls else None, reason, self._frozen(svc.live),
+                                    () if refused else tuple(calls[1:]), refused)
         return plan
 
     def plan_start(self, services: list[Service]) -> dict[str, object]:
-        """A running service is rolled (its pre-stop hook first); any other is deployed with its replicas:
-        those it has, else the compose file's deploy.replicas, else 1."""
+        """A running service is rolled (its pre-stop hook first, to each of its tasks); any other is deployed with
+        its replicas: the registry's swarm.replicas, else those it has, else the compose file's deploy.replicas,
+        else 1. A service with its data in a local volume stays on the node that holds it."""
+        from .. import hooks
         snap = self.stack.snapshot(max_age=0)
         plan: dict[str, object] = {}
         for s in services:
             svc = snap.services.get(s.compose_service)
-            replicas = (svc.replicas if svc and svc.replicas else
-                        int((self.stack.spec(s).get("deploy") or {}).get("replicas") or 1))
+            replicas = s.swarm.replicas or (svc.replicas if svc and svc.replicas else
+                                            int((self.stack.spec(s).get("deploy") or {}).get("replicas") or 1))
             running = svc.running if svc else []
+            missing = svc.missing() if svc and running else []
+            short = (f"{len(running)} of {svc.replicas} replicas run ({'; '.join(t.describe() for t in missing)}): "
+                     "the roll replaces them too") if missing else None
             plan[s.name] = StartStep(s, self.stack.service_name(s.compose_service), replicas, bool(running),
-                                     self._hook(s, running), frozen=self._frozen(running))
+                                     hooks.pre_stop(s) if running else None, frozen=self._frozen(running),
+                                     tasks=tuple(t.describe() for t in running), pin=self._pin(s, svc, snap),
+                                     short=short)
         return plan
 
-    def _hook(self, service: Service, running: list[Task]) -> HookCall | None:
-        """The pre-stop call, made to the running task itself; none when no task runs or none can be reached."""
+    def _pre_stops(self, service: Service, tasks: list[Task]) -> tuple[list[HookCall], str | None]:
+        """The pre-stop call to each of these tasks where it runs, and why one of them cannot be reached (None:
+        every one can, or the service has no pre-stop hook)."""
         from .. import hooks
-        target = next((a for a in (self._address(service, t) for t in running) if a is not None), None)
-        return hooks.pre_stop(target) if target is not None else None
+        if service.pre_stop is None:
+            return [], None
+        calls = []
+        for task in tasks:
+            reach = self._reach(service, task)
+            if reach.target is None:
+                return calls, (f"its pre-stop {service.pre_stop.describe()} cannot reach task {task.name} on "
+                               f"{task.where}: {reach.how}")
+            calls.append(dataclasses.replace(hooks.pre_stop(reach.target),
+                                             service=f"{service.name} (task {task.name} on {task.node})"))
+        return calls, None
+
+    def _pin(self, service: Service, svc: SwarmService | None, snap: Snapshot) -> tuple[str, str] | None:
+        """(node id, hostname) a service must stay on: on a swarm of several nodes, one that keeps its data in a
+        local volume and whose placement the registry and compose file leave open stays where its task runs (or
+        where its last deploy pinned it). A database never moves away from its data; None for anything else."""
+        spec = self.stack.spec(service)
+        if len(snap.nodes) < 2 or not stackfile.local_volumes(self.stack.model, spec) \
+                or stackfile.constraints(spec, service):
+            return None
+        node_id = next((t.node_id for t in (svc.running if svc else ()) if t.node_id), None)
+        if node_id is None:
+            pinned = [c.split("==", 1)[1].strip() for c in (svc.constraints if svc else ())
+                      if c.replace(" ", "").startswith("node.id==")]
+            node_id = pinned[0] if pinned else None
+        if node_id is None:
+            return None
+        node = snap.nodes.get(node_id)
+        return node_id, node.hostname if node else node_id
 
     def _frozen(self, tasks: list[Task]) -> str | None:
         """'task X: its container is paused' for the first of these whose container, on this node, is paused
@@ -121,7 +197,8 @@ class SwarmBackend:
         the spec gives: on one node without a registry, a tag that a rebuild moved names the new image); one it
         did not roll (the roll never began: an interrupt, a failed dependency, a failed deploy) runs as it ran,
         and is only awaited; one this run deployed fresh has nothing to roll back to, and is deployed again as
-        the compose file says. `retry`: what it comes back to is what failed."""
+        the compose file says. `retry`: what it comes back to is what failed (not so when what failed was the node
+        its new task was on: the same definition runs elsewhere)."""
         snap = self.stack.snapshot(max_age=0)
         plan: dict[str, object] = {}
         for s in services:
@@ -133,7 +210,8 @@ class SwarmBackend:
                 plan[s.name] = StartStep(s, svc.name, svc.previous.replicas, False, None,
                                          "its previous spec (docker service rollback)"
                                          + (", the same definition as the new one" if svc.previous.same else ""),
-                                         svc.previous.same, ROLLBACK, svc.id, svc.previous.rollout)
+                                         svc.previous.same and s.name not in self._lost, ROLLBACK, svc.id,
+                                         svc.previous.rollout)
             else:
                 again = self.plan_start([s])[s.name]
                 plan[s.name] = dataclasses.replace(again, retry=True, restore="the compose file's definition (this "
@@ -148,7 +226,8 @@ class SwarmBackend:
         """An engine answers (ConfigError, exit 2, when none does), it manages a swarm, the compose file reads,
         no public service's port is held here by anything but this stack, no network the stack makes exists as
         someone else's (a compose project of the same name leaves one), and every image nothing builds is on this
-        node."""
+        node (one node) or in its registry (several: every node pulls it). On a swarm of several nodes also, for
+        every node that may run a task: see _nodes_problems."""
         import shutil
 
         from ..preflight import Problem, ports_taken
@@ -176,17 +255,116 @@ class SwarmBackend:
                     "`docker stack deploy` cannot make the stack's own: remove it (`docker network rm` once nothing "
                     "uses it; a compose project's with `docker-restart.py --mode docker stop --remove-stack`), or "
                     "give the stack another name (project.swarm_stack in the registry)", 1))
+        several = (swarm.get("Nodes") or 1) > 1
         for s in starting:
             spec = model["services"].get(s.compose_service) or {}
             image = spec.get("image")
-            if "build" not in spec and image and not self.stack.pushes and not self.stack.engine.has_image(image):
+            if "build" in spec or not image:
+                continue
+            if several:
+                try:
+                    self.stack.engine.distribution(image)
+                except TmtError as exc:
+                    problems.append(Problem(f"{s.name}: image {image} cannot be found in its registry ({exc}): the "
+                                            "nodes could not pull it; push it there first", 1))
+            elif not self.stack.pushes and not self.stack.engine.has_image(image):
                 problems.append(Problem(f"{s.name}: image {image} is not on this node and nothing builds it: pull or "
                                         f"build it first (a multi-node swarm pulls it from a registry: {PUSH}=1)", 2))
+        if several and not problems:
+            self._ensure_relay()
+            problems += self._nodes_problems(starting)
+        return problems
+
+    def _ensure_relay(self) -> None:
+        """The stack's probe relay runs on this node (relay.py), or self._relay_note says why not."""
+        image = relay.image()
+        snap = self.stack.snapshot(max_age=0)
+        here = [f"node.id=={self.stack.local_node}"]
+        if self._relay_task(snap) is not None and snap.relay.image.split("@")[0] == image and \
+                [c.replace(" ", "") for c in snap.relay.constraints] == here:
+            return
+        if not self.stack.engine.has_image(image):
+            self._relay_note = (f"image {image} is not on this node (set {relay.IMAGE_VARIABLE} to an image with "
+                                "python3 that is)")
+            return
+        try:
+            self.stack.deploy_relay()
+        except TmtError as exc:
+            self._relay_note = f"its deploy failed: {exc}"
+            return
+        deadline = time.monotonic() + RELAY_WAIT
+        while self._relay_task(self.stack.snapshot(max_age=0)) is None:
+            if time.monotonic() > deadline:
+                task = next(iter(self.stack.snapshot().relay.tasks), None) if self.stack.snapshot().relay else None
+                self._relay_note = f"it did not start within {RELAY_WAIT:g}s" + (f" ({task.describe()})" if task else "")
+                return
+            time.sleep(0.2)
+
+    def _relay_task(self, snap: Snapshot) -> Task | None:
+        """The relay's running task on this node, with an address here; None when there is none."""
+        tasks = snap.relay.running if snap.relay else ()
+        task = next((t for t in tasks if t.node_id == self.stack.local_node and t.container), None)
+        return task if task is not None and snap.gateway(self.stack.engine).get(task.container) else None
+
+    def _nodes_problems(self, starting: list[Service]) -> list[Problem]:
+        """For a swarm of several nodes, each line a reason the run would end with a service down: no node may run
+        one (its constraints, the nodes' state); a public service's host-mode port answered on a node that may
+        run its task (the task would fail there: "port is already allocated"), or more replicas than such nodes;
+        a task last seen running on a node that is down and not drained (it may still run there, cut off: a
+        start elsewhere could run the service twice); a roll whose pre-stop call cannot reach one of its tasks."""
+        from ..preflight import Problem
+        snap = self.stack.snapshot(max_age=0)
+        problems = []
+        for s in starting:
+            svc = snap.services.get(s.compose_service)
+            spec = self.stack.spec(s)
+            pin = self._pin(s, svc, snap)
+            wanted = stackfile.constraints(spec, s) + ([f"node.id == {pin[0]}"] if pin else [])
+            eligible = [n for n in snap.nodes.values() if n.usable and all(n.satisfies(c) for c in wanted)]
+            replicas = s.swarm.replicas or (svc.replicas if svc and svc.replicas else
+                                            int((spec.get("deploy") or {}).get("replicas") or 1))
+            nodes = "; ".join(n.describe() for n in snap.nodes.values())
+            if not eligible:
+                where = f"its placement ({', '.join(wanted)})" if wanted else "placement"
+                problems.append(Problem(f"{s.name}: no node may run it: {where} and the nodes' state leave none "
+                                        f"({nodes})", 1))
+                continue
+            if s.public and s.port:
+                ours = {t.node_id for t in (svc.running if svc else ())}
+                taken = [n for n in eligible if n.id != self.stack.local_node and n.id not in ours
+                         and n.address and _answers(n.address, s.port)]
+                for n in taken:
+                    problems.append(Problem(f"{s.name}: port {s.port} answers on node {n.hostname} ({n.address}), "
+                                            f"where no task of stack {self.stack.name} holds it: a task placed there "
+                                            "would fail (port is already allocated): free it, or keep the service "
+                                            "off that node (swarm.placement in the registry)", 1))
+                if len(eligible) - len(taken) < replicas:
+                    problems.append(Problem(f"{s.name}: {replicas} replicas publish port {s.port} in host mode, one "
+                                            f"task per node, and only {len(eligible) - len(taken)} node(s) may run "
+                                            "one", 1))
+            lost = next(((t, snap.nodes[t.node_id]) for t in (svc.tasks if svc else ())
+                         if t.state in ("running", "starting") and t.node_id in snap.nodes
+                         and snap.nodes[t.node_id].state != "ready" and snap.nodes[t.node_id].availability != "drain"),
+                        None)
+            if lost:
+                task, node = lost
+                problems.append(Problem(
+                    f"{s.name}: task {task.name} was last seen {task.state} on {node.hostname}, which is {node.state}: "
+                    f"it may still run there, cut off from the swarm, and a start elsewhere could run {s.name} twice. "
+                    f"Once {node.hostname} is known to be gone, drain it (docker node update --availability drain "
+                    f"{node.hostname}) and run this again; or wait until it is back", 1))
+            if svc is not None and svc.running:
+                unreached = self._pre_stops(s, svc.running)[1]
+                if unreached:
+                    problems.append(Problem(f"{s.name}: {unreached}" + (f" (the probe relay: {self._relay_note})"
+                                                                       if self._relay_note else "") +
+                                            ": a roll would replace it without telling it to stop taking orders", 1))
         return problems
 
     def prepare(self, starting: list[Service], events: Events) -> None:
-        """Build the images the compose file builds (and push them with TMT_SWARM_PUSH=1), before any change;
-        say which ports stay unpublished, and what a swarm of several nodes needs."""
+        """Build the images the compose file builds (and push each once with TMT_SWARM_PUSH=1), before any change;
+        say which ports stay unpublished, what a swarm of several nodes needs, and what this run has no probe
+        relay for."""
         self.stack.project.prepare_images([s.compose_service for s in starting], events)
         hidden = stackfile.unpublished(self.stack.model, starting)
         if hidden:
@@ -195,25 +373,48 @@ class SwarmBackend:
                         "publish it); tmt-ops probes each task at its own address")
         nodes = self.stack.swarm().get("Nodes") or 1
         if self.stack.pushes:
-            built = [s.compose_service for s in starting if "build" in self.stack.spec(s)]
-            if built:
-                events.info(f"pushing the images of {', '.join(built)} ({PUSH}=1)")
-                self.stack.project.compose.run("push", *built)
+            images: dict[str, list[str]] = {}  # one push per image: several services share one
+            for s in starting:
+                spec = self.stack.spec(s)
+                if "build" in spec and spec.get("image"):
+                    images.setdefault(spec["image"], []).append(s.name)
+            for image, names in images.items():
+                events.info(f"pushing {image}, the image of {', '.join(names)} ({PUSH}=1)")
+                self.stack.push(image)
         elif nodes > 1:
             events.warn(f"swarm of {nodes} nodes: a task placed on another node needs its image from a registry "
                         f"every node can reach: give the compose file registry image names and set {PUSH}=1")
+        if self._relay_note:
+            events.warn(f"swarm: no probe relay ({self._relay_note}): a task on another node that is not public "
+                        "cannot be probed; its engine healthcheck is all there is")
+        snap = self.stack.snapshot()
+        for s in starting:
+            spec, svc = self.stack.spec(s), snap.services.get(s.compose_service)
+            if nodes > 1 and stackfile.local_volumes(self.stack.model, spec) and self._pin(s, svc, snap) is None \
+                    and not stackfile.constraints(spec, s):
+                events.warn(f"{s.name}: its data is in a local volume, on the node its first task lands on: pin it "
+                            "(swarm.placement in the registry, e.g. node.labels.db == true)")
 
     # -- changes -----------------------------------------------------------------------------------------------
     def execute_stop(self, steps: list[StopStep], events: Events) -> dict[str, StopResult]:
+        from .. import hooks
         from ..executor import run_parallel
         from ..results import StopResult
+        calls = {f"{n}-{i}": (lambda h=h: hooks.call(h)) for n, step in enumerate(steps)
+                 for i, h in enumerate(step.more_pre_stops)}
+        for answered, line in run_parallel(calls).values():  # the executor called each one's first task
+            (events.info if answered else events.warn)(line)
+        refused = {step.service: StopResult(step.service, False, step.refused, step.tasks)
+                   for step in steps if step.refused}
+        steps = [step for step in steps if not step.refused]
         started = time.monotonic()
         try:
-            self.stack.scale_to_zero(step.service_id for step in steps)
+            if steps:
+                self.stack.scale_to_zero(step.service_id for step in steps)
         except TmtError as exc:
-            return {step.service: StopResult(step.service, False, f"could not scale it to 0: {exc}", step.tasks)
-                    for step in steps}
-        return run_parallel({step.service: (lambda s=step: self._gone(s, started)) for step in steps})
+            return {**refused, **{step.service: StopResult(step.service, False, f"could not scale it to 0: {exc}",
+                                                           step.tasks) for step in steps}}
+        return {**refused, **run_parallel({step.service: (lambda s=step: self._gone(s, started)) for step in steps})}
 
     def _gone(self, step: StopStep, started: float) -> StopResult:
         """Wait until none of its tasks runs (the engine kills what outlives the grace)."""
@@ -231,33 +432,47 @@ class SwarmBackend:
             time.sleep(0.1)
 
     def execute_start(self, steps: list[StartStep], events: Events, cancel: threading.Event) -> dict[str, Outcome]:
-        """One `stack deploy` of the wave's deploys; for a restore, swarm's own rollback (or nothing, as is); then
-        every service awaited (ready.py) by the run id its tasks to come carry."""
+        """Each roll's pre-stop call to every task it runs now (one that cannot be reached keeps that service as it
+        is: it fails, not replaced); one `stack deploy` of the wave's deploys; for a restore, swarm's own rollback
+        (or nothing, as is); then every service awaited (ready.py) by the run id its tasks to come carry. A wave
+        that fails while a node is not ready says which of the stack's tasks are on it."""
         import uuid
 
         from .. import hooks
         from ..executor import run_parallel
         from ..results import Outcome
         from .ready import wait_ready
-        calls = {step.service.name: (lambda h=step.pre_stop: hooks.call(h)) for step in steps if step.pre_stop}
-        for answered, line in run_parallel(calls).values():  # "stop taking orders" before the task is replaced
-            (events.info if answered else events.warn)(line)
-        deploys = [step for step in steps if step.action == DEPLOY]
+        failed: dict[str, str] = {}
+        rolls = [step for step in steps if step.pre_stop]
+        if rolls:
+            snap = self.stack.snapshot(max_age=0)
+            calls = {}
+            for step in rolls:
+                svc = snap.services.get(step.service.compose_service)
+                found, unreached = self._pre_stops(step.service, svc.running if svc else [])
+                if unreached:
+                    failed[step.service.name] = (f"{unreached}: not replaced, it runs on as it was (a trading service "
+                                                 "is not replaced without being told to stop taking orders)")
+                calls.update({h.service: h for h in found} if not unreached else {})
+            for answered, line in run_parallel({n: (lambda h=h: hooks.call(h))
+                                                for n, h in calls.items()}).values():  # "stop taking orders" first
+                (events.info if answered else events.warn)(line)
+        deploys = [step for step in steps if step.action == DEPLOY and step.service.name not in failed]
         replicas = {step.service.name: step.replicas for step in steps}
         rollout = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
         rollouts = {step.service.name: rollout if step.action == DEPLOY else step.rollout for step in steps}
         existing = frozenset() if len(deploys) == len(steps) else frozenset(  # a restore's old tasks (ready.py)
             t.id for svc in self.stack.snapshot(max_age=0).services.values() for t in svc.tasks)
-        failed: dict[str, str] = {}
         deployed = time.time()
         if deploys:
             self._rollouts.add(rollout)  # before: a deploy that fails half-way may have changed some services
             try:
-                self.stack.deploy([step.service for step in deploys], replicas, rollout)
+                self.stack.deploy([step.service for step in deploys], replicas, rollout,
+                                  {step.service.name: step.pin[0] for step in deploys if step.pin})
             except TmtError as exc:  # nothing of the wave was replaced: a rolled service runs on as it was
                 failed.update({step.service.name: str(exc) + (
-                    f"; its old task runs on after its pre-stop {step.pre_stop.describe()}: check that it works"
-                    if step.pre_stop else "") for step in deploys})
+                    "; its old task runs on after its pre-stop call: check that it works" if step.pre_stop else "")
+                    for step in deploys})
         for step in (s for s in steps if s.action == ROLLBACK):
             try:
                 self.stack.rollback(step.service_id)
@@ -265,6 +480,7 @@ class SwarmBackend:
                 failed[step.service.name] = f"could not roll it back: {exc}"
         awaited = [step.service for step in steps if step.service.name not in failed]
         waited = wait_ready(self.stack, awaited, replicas, rollouts, deployed, cancel, self._address, existing)
+        self._lost |= waited.lost
         results = {}
         for step in steps:
             s = step.service
@@ -278,49 +494,134 @@ class SwarmBackend:
             else:
                 results[s.name] = Outcome(s.name, "starting", s.port,
                                           detail="interrupted before it was ready (the swarm carries on with it)")
+        if waited.failed:
+            self._say_lost_nodes(events)
         return results
+
+    def _say_lost_nodes(self, events: Events) -> None:
+        """One line per node that is not ready, naming the stack's tasks on it: those meant to run, and those last
+        seen running (they may still run there)."""
+        snap = self.stack.snapshot(max_age=0)
+        for node in (n for n in snap.nodes.values() if n.state != "ready"):
+            there = [f"{t.name} ({t.state}{', shut down by the swarm' if t.given_up else ''})"
+                     for svc in snap.services.values() for t in svc.tasks
+                     if t.node_id == node.id and (t.live or t.given_up)]
+            events.warn(f"node {node.hostname} is {node.state}: "
+                        + (f"tasks of stack {self.stack.name} there: {', '.join(there)}" if there else
+                           f"no task of stack {self.stack.name} there"))
 
     def tidy(self) -> None:
         """Nothing outlives a stop here: the engine keeps no record the next run could be misled by."""
 
     # -- reading ---------------------------------------------------------------------------------------------
     def logs(self, service: Service, tail: int) -> list[str]:
-        """Its newest task's own output where the container is on this node (a task that never became ready has
-        none in `docker service logs`), else the service's logs."""
+        """Its newest task's own output, wherever it runs (never an older task's, on this node or another): from
+        its container where it is on this node, else `docker service logs` of that task alone."""
         svc = self.stack.snapshot(max_age=0).services.get(service.compose_service)
         newest = svc.tasks[0] if svc and svc.tasks else None
-        if newest is not None and newest.container and newest.node_id == self.stack.local_node:
+        if newest is None:
+            return []
+        if newest.container and newest.node_id == self.stack.local_node:
             return self.stack.engine.logs(newest.container, tail)
+        if newest.node_note in ("down", "unknown", "disconnected"):  # its node cannot be asked
+            return []
         try:
-            done = self.stack.docker("service", "logs", "--no-trunc", "--tail", str(tail),
-                                     self.stack.service_name(service.compose_service))
+            done = self.stack.docker("service", "logs", "--no-trunc", "--raw", "--tail", str(tail), newest.id)
         except TmtError:
             return []
         return (done.stdout + done.stderr).splitlines()[-tail:]
 
-    def _address(self, service: Service, task: Task) -> Service | None:
-        """Where a task answers from this host: its container on this node; else its node, when published."""
-        spec = self.stack.spec(service)
-        if task.node_id == self.stack.local_node and task.container:
-            ip = self.stack.snapshot().gateway(self.stack.engine).get(task.container)
+    def _reach(self, service: Service, task: Task) -> Reach:
+        """How a probe made here reaches this task (relay.py says why so): its container's address on this node's
+        gateway bridge; a public service's task on another node at that node's address, on its host-mode port;
+        any other through the stack's probe relay, at its overlay address."""
+        port = stackfile.target_port(self.stack.spec(service), service)
+        snap = self.stack.snapshot()
+        if task.node_id == self.stack.local_node:
+            ip = snap.gateway(self.stack.engine).get(task.container or "")
             if ip:
-                return dataclasses.replace(service, host=ip, port=stackfile.target_port(spec, service))
-        node = self.stack.snapshot().nodes.get(task.node_id)
+                return Reach(dataclasses.replace(service, host=ip, port=port), "at its container's address")
+            return Reach(None, "its container has no address on this node's gateway bridge")
+        node = snap.nodes.get(task.node_id)
         if service.public and node is not None and node.address:
-            return dataclasses.replace(service, host=node.address)
-        return None
+            return Reach(dataclasses.replace(service, host=node.address), f"at its node's address {node.address}")
+        relay_task = self._relay_task(snap)
+        if relay_task is None:
+            return Reach(None, "no probe relay of the stack runs on this node (a start or restart deploys it)"
+                         + (f"; {self._relay_note}" if self._relay_note else ""))
+        address = relay.shared_address(task.addresses, snap.relay.networks)
+        if address is None:
+            return Reach(None, "it shares no network with the probe relay")
+        key = (relay_task.container, address, port)
+        if key not in self._forwards:
+            try:
+                self._forwards[key] = relay.forwarder(snap.gateway(self.stack.engine)[relay_task.container], address,
+                                                      port)
+            except OSError as exc:
+                return Reach(None, f"the probe relay does not answer ({exc})")
+        return Reach(dataclasses.replace(service, host=snap.gateway(self.stack.engine)[relay_task.container],
+                                         port=self._forwards[key]),
+                     f"at {address}:{port} on the stack's network, through the probe relay")
+
+    def _address(self, service: Service, task: Task) -> Service | None:
+        """Where a task answers from here (None: nothing reaches it)."""
+        return self._reach(service, task).target
 
     def address(self, service: Service) -> Service:
+        """Its newest running task as a probe reaches it. When nothing of it runs, or nothing reaches it, a place
+        where nothing answers (NOWHERE): whatever answers on its registry port here is not it, and merge() then
+        judges it by the engine alone."""
         svc = self.stack.snapshot().services.get(service.compose_service)
-        for task in (svc.running if svc else ()):
-            found = self._address(service, task)
-            if found is not None:
-                return found
-        return service  # nothing of it runs where it can be reached: whatever answers there is not it
+        task = svc.running[0] if svc and svc.running else None
+        reach = self._reach(service, task) if task else Reach(None, "no task of it runs")
+        self._probed[service.name] = (task, reach)
+        return reach.target or dataclasses.replace(service, host=NOWHERE[0], port=NOWHERE[1])
 
     def merge(self, result, status):
-        from ..health.merge import merge_docker
-        return merge_docker(result, status)
+        """The probe of the task address() chose, joined with the engine's view, then every other running task of
+        the service probed too. A task no probe reaches is judged by the engine's healthcheck alone, marked as
+        such. A service with some tasks serving and others failing or missing is degraded, each named with its
+        node; with none serving, unhealthy."""
+        from ..health.merge import NOT_RUNNING, merge_docker
+        from ..probes import probe_all
+        from ..states import SERVING, Health
+        chosen = self._probed.get(status.service) if status is not None else None
+        if chosen is None:
+            return merge_docker(result, status)
+        task, reach = chosen
+        if task is None or status.state in NOT_RUNNING:  # what the engine says of its tasks: that is all there is
+            return Health.UNHEALTHY, f"not running: {status.detail}"
+        if reach.target is not None:
+            health, error = merge_docker(result, status)
+            if error:
+                error = f"task {task.name} on {task.where} ({reach.how}): {error}"
+        elif status.engine_health == "healthy":
+            health, error = Health.HEALTHY, (f"not probed: {reach.how}; the engine's healthcheck passes in task "
+                                             f"{task.name} on {task.where}: that is the only evidence")
+        else:
+            health, error = Health.DEGRADED, (f"not verified: {reach.how}, and it has no healthcheck: task "
+                                              f"{task.name} runs on {task.where}, nothing tells whether it works")
+        service = self.registry.service(status.service)
+        svc = self.stack.snapshot().services.get(service.compose_service)
+        others = [t for t in (svc.running if svc else ()) if t.id != task.id]
+        reaches = {t.id: self._reach(service, t) for t in others}
+        answers = probe_all([dataclasses.replace(r.target, name=tid) for tid, r in reaches.items() if r.target],
+                            service.probe.timeout) if others else {}
+        failing = []  # the other running tasks that do not serve, or cannot be told to
+        for t in others:
+            answer = answers.get(t.id)
+            if answer is None:  # no probe reaches it: the engine's healthcheck, if any, is all there is
+                if not svc.healthcheck:
+                    failing.append(f"task {t.name} on {t.where} not verified ({reaches[t.id].how})")
+            elif answer.status not in SERVING:
+                failing.append(f"task {t.name} on {t.where} ({reaches[t.id].how}): "
+                               f"{answer.error or answer.status.value}")
+        missing = [f"not running: {t.describe()}" for t in (svc.missing() if svc else ())]
+        if not failing and not missing:
+            return health, error
+        serving = (health in SERVING) + len(others) - len(failing)
+        words = "; ".join([f"{serving} of {svc.replicas} task(s) serve", *failing, *missing])
+        return (Health.DEGRADED if serving else health), "; ".join(filter(None, [error, words]))
 
     def next_steps(self, service: Service, status: ServiceStatus | None, commands) -> list[tuple[str, str]]:
         name = service.compose_service
@@ -342,13 +643,41 @@ class SwarmBackend:
         return status_view.status_code(snap, wanted)
 
     def stream_logs(self, service: str | None, tail: int | None, follow: bool, redact: Callable[[str], str]) -> int:
-        """One service's task logs (registry or compose name), or every deployed service's at once."""
+        """One service's task logs (registry or compose name), or every deployed service's at once. With --tail N,
+        the last N lines of each service in time order, whichever of its tasks (and nodes) wrote them (`docker
+        service logs --tail` gives N of each task, grouped by task); --follow then goes on from there."""
         self.stack.engine.ping()
         names = [self.stack.project.compose_name(service)] if service else list(self.stack.snapshot().services)
-        args = ["--no-trunc", *(["--tail", str(tail)] if tail is not None else []), *(["--follow"] if follow else [])]
         env = endpoint.current().pin(os.environ)
+        if tail is not None:
+            for name in names:
+                for line in self._last_lines(self.stack.service_name(name), tail):
+                    if not write_out(sys.stdout, redact(line + "\n")):
+                        return 0
+            if not follow:
+                return 0
+            tail = 0
+        args = ["--no-trunc", *(["--tail", str(tail)] if tail is not None else []), *(["--follow"] if follow else [])]
         return cli.stream([["docker", "service", "logs", *args, self.stack.service_name(name)] for name in names], env,
                           redact, merge_stderr=True)
+
+    def _last_lines(self, swarm_service: str, tail: int) -> list[str]:
+        """The service's last `tail` lines in time order, as `docker service logs` prints them (task and node first)."""
+        from ..engine import engine_time
+        try:
+            done = self.stack.docker("service", "logs", "--no-trunc", "--timestamps", "--tail", str(tail),
+                                     swarm_service)
+        except TmtError as exc:
+            return [f"{swarm_service}: {exc}"]
+        lines = []
+        for line in (done.stdout + done.stderr).splitlines():
+            stamp, _, text = line.partition(" ")
+            when = engine_time(stamp)
+            if when is None:  # not a log line (a warning of the CLI): keep it, first
+                lines.append((0.0, line))
+                continue
+            lines.append((when, text))
+        return [text for _, text in sorted(lines, key=lambda item: item[0])[-tail:]] if tail else []
 
     def teardown(self) -> Teardown:
         self.stack.engine.ping()
@@ -368,7 +697,11 @@ class SwarmBackend:
         """`docker stack rm`, then wait until its containers are gone (volumes are in use until then) and
         remove the volumes `teardown` listed (None: keep every volume)."""
         label = self.stack.label
-        if self.stack.snapshot(max_age=0).services or self.stack.engine.networks(label):
+        snap = self.stack.snapshot(max_age=0)
+        if snap.services or snap.relay or self.stack.engine.networks(label):
+            away = {n.hostname: [t.name for svc in snap.services.values() for t in svc.tasks
+                                 if t.node_id == n.id and t.container]
+                    for n in snap.nodes.values() if n.state != "ready"}
             self.stack.remove()
             deadline = time.monotonic() + max(s.stop_grace for s in self.registry.services.values()) + STOP_SLACK
             while self.stack.engine.listed(label) or self.stack.engine.networks(label):
@@ -377,6 +710,10 @@ class SwarmBackend:
                                           f"still there: see `docker stack ps {self.stack.name}`")
                 time.sleep(0.2)
             events.ok(f"removed stack {self.stack.name} (its services and networks)")
+            for node, tasks in away.items():
+                if tasks:  # the swarm cannot reach them: they stay until the node is back (or for good)
+                    events.warn(f"node {node} is not ready: the containers of {', '.join(tasks)} stay there; once it "
+                                f"is back, check it: docker ps -a --filter label={label}")
         else:
             events.info(f"stack {self.stack.name} is not deployed: nothing to remove")
         for volume in sorted(set(teardown.volumes if teardown else ()) & set(self.stack.engine.volumes(label))):

@@ -6,10 +6,13 @@ profiles applied, variables filled in, anchors resolved):
 
 - only the services of the wave being deployed (a deploy leaves every service it is not given as it is, so
   each wave is deployed once the one before is ready, and nothing else moves);
-- their replicas, a stop grace from the registry, a restart policy from the compose file's `restart`, a
-  stop-first update order (a trading service never runs twice at once), and a container label with this
-  run's id, which makes every deploy replace the tasks: a rolling restart that also applies the current
-  file and re-reads images rebuilt under the same tag;
+- their replicas, a stop grace from the registry, a restart policy from the compose file's `restart` (none
+  by default: see _restart_policy), a stop-first update order (a trading service never runs twice at once),
+  and a container label with this run's id, which makes every deploy replace the tasks: a rolling restart that
+  also applies the current file and re-reads images rebuilt under the same tag;
+- the registry's `swarm:` keys (replicas, placement constraints, endpoint_mode) over the compose file's deploy
+  block, endpoint_mode dnsrr unless either says otherwise, and a service with its data in a local volume pinned
+  to the node that holds it;
 - ports only for services the registry marks `public: true`, published in host mode (this engine's
   routing mesh may not route, and swarm cannot bind an address: a published port is open on every
   interface of every node); every other port is left unpublished, with a warning;
@@ -80,7 +83,21 @@ def target_port(spec: Mapping[str, Any], service: Service) -> int | None:
 
 
 def _restart_policy(restart: str | None) -> dict:
-    """compose `restart` -> swarm restart_policy; compose's default is "no", and so it stays here."""
+    """compose `restart` -> swarm restart_policy; compose's default is "no", and so it stays here: `condition:
+    none`. Swarm applies one policy to three cases, and for a trading desk none is right in each:
+    - a task that crashed is not started again behind anyone's back (an execution engine in a crash loop places
+      orders at every start); `system-health.py --monitor --heal` restarts it, under the run lock, rate-limited,
+      with its hooks and the health verdict;
+    - a task on a node that is lost: the manager cannot tell a dead node from one cut off from it, whose task may
+      still be trading. Swarm would start a replacement elsewhere once it calls the node down (about 15 s), and
+      the service would then run twice: duplicate orders. Instead the toolkit says which tasks were there (status,
+      health, the run that meets it) and starts them elsewhere only once the node is back or drained, the
+      operator's word that it is gone (a start while a task was last seen running there is refused);
+    - a task on a drained node is stopped by swarm with a plain SIGTERM, without its pre-stop call, and not
+      replaced: status and health say so, and a restart or heal starts it elsewhere. To move services off a node
+      in order: `docker node update --availability pause NODE` (no new tasks there), a rolling restart (each
+      task's pre-stop call, then its replacement elsewhere), then drain it.
+    A service that wants swarm's own restarts says so in the compose file (`restart: always`, `on-failure[:N]`)."""
     word, _, attempts = (restart or "no").partition(":")
     if word in ("always", "unless-stopped"):
         return {"condition": "any"}

@@ -142,6 +142,7 @@ class SwarmService:
     constraints: tuple[str, ...] = ()  # its spec's placement constraints
     update: tuple[str, str] | None = None  # (state, message) of its last update or rollback, as the engine says
     networks: tuple[str, ...] = ()  # the ids of the networks its tasks are attached to
+    image: str = ""  # as its spec names it (NAME@DIGEST once resolved)
 
     @property
     def update_stuck(self) -> str | None:
@@ -311,7 +312,7 @@ def take(engine: Engine, stack: str, order: list[str]) -> Snapshot:
             previous=_previous(previous, template),
             constraints=tuple(((spec["TaskTemplate"].get("Placement") or {}).get("Constraints")) or ()),
             update=(update.get("State", ""), update.get("Message", "")) if update else None,
-            networks=tuple(n["Target"] for n in networks if n.get("Target")))
+            networks=tuple(n["Target"] for n in networks if n.get("Target")), image=str(container.get("Image", "")))
         if (spec.get("Labels") or {}).get(ROLE_LABEL) == RELAY_ROLE:
             relay = svc
         else:
