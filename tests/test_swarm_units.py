@@ -14,6 +14,7 @@ from support import write_registry
 from tmt_ops.engine import endpoint
 from tmt_ops.errors import ConfigError
 from tmt_ops.registry import load_registry
+from tmt_ops.states import ServiceState
 from tmt_ops.swarm import stackfile, state
 
 # `docker compose config --format json` of a service, as Compose v2 writes it
@@ -232,3 +233,20 @@ def test_a_service_says_which_replicas_do_not_run_and_an_update_the_engine_left_
     assert svc.missing() == [killed]
     assert svc.update_stuck == "update paused: update paused due to failure"
     assert state.SwarmService("s1", "stk_x", "x", 1, True, (), (), update=("completed", "")).update_stuck is None
+
+
+def test_while_swarms_own_restart_is_due_the_service_is_starting_so_heal_does_not_start_a_second_task(tmp_path):
+    """A service whose compose file asks for swarm's restarts (`restart: always`): its task just ended, the swarm
+    makes another after the policy's delay. Until then it is starting, not down; with policy none it is down."""
+    orchestrator = registry(tmp_path).service("orchestrator")
+    ended = task(state="failed", desired="shutdown", since=time.time() - 2, exit_code=137)
+
+    def snapshot(restart_after):
+        svc = state.SwarmService("s1", "stk_orchestrator", "orchestrator", 1, True, (), (ended,),
+                                 restart_after=restart_after)
+        return state.Snapshot("stk", {"orchestrator": svc}, {})
+    assert snapshot(5.0).status(orchestrator).state is ServiceState.STARTING
+    assert "the swarm starts it again" in snapshot(5.0).status(orchestrator).detail
+    assert snapshot(None).status(orchestrator).state is ServiceState.FAILED
+    assert state._restart_after({"Condition": "none"}) is None
+    assert state._restart_after({"Condition": "on-failure", "Delay": 1_000_000_000}) == 1.0

@@ -25,6 +25,7 @@ from .stackfile import ROLLOUT_LABEL
 STACK_LABEL = "com.docker.stack.namespace"
 ROLE_LABEL, RELAY_ROLE = "tmt-ops.role", "probe-relay"  # the service label of the stack's probe relay (relay.py)
 GATEWAY_NETWORK = "docker_gwbridge"  # every task container on an overlay network has an address here
+RESTART_SLACK = 30.0  # seconds past a restart policy's delay for swarm to have made the task it restarts
 LIVE = ("new", "pending", "assigned", "accepted", "preparing", "ready", "starting", "running")
 ENDED = ("complete", "failed", "shutdown", "rejected", "orphaned", "remove")
 
@@ -143,6 +144,14 @@ class SwarmService:
     update: tuple[str, str] | None = None  # (state, message) of its last update or rollback, as the engine says
     networks: tuple[str, ...] = ()  # the ids of the networks its tasks are attached to
     image: str = ""  # as its spec names it (NAME@DIGEST once resolved)
+    restart_after: float | None = None  # seconds after a task ends that swarm starts another; None: it never does
+
+    def restarting(self, now: float) -> bool:
+        """Swarm's own restart of its newest task is due (its restart policy is not none, and the task ended within
+        the policy's delay and RESTART_SLACK): until then, a start by anyone else would make a second task."""
+        newest = self.tasks[0] if self.tasks else None
+        return (self.restart_after is not None and newest is not None and newest.state in ENDED
+                and newest.since is not None and now - newest.since <= self.restart_after + RESTART_SLACK)
 
     @property
     def update_stuck(self) -> str | None:
@@ -205,6 +214,8 @@ class Snapshot:
             state = ServiceState.RUNNING  # fewer than desired: the report says how many
         elif live:
             state = ServiceState.STARTING
+        elif svc.restarting(time.time()):  # swarm's own restart is due: nothing else may start it (--heal)
+            state, where = ServiceState.STARTING, f"{where}; the swarm starts it again (its restart policy)"
         else:
             state = ServiceState.FAILED if svc.failed or svc.tasks else ServiceState.STARTING
         health = None
@@ -261,6 +272,14 @@ def _node(data: dict) -> Node:
                 (platform.get("OS", ""), platform.get("Architecture", "")))
 
 
+def _restart_after(policy: dict) -> float | None:
+    """Seconds after a task ends that swarm starts another, by the spec's restart policy (None: never; the
+    engine's default when a spec has no policy is `any`, with a delay of 5 s)."""
+    if policy.get("Condition", "any") == "none":
+        return None
+    return (policy.get("Delay") if policy.get("Delay") is not None else 5_000_000_000) / 1e9
+
+
 def _replicas(spec: dict) -> int:
     return ((spec.get("Mode") or {}).get("Replicated") or {}).get("Replicas", 0)
 
@@ -312,7 +331,8 @@ def take(engine: Engine, stack: str, order: list[str]) -> Snapshot:
             previous=_previous(previous, template),
             constraints=tuple(((spec["TaskTemplate"].get("Placement") or {}).get("Constraints")) or ()),
             update=(update.get("State", ""), update.get("Message", "")) if update else None,
-            networks=tuple(n["Target"] for n in networks if n.get("Target")), image=str(container.get("Image", "")))
+            networks=tuple(n["Target"] for n in networks if n.get("Target")), image=str(container.get("Image", "")),
+            restart_after=_restart_after(spec["TaskTemplate"].get("RestartPolicy") or {}))
         if (spec.get("Labels") or {}).get(ROLE_LABEL) == RELAY_ROLE:
             relay = svc
         else:
