@@ -194,6 +194,37 @@ def test_a_node_that_cannot_pull_fails_the_roll_with_the_engines_error_and_swarm
         client.remove()
 
 
+def test_a_service_with_its_data_in_a_local_volume_is_never_moved_off_its_node(multinode, image_env, tmp_path):
+    """No placement said, a volume of the stack mounted: each roll keeps it on the node that holds its data."""
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    orchestrator = compose["services"]["orchestrator"]
+    orchestrator["build"]["context"] = str(REPO / "tmt_sim")
+    orchestrator["volumes"] = ["orchestrator-data:/data"]
+    compose["volumes"]["orchestrator-data"] = {}
+    (tmp_path / "compose.yml").write_text(yaml.safe_dump(compose, sort_keys=False))
+    config = write_registry(tmp_path, edit=lambda data: data["project"].update(compose_file=str(tmp_path /
+                                                                                                 "compose.yml")))
+    client = Client(multinode, config, image_env)
+    try:
+        done = client.run("restart-trading-system.py", "--only", "orchestrator", "--no-deps")
+        assert done.returncode == 0, done.stderr
+        assert "orchestrator: its data is in a local volume, on the node its first task lands on: pin it" in done.stderr
+        ((_, node),) = client.running()["orchestrator"]
+        node_id = next(n["ID"] for n in client.engine.nodes() if n["Description"]["Hostname"] == node)
+        plan = client.run("restart-trading-system.py", "--only", "orchestrator", "--no-deps", "--dry-run")
+        assert f"kept on {node} (its data is in a volume there)" in plan.stderr, plan.stderr
+        for _ in range(2):
+            done = client.run("restart-trading-system.py", "--only", "orchestrator", "--no-deps")
+            assert done.returncode == 0, done.stderr
+            assert [n for _, n in client.running()["orchestrator"]] == [node]
+        placement = client.services()["orchestrator"]["Spec"]["TaskTemplate"]["Placement"]
+        assert placement["Constraints"] == [f"node.id == {node_id}"]
+    finally:
+        client.remove()
+        for name in multinode.nodes:
+            multinode.docker(name, "volume", "rm", "-f", f"{client.stack}_orchestrator-data", check=False)
+
+
 # -- the shared stack -------------------------------------------------------------------------------------------
 def test_start_pushes_each_image_once_places_tasks_as_the_registry_says_and_is_healthy(multinode, shared, image_env):
     """Four services share one image: it is pushed once. The orchestrator lands on the node with the label, the
@@ -285,6 +316,27 @@ def test_without_a_relay_the_engine_is_the_only_evidence_and_a_pre_stop_that_can
     worker = before[0][1]
     assert (f"execution-engine (task {stack.stack}_execution-engine.1 on {worker}): pre-stop POST "
             "/api/trading/disable -> HTTP 200") in done.stderr
+
+
+def test_pre_stop_reaches_every_task_of_a_service_on_any_node(multinode, stack):
+    """execution-engine with two replicas on the workers: its stop calls the pre-stop of each, by its own address."""
+    def two(data):
+        data["services"]["execution-engine"]["swarm"]["replicas"] = 2
+    edit_registry(stack.config, two)
+    try:
+        done = stack.run("restart-trading-system.py", "--only", "execution-engine", "--no-deps")
+        assert done.returncode == 0, done.stderr
+        tasks = stack.running()["execution-engine"]
+        assert len(tasks) == 2
+        done = stack.run("stop-trading-system.py", "--only", "execution-engine", "--no-deps")
+        assert done.returncode == 0, done.stderr
+        called = [line for line in done.stderr.splitlines() if "pre-stop POST /api/trading/disable -> HTTP 200" in line]
+        assert sorted(line.split(" on ")[1].split(")")[0] for line in called) == sorted(n for _, n in tasks), called
+    finally:
+        edit_registry(stack.config, main_registry)
+    done = stack.run("restart-trading-system.py", "--only", "execution-engine")
+    assert done.returncode == 0, done.stderr
+    assert len(stack.running()["execution-engine"]) == 1
 
 
 def test_preflight_checks_the_port_of_a_public_service_on_every_node_that_may_run_it(multinode, stack):
