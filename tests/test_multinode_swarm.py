@@ -428,8 +428,8 @@ def test_a_worker_lost_mid_roll_stops_the_roll_says_where_tasks_are_and_a_restar
         assert lost, err
         assert proc.returncode == 1, err
         assert took < 75, f"{took:.0f}s"  # the loss is seen in 7-14 s; no 90 s wait on a task that cannot start
-        failure = next(line for line in err.splitlines()
-                       if line.startswith(f"execution-engine: task {stack.stack}_execution-engine.1 on {lost} (down): "))
+        head = f"execution-engine: task {stack.stack}_execution-engine.1 on {lost} (down): "
+        failure = next(line for line in err.splitlines() if line.startswith(head))
         assert failure.endswith("; nothing will start it"), failure  # the node seen down, or the task given up
         assert "its output" not in failure  # the lost task has none here; another task's is not shown as its own
         assert f"node {lost} is down: tasks of stack {stack.stack} there: " in err

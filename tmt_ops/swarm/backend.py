@@ -2,15 +2,8 @@
 by wave in the registry's dependency order (swarm itself ignores depends_on), restarted in place (rolling,
 stop-first), stopped by scaling to zero in reverse waves. Read through the engine by the stack's label;
 changed with the docker CLI (`stack deploy`, `service scale`), always naming this stack or a service id
-found under its label.
-
-A verdict about a service comes from its tasks, each where it runs (relay.py says why so): on this node, at the
-task container's own address on the gateway bridge; a `public` service's task on another node, at that node's
-address on its host-mode port; any other task on another node, at its overlay address through the stack's
-probe relay. An answer is then the task's, never a stranger's on a published port. Every running task of a
-service is judged (a replica that fails or is missing is named, with its node); a task no probe can reach is
-said to be, and the engine's healthcheck of it is the only evidence, marked as such. The same addresses carry
-the pre-stop calls: to every task that has one, or the stop of that task waits and says why.
+found under its label. Each task is probed and called where it runs (reach.py); on several nodes a run also
+checks every node that may run a task (nodes.py).
 """
 
 from __future__ import annotations
@@ -28,10 +21,11 @@ from ..engine import Engine, cli, endpoint
 from ..errors import ConfigError, OperationFailed, TmtError
 from ..registry import Registry, Service
 from ..compose.containers import PROJECT_LABEL
-from . import relay, stackfile
+from . import nodes, stackfile
 from . import status as status_view
+from .reach import Reacher
 from .stack import PUSH, Stack
-from .state import LIVE, RELAY_ROLE, ROLE_LABEL, STACK_LABEL, Snapshot, SwarmService, Task, stack_label
+from .state import LIVE, RELAY_ROLE, ROLE_LABEL, STACK_LABEL, Task, stack_label
 from .steps import AS_IS, BACKEND, DEPLOY, ROLLBACK, StartStep, StopStep
 
 if TYPE_CHECKING:  # what only a change needs is imported where the change runs: status and health stay quick
@@ -39,33 +33,9 @@ if TYPE_CHECKING:  # what only a change needs is imported where the change runs:
 
     from ..events import Events
     from ..preflight import Problem
-    from ..hooks import HookCall
     from ..results import Outcome, StopResult
 
 STOP_SLACK = 15.0  # seconds past a service's grace for the engine to report its tasks gone
-RELAY_WAIT = 30.0  # seconds a run's preflight waits for the probe relay it deployed to run
-PORT_CHECK = 0.5  # seconds to connect to a node's published port (something answers: it is taken)
-# Where the probe of a task that nothing reaches goes: nothing can listen on port 0, so it is refused at once; the
-# verdict is then the engine's (merge), never whatever holds the registry's port on this host.
-NOWHERE = ("127.0.0.1", 0)
-
-
-@dataclasses.dataclass(frozen=True)
-class Reach:
-    """How a probe made here reaches one task: its address (None: it cannot) and how, or why not."""
-
-    target: Service | None
-    how: str
-
-
-def _answers(host: str, port: int) -> bool:
-    """Something accepts a connection at host:port."""
-    import socket
-    try:
-        with socket.create_connection((host, port), timeout=PORT_CHECK):
-            return True
-    except OSError:
-        return False
 
 
 class SwarmBackend:
@@ -76,9 +46,7 @@ class SwarmBackend:
         self.registry = registry
         self.stack = Stack(registry, compose_file=compose_file, project_name=project_name)
         self._rollouts: set[str] = set()  # the run ids of this run's deploys: what a restore may roll back
-        self._probed: dict[str, tuple[Task | None, Reach]] = {}  # service -> the task address() chose, and how
-        self._forwards: dict[tuple[str, str, int], int] = {}  # (relay container, task address, port) -> its port
-        self._relay_note: str | None = None  # why this run has no probe relay (said once the preflight passed)
+        self.reacher = Reacher(self.stack)  # how each task is reached from here (the probe relay)
         self._lost: set[str] = set()  # services whose roll failed on a node lost or drained, not on their definition
 
     @classmethod
@@ -115,7 +83,7 @@ class SwarmBackend:
             if svc is None or not svc.replicas and not svc.live:
                 plan[s.name] = None
                 continue
-            calls, unreached = self._pre_stops(s, svc.running)
+            calls, unreached = self.reacher.pre_stops(s, svc.running)
             reason = f"{len(svc.running)}/{svc.replicas} running"
             if unreached and force:
                 reason += f"; --force: without its pre-stop where it cannot reach ({unreached})"
@@ -143,43 +111,10 @@ class SwarmBackend:
                      "the roll replaces them too") if missing else None
             plan[s.name] = StartStep(s, self.stack.service_name(s.compose_service), replicas, bool(running),
                                      hooks.pre_stop(s) if running else None, frozen=self._frozen(running),
-                                     tasks=tuple(t.describe() for t in running), pin=self._pin(s, svc, snap),
+                                     tasks=tuple(t.describe() for t in running),
+                                     pin=nodes.pin(self.stack, s, svc, snap),
                                      short=short)
         return plan
-
-    def _pre_stops(self, service: Service, tasks: list[Task]) -> tuple[list[HookCall], str | None]:
-        """The pre-stop call to each of these tasks where it runs, and why one of them cannot be reached (None:
-        every one can, or the service has no pre-stop hook)."""
-        from .. import hooks
-        if service.pre_stop is None:
-            return [], None
-        calls = []
-        for task in tasks:
-            reach = self._reach(service, task)
-            if reach.target is None:
-                return calls, (f"its pre-stop {service.pre_stop.describe()} cannot reach task {task.name} on "
-                               f"{task.where}: {reach.how}")
-            calls.append(dataclasses.replace(hooks.pre_stop(reach.target),
-                                             service=f"{service.name} (task {task.name} on {task.node})"))
-        return calls, None
-
-    def _pin(self, service: Service, svc: SwarmService | None, snap: Snapshot) -> tuple[str, str] | None:
-        """(node id, hostname) a service must stay on: on a swarm of several nodes, one that keeps its data in a
-        local volume and whose placement the registry and compose file leave open stays where its task runs (or
-        where its last deploy pinned it). A database never moves away from its data; None for anything else."""
-        spec = self.stack.spec(service)
-        if len(snap.nodes) < 2 or not stackfile.local_volumes(self.stack.model, spec) \
-                or stackfile.constraints(spec, service):
-            return None
-        node_id = next((t.node_id for t in (svc.running if svc else ()) if t.node_id), None)
-        if node_id is None:
-            pinned = [c.split("==", 1)[1].strip() for c in (svc.constraints if svc else ())
-                      if c.replace(" ", "").startswith("node.id==")]
-            node_id = pinned[0] if pinned else None
-        if node_id is None:
-            return None
-        node = snap.nodes.get(node_id)
-        return node_id, node.hostname if node else node_id
 
     def _frozen(self, tasks: list[Task]) -> str | None:
         """'task X: its container is paused' for the first of these whose container, on this node, is paused
@@ -227,7 +162,7 @@ class SwarmBackend:
         no public service's port is held here by anything but this stack, no network the stack makes exists as
         someone else's (a compose project of the same name leaves one), and every image nothing builds is on this
         node (one node) or in its registry (several: every node pulls it). On a swarm of several nodes also, for
-        every node that may run a task: see _nodes_problems."""
+        every node that may run a task: nodes.problems (the probe relay deployed first, for its checks)."""
         import shutil
 
         from ..preflight import Problem, ports_taken
@@ -271,94 +206,8 @@ class SwarmBackend:
                 problems.append(Problem(f"{s.name}: image {image} is not on this node and nothing builds it: pull or "
                                         f"build it first (a multi-node swarm pulls it from a registry: {PUSH}=1)", 2))
         if several and not problems:
-            self._ensure_relay()
-            problems += self._nodes_problems(starting)
-        return problems
-
-    def _ensure_relay(self) -> None:
-        """The stack's probe relay runs on this node (relay.py), or self._relay_note says why not."""
-        image = relay.image()
-        snap = self.stack.snapshot(max_age=0)
-        here = [f"node.id=={self.stack.local_node}"]
-        if self._relay_task(snap) is not None and snap.relay.image.split("@")[0] == image and \
-                [c.replace(" ", "") for c in snap.relay.constraints] == here:
-            return
-        if not self.stack.engine.has_image(image):
-            self._relay_note = (f"image {image} is not on this node (set {relay.IMAGE_VARIABLE} to an image with "
-                                "python3 that is)")
-            return
-        try:
-            self.stack.deploy_relay()
-        except TmtError as exc:
-            self._relay_note = f"its deploy failed: {exc}"
-            return
-        deadline = time.monotonic() + RELAY_WAIT
-        while self._relay_task(self.stack.snapshot(max_age=0)) is None:
-            if time.monotonic() > deadline:
-                task = next(iter(self.stack.snapshot().relay.tasks), None) if self.stack.snapshot().relay else None
-                self._relay_note = f"it did not start within {RELAY_WAIT:g}s" + (f" ({task.describe()})" if task else "")
-                return
-            time.sleep(0.2)
-
-    def _relay_task(self, snap: Snapshot) -> Task | None:
-        """The relay's running task on this node, with an address here; None when there is none."""
-        tasks = snap.relay.running if snap.relay else ()
-        task = next((t for t in tasks if t.node_id == self.stack.local_node and t.container), None)
-        return task if task is not None and snap.gateway(self.stack.engine).get(task.container) else None
-
-    def _nodes_problems(self, starting: list[Service]) -> list[Problem]:
-        """For a swarm of several nodes, each line a reason the run would end with a service down: no node may run
-        one (its constraints, the nodes' state); a public service's host-mode port answered on a node that may
-        run its task (the task would fail there: "port is already allocated"), or more replicas than such nodes;
-        a task last seen running on a node that is down and not drained (it may still run there, cut off: a
-        start elsewhere could run the service twice); a roll whose pre-stop call cannot reach one of its tasks."""
-        from ..preflight import Problem
-        snap = self.stack.snapshot(max_age=0)
-        problems = []
-        for s in starting:
-            svc = snap.services.get(s.compose_service)
-            spec = self.stack.spec(s)
-            pin = self._pin(s, svc, snap)
-            wanted = stackfile.constraints(spec, s) + ([f"node.id == {pin[0]}"] if pin else [])
-            eligible = [n for n in snap.nodes.values() if n.usable and all(n.satisfies(c) for c in wanted)]
-            replicas = s.swarm.replicas or (svc.replicas if svc and svc.replicas else
-                                            int((spec.get("deploy") or {}).get("replicas") or 1))
-            nodes = "; ".join(n.describe() for n in snap.nodes.values())
-            if not eligible:
-                where = f"its placement ({', '.join(wanted)})" if wanted else "placement"
-                problems.append(Problem(f"{s.name}: no node may run it: {where} and the nodes' state leave none "
-                                        f"({nodes})", 1))
-                continue
-            if s.public and s.port:
-                ours = {t.node_id for t in (svc.running if svc else ())}
-                taken = [n for n in eligible if n.id != self.stack.local_node and n.id not in ours
-                         and n.address and _answers(n.address, s.port)]
-                for n in taken:
-                    problems.append(Problem(f"{s.name}: port {s.port} answers on node {n.hostname} ({n.address}), "
-                                            f"where no task of stack {self.stack.name} holds it: a task placed there "
-                                            "would fail (port is already allocated): free it, or keep the service "
-                                            "off that node (swarm.placement in the registry)", 1))
-                if len(eligible) - len(taken) < replicas:
-                    problems.append(Problem(f"{s.name}: {replicas} replicas publish port {s.port} in host mode, one "
-                                            f"task per node, and only {len(eligible) - len(taken)} node(s) may run "
-                                            "one", 1))
-            lost = next(((t, snap.nodes[t.node_id]) for t in (svc.tasks if svc else ())
-                         if t.state in ("running", "starting") and t.node_id in snap.nodes
-                         and snap.nodes[t.node_id].state != "ready" and snap.nodes[t.node_id].availability != "drain"),
-                        None)
-            if lost:
-                task, node = lost
-                problems.append(Problem(
-                    f"{s.name}: task {task.name} was last seen {task.state} on {node.hostname}, which is {node.state}: "
-                    f"it may still run there, cut off from the swarm, and a start elsewhere could run {s.name} twice. "
-                    f"Once {node.hostname} is known to be gone, drain it (docker node update --availability drain "
-                    f"{node.hostname}) and run this again; or wait until it is back", 1))
-            if svc is not None and svc.running:
-                unreached = self._pre_stops(s, svc.running)[1]
-                if unreached:
-                    problems.append(Problem(f"{s.name}: {unreached}" + (f" (the probe relay: {self._relay_note})"
-                                                                       if self._relay_note else "") +
-                                            ": a roll would replace it without telling it to stop taking orders", 1))
+            self.reacher.ensure_relay()
+            problems += nodes.problems(self.stack, self.reacher, starting)
         return problems
 
     def prepare(self, starting: list[Service], events: Events) -> None:
@@ -371,7 +220,8 @@ class SwarmBackend:
             events.warn(f"swarm: not publishing {', '.join(hidden)}: swarm cannot bind 127.0.0.1 and would open them "
                         "on every interface of every node (give a service `public: true` in the registry to "
                         "publish it); tmt-ops probes each task at its own address")
-        nodes = self.stack.swarm().get("Nodes") or 1
+        count = self.stack.swarm().get("Nodes") or 1
+        several = count > 1
         if self.stack.pushes:
             images: dict[str, list[str]] = {}  # one push per image: several services share one
             for s in starting:
@@ -381,17 +231,17 @@ class SwarmBackend:
             for image, names in images.items():
                 events.info(f"pushing {image}, the image of {', '.join(names)} ({PUSH}=1)")
                 self.stack.push(image)
-        elif nodes > 1:
-            events.warn(f"swarm of {nodes} nodes: a task placed on another node needs its image from a registry "
+        elif several:
+            events.warn(f"swarm of {count} nodes: a task placed on another node needs its image from a registry "
                         f"every node can reach: give the compose file registry image names and set {PUSH}=1")
-        if self._relay_note:
-            events.warn(f"swarm: no probe relay ({self._relay_note}): a task on another node that is not public "
-                        "cannot be probed; its engine healthcheck is all there is")
+        if self.reacher.relay_note:
+            events.warn(f"swarm: no probe relay ({self.reacher.relay_note}): a task on another node that is not "
+                        "public cannot be probed; its engine healthcheck is all there is")
         snap = self.stack.snapshot()
         for s in starting:
             spec, svc = self.stack.spec(s), snap.services.get(s.compose_service)
-            if nodes > 1 and stackfile.local_volumes(self.stack.model, spec) and self._pin(s, svc, snap) is None \
-                    and not stackfile.constraints(spec, s):
+            if several and stackfile.local_volumes(self.stack.model, spec) and not stackfile.constraints(spec, s) \
+                    and nodes.pin(self.stack, s, svc, snap) is None:
                 events.warn(f"{s.name}: its data is in a local volume, on the node its first task lands on: pin it "
                             "(swarm.placement in the registry, e.g. node.labels.db == true)")
 
@@ -449,7 +299,7 @@ class SwarmBackend:
             calls = {}
             for step in rolls:
                 svc = snap.services.get(step.service.compose_service)
-                found, unreached = self._pre_stops(step.service, svc.running if svc else [])
+                found, unreached = self.reacher.pre_stops(step.service, svc.running if svc else [])
                 if unreached:
                     failed[step.service.name] = (f"{unreached}: not replaced, it runs on as it was (a trading service "
                                                  "is not replaced without being told to stop taking orders)")
@@ -495,20 +345,9 @@ class SwarmBackend:
                 results[s.name] = Outcome(s.name, "starting", s.port,
                                           detail="interrupted before it was ready (the swarm carries on with it)")
         if waited.failed:
-            self._say_lost_nodes(events)
+            for line in nodes.lost(self.stack.snapshot(max_age=0)):
+                events.warn(line)
         return results
-
-    def _say_lost_nodes(self, events: Events) -> None:
-        """One line per node that is not ready, naming the stack's tasks on it: those meant to run, and those last
-        seen running (they may still run there)."""
-        snap = self.stack.snapshot(max_age=0)
-        for node in (n for n in snap.nodes.values() if n.state != "ready"):
-            there = [f"{t.name} ({t.state}{', shut down by the swarm' if t.given_up else ''})"
-                     for svc in snap.services.values() for t in svc.tasks
-                     if t.node_id == node.id and (t.live or t.given_up)]
-            events.warn(f"node {node.hostname} is {node.state}: "
-                        + (f"tasks of stack {self.stack.name} there: {', '.join(there)}" if there else
-                           f"no task of stack {self.stack.name} there"))
 
     def tidy(self) -> None:
         """Nothing outlives a stop here: the engine keeps no record the next run could be misled by."""
@@ -531,97 +370,19 @@ class SwarmBackend:
             return []
         return (done.stdout + done.stderr).splitlines()[-tail:]
 
-    def _reach(self, service: Service, task: Task) -> Reach:
-        """How a probe made here reaches this task (relay.py says why so): its container's address on this node's
-        gateway bridge; a public service's task on another node at that node's address, on its host-mode port;
-        any other through the stack's probe relay, at its overlay address."""
-        port = stackfile.target_port(self.stack.spec(service), service)
-        snap = self.stack.snapshot()
-        if task.node_id == self.stack.local_node:
-            ip = snap.gateway(self.stack.engine).get(task.container or "")
-            if ip:
-                return Reach(dataclasses.replace(service, host=ip, port=port), "at its container's address")
-            return Reach(None, "its container has no address on this node's gateway bridge")
-        node = snap.nodes.get(task.node_id)
-        if service.public and node is not None and node.address:
-            return Reach(dataclasses.replace(service, host=node.address), f"at its node's address {node.address}")
-        relay_task = self._relay_task(snap)
-        if relay_task is None:
-            return Reach(None, "no probe relay of the stack runs on this node (a start or restart deploys it)"
-                         + (f"; {self._relay_note}" if self._relay_note else ""))
-        address = relay.shared_address(task.addresses, snap.relay.networks)
-        if address is None:
-            return Reach(None, "it shares no network with the probe relay")
-        key = (relay_task.container, address, port)
-        if key not in self._forwards:
-            try:
-                self._forwards[key] = relay.forwarder(snap.gateway(self.stack.engine)[relay_task.container], address,
-                                                      port)
-            except OSError as exc:
-                return Reach(None, f"the probe relay does not answer ({exc})")
-        return Reach(dataclasses.replace(service, host=snap.gateway(self.stack.engine)[relay_task.container],
-                                         port=self._forwards[key]),
-                     f"at {address}:{port} on the stack's network, through the probe relay")
-
     def _address(self, service: Service, task: Task) -> Service | None:
         """Where a task answers from here (None: nothing reaches it)."""
-        return self._reach(service, task).target
+        return self.reacher.reach(service, task).target
 
     def address(self, service: Service) -> Service:
-        """Its newest running task as a probe reaches it. When nothing of it runs, or nothing reaches it, a place
-        where nothing answers (NOWHERE): whatever answers on its registry port here is not it, and merge() then
-        judges it by the engine alone."""
-        svc = self.stack.snapshot().services.get(service.compose_service)
-        task = svc.running[0] if svc and svc.running else None
-        reach = self._reach(service, task) if task else Reach(None, "no task of it runs")
-        self._probed[service.name] = (task, reach)
-        return reach.target or dataclasses.replace(service, host=NOWHERE[0], port=NOWHERE[1])
+        return self.reacher.address(service)
 
     def merge(self, result, status):
-        """The probe of the task address() chose, joined with the engine's view, then every other running task of
-        the service probed too. A task no probe reaches is judged by the engine's healthcheck alone, marked as
-        such. A service with some tasks serving and others failing or missing is degraded, each named with its
-        node; with none serving, unhealthy."""
-        from ..health.merge import NOT_RUNNING, merge_docker
-        from ..probes import probe_all
-        from ..states import SERVING, Health
-        chosen = self._probed.get(status.service) if status is not None else None
-        if chosen is None:
+        """Per task (reach.Reacher.verdict): every running task judged, a task nothing reaches by the engine alone."""
+        if status is None:
+            from ..health.merge import merge_docker
             return merge_docker(result, status)
-        task, reach = chosen
-        if task is None or status.state in NOT_RUNNING:  # what the engine says of its tasks: that is all there is
-            return Health.UNHEALTHY, f"not running: {status.detail}"
-        if reach.target is not None:
-            health, error = merge_docker(result, status)
-            if error:
-                error = f"task {task.name} on {task.where} ({reach.how}): {error}"
-        elif status.engine_health == "healthy":
-            health, error = Health.HEALTHY, (f"not probed: {reach.how}; the engine's healthcheck passes in task "
-                                             f"{task.name} on {task.where}: that is the only evidence")
-        else:
-            health, error = Health.DEGRADED, (f"not verified: {reach.how}, and it has no healthcheck: task "
-                                              f"{task.name} runs on {task.where}, nothing tells whether it works")
-        service = self.registry.service(status.service)
-        svc = self.stack.snapshot().services.get(service.compose_service)
-        others = [t for t in (svc.running if svc else ()) if t.id != task.id]
-        reaches = {t.id: self._reach(service, t) for t in others}
-        answers = probe_all([dataclasses.replace(r.target, name=tid) for tid, r in reaches.items() if r.target],
-                            service.probe.timeout) if others else {}
-        failing = []  # the other running tasks that do not serve, or cannot be told to
-        for t in others:
-            answer = answers.get(t.id)
-            if answer is None:  # no probe reaches it: the engine's healthcheck, if any, is all there is
-                if not svc.healthcheck:
-                    failing.append(f"task {t.name} on {t.where} not verified ({reaches[t.id].how})")
-            elif answer.status not in SERVING:
-                failing.append(f"task {t.name} on {t.where} ({reaches[t.id].how}): "
-                               f"{answer.error or answer.status.value}")
-        missing = [f"not running: {t.describe()}" for t in (svc.missing() if svc else ())]
-        if not failing and not missing:
-            return health, error
-        serving = (health in SERVING) + len(others) - len(failing)
-        words = "; ".join([f"{serving} of {svc.replicas} task(s) serve", *failing, *missing])
-        return (Health.DEGRADED if serving else health), "; ".join(filter(None, [error, words]))
+        return self.reacher.verdict(self.registry.service(status.service), result, status)
 
     def next_steps(self, service: Service, status: ServiceStatus | None, commands) -> list[tuple[str, str]]:
         name = service.compose_service
