@@ -27,6 +27,21 @@ class Probe:
     timeout: float
     path: str | None = None  # http only
     expect_status: tuple[int, ...] = (200,)  # http only
+    # http only: the body field whose word decides (e.g. the orchestrator's system_health), instead of the
+    # automatic shapes; and body values that mean degraded (trading_enabled: false)
+    status_field: str | None = None
+    degraded_if: tuple[tuple[str, object], ...] = ()
+
+
+@dataclass(frozen=True)
+class Build:
+    """A command that makes what a service runs (npm run build), run before anything is stopped, and only when
+    its inputs changed since it last succeeded."""
+
+    command: tuple[str, ...]
+    cwd: Path
+    inputs: tuple[str, ...]  # glob patterns relative to cwd; none: it runs every time
+    timeout: float
 
 
 @dataclass(frozen=True)
@@ -48,7 +63,7 @@ class Hook:
         return f"{self.method} {self.path}"
 
 
-DEFINITION_KEYS = ("command", "cwd", "env")  # what a service runs, as written (${VAR} references unexpanded)
+DEFINITION_KEYS = ("command", "cwd", "env", "env_file")  # what a service runs, as written (${VAR} unexpanded)
 
 
 @dataclass(frozen=True)
@@ -80,6 +95,8 @@ class Service:
     # positions in command that hold a secret (a secret-named ${VAR} went in, or a URL password): always masked
     # where the command line is shown, whether or not the variable is set now (redact.mask_argv)
     secret_args: tuple[int, ...] = ()
+    env_files: tuple[Path, ...] = ()  # dotenv files read when it starts (the project's, then its own); env wins
+    build: Build | None = None
 
     @property
     def address(self) -> str:
