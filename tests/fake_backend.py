@@ -82,7 +82,7 @@ class FakeBackend:
     def preflight(self, starting):
         return []
 
-    def prepare(self, starting, events):
+    def prepare(self, starting, events, build=True):
         pass
 
     def execute_stop(self, steps, events):

@@ -99,8 +99,9 @@ class Backend(Protocol):
     def preflight(self, starting: list[Service]) -> list["Problem"]:
         """What must hold before anything is stopped for these services to start."""
 
-    def prepare(self, starting: list[Service], events: "Events") -> None:
-        """Work that may fail and must come before any change (docker: pull and build images)."""
+    def prepare(self, starting: list[Service], events: "Events", build: bool = True) -> None:
+        """Work that may fail and must come before any change (docker: pull and build images; native: the
+        registry's build steps); `build` False: --no-build, nothing is built."""
 
     def execute_stop(self, steps: list, events: "Events") -> dict[str, "StopResult"]:
         """Carry out one wave's stop steps as they are written."""

@@ -45,6 +45,7 @@ class Options:
     force: bool = False
     skip_health_check: bool = False
     dry_run: bool = False
+    build: bool = True  # --no-build: False
 
 
 def select(deployment: Deployment, only: Iterable[str] | None, *, with_dependents: bool = True,
@@ -112,7 +113,7 @@ def _about_to_run(events: Events, stop: StopPlan | None, start: StartPlan | None
 
 
 def check_and_prepare(deployment: Deployment, starting: list[Service], stop: StopPlan | None, events: Events,
-                      force: bool = False, start: StartPlan | None = None) -> None:
+                      force: bool = False, start: StartPlan | None = None, build: bool = True) -> None:
     """Before any change: every problem, one line each (PreflightFailed, exit 2 or 1, when there is one); then
     the backends' own preparation that may fail (docker: pull and build images). What is to be stopped (the stop
     plan's steps, and the start plan's that replace a running service in place) must be able to stop."""
@@ -136,7 +137,7 @@ def check_and_prepare(deployment: Deployment, starting: list[Service], stop: Sto
         events.error(f"preflight: {problem.text}")
     check(problems)
     for backend, members in deployment.group(starting).items():
-        deployment.backend(backend).prepare(members, events)
+        deployment.backend(backend).prepare(members, events, build)
 
 
 def _mark_stopped(deployment: Deployment, names: list[str], events: Events) -> None:
@@ -309,7 +310,8 @@ def restart(deployment: Deployment, services: list[Service], options: Options, e
     start_plan = plan_start(deployment, starting)
     if options.dry_run:
         return _dry_run(events, stop_plan, start_plan)
-    check_and_prepare(deployment, starting, stop_plan, events, force=options.force, start=start_plan)
+    check_and_prepare(deployment, starting, stop_plan, events, force=options.force, start=start_plan,
+                      build=options.build)
     _clear_stopped(deployment, services, events)
     _about_to_run(events, stop_plan, start_plan)
     run = StopRun()
@@ -349,7 +351,7 @@ def start(deployment: Deployment, services: list[Service], options: Options, eve
     plan = plan_start(deployment, starting)
     if options.dry_run:
         return _dry_run(events, None, plan)
-    check_and_prepare(deployment, starting, None, events)
+    check_and_prepare(deployment, starting, None, events, build=options.build)
     _clear_stopped(deployment, services, events)
     _about_to_run(events, None, plan)
     if not plan.steps:

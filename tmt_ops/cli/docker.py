@@ -47,6 +47,7 @@ def _parser() -> ArgumentParser:
     parser.add_argument("--yes", "-y", action="store_true", help="clean: delete without asking")
     parser.add_argument("--skip-health-check", action="store_true",
                         help="restart/start: no final health validation")
+    parser.add_argument("--no-build", action="store_true", help="restart/start: no image build (run what is built)")
     return parser
 
 
@@ -62,7 +63,7 @@ def _check(args) -> None:
                            ("--force", ("restart", "stop")),
                            ("--remove-stack", ("stop",)),
                            ("--dry-run", CHANGES), ("--json", ("status",)), ("--yes", ("clean",)),
-                           ("--skip-health-check", ("restart", "start"))):
+                           ("--skip-health-check", ("restart", "start")), ("--no-build", ("restart", "start"))):
         if getattr(args, flag[2:].replace("-", "_")):
             only(flag, commands)
     if args.tail is not None or args.follow:
@@ -97,7 +98,8 @@ def _main(argv: Sequence[str], printer: Printer) -> int:
     services = operations.select(deployment, args.services, with_dependents=not args.no_deps,
                                  with_infra=args.with_infra or args.command == "start")
     run_it = {"restart": operations.restart, "start": operations.start, "stop": operations.stop}[args.command]
-    opts = operations.Options(force=args.force, skip_health_check=args.skip_health_check, dry_run=args.dry_run)
+    opts = operations.Options(force=args.force, skip_health_check=args.skip_health_check, dry_run=args.dry_run,
+                              build=not args.no_build)
     if args.dry_run:
         return render(printer, run_it(deployment, services, opts, printer))
     return change(printer, args.command, deployment, services, interrupts,  # one change at a time, on the record

@@ -19,6 +19,8 @@ def _parser() -> ArgumentParser:
     parser.add_argument("--force", action="store_true",
                         help="SIGKILL what outlives its grace period; also stop foreign holders of a service port")
     parser.add_argument("--skip-health-check", action="store_true", help="no final health validation (faster)")
+    parser.add_argument("--no-build", action="store_true",
+                        help="run what is built now: no registry build step, no image build")
     parser.add_argument("--only", nargs="+", metavar="SERVICE",
                         help="restart these services (registry or compose names) and, in order, their dependents")
     parser.add_argument("--no-deps", action="store_true", help="with --only: restart only the named services")
@@ -37,7 +39,8 @@ def _main(argv: Sequence[str], printer: Printer) -> int:
     interrupts, registry = for_operation(args, printer)
     deployment = deployment_from(args.mode, registry, printer)
     services = operations.select(deployment, args.only, with_dependents=not args.no_deps, with_infra=args.with_infra)
-    options = operations.Options(force=args.force, skip_health_check=args.skip_health_check, dry_run=args.dry_run)
+    options = operations.Options(force=args.force, skip_health_check=args.skip_health_check, dry_run=args.dry_run,
+                                 build=not args.no_build)
     if args.dry_run:
         return render(printer, operations.restart(deployment, services, options, printer))
     return change(printer, "restart", deployment, services, interrupts,

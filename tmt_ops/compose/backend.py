@@ -120,12 +120,12 @@ class ComposeBackend:
         return ports_taken(starting, self.project.engine, f"compose project {project}",
                            lambda labels: labels.get(PROJECT_LABEL) == project and CONFIG_HASH_LABEL in labels)
 
-    def prepare(self, starting: list[Service], events: Events) -> None:
+    def prepare(self, starting: list[Service], events: Events, build: bool = True) -> None:
         """Keep the image each of these runs now (a rollback's way back, previous.py), then pull and build."""
         names = [s.compose_service for s in starting]
         for warning in previous.keep(self.project, names):
             events.warn(warning)
-        self.project.prepare_images(names, events)
+        self.project.prepare_images(names, events, build)
 
     def execute_stop(self, steps: list[StopStep], events: Events) -> dict[str, StopResult]:
         return run_parallel({step.service: (lambda s=step: self._stop(s)) for step in steps})

@@ -10,6 +10,7 @@ import time
 import psutil
 
 from .. import hooks
+from ..errors import ConfigError
 from ..files import FileProblem, read_part
 from ..backends import ServiceStatus
 from ..events import Events
@@ -20,7 +21,8 @@ from ..preflight import Problem, runnable, writable
 from ..registry import Registry, Service
 from ..results import Outcome, StopResult
 from ..states import ServiceState
-from . import definitions, records, start, stop
+from . import build as builds, definitions, records, start, stop
+from .spawn import environment_of
 from .discovery import Discovery, describe_holders, discover
 from .procs import Proc, live
 from .steps import BACKEND, StartStep, StopStep
@@ -93,10 +95,21 @@ class NativeBackend:
         problems = [p for p in (writable(self.registry.state_dir, "state", "state_dir"),
                                 writable(self.registry.log_dir, "log", "log_dir",
                                          [self.registry.log_file(s) for s in starting])) if p]
-        return problems + [p for p in map(runnable, starting) if p]
+        for service in starting:
+            try:
+                environment = environment_of(service)
+            except ConfigError as exc:
+                problems.append(Problem(f"{service.name}: {exc}", 2))
+                continue
+            problems += [p for p in (runnable(service, environment), service.build and runnable(
+                service, environment, service.build.command, "build.command")) if p]
+        return problems
 
-    def prepare(self, starting: list[Service], events: Events) -> None:
-        """Nothing to build: a native service's program is there or the preflight said so."""
+    def prepare(self, starting: list[Service], events: Events, build: bool = True) -> None:
+        """The registry's build steps of the services to start (native/build.py), unless --no-build."""
+        for service in starting:
+            if build and service.build is not None:
+                builds.run(self.registry, service, events)
 
     def execute_stop(self, steps: list[StopStep], events: Events) -> dict[str, StopResult]:
         results = run_parallel({step.service: (lambda s=step: stop.execute(s)) for step in steps})

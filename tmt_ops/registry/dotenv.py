@@ -94,3 +94,22 @@ def _interpolate(text: str, found: Mapping[str, str], environ: Mapping[str, str]
         value = found.get(name, environ.get(name))
         return value if value else (m.group(2) or "")
     return REFERENCE.sub(sub, text)
+
+
+def environment(files, environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables of a service's env files, in order (a later file's value wins); ConfigError as read()."""
+    found: dict[str, str] = {}
+    for path in files:
+        found.update(read(path, {**environ, **found}))
+    return found
+
+
+def readable_values(files, environ: Mapping[str, str]) -> dict[str, str]:
+    """environment(), but what cannot be read is left out (for masking what can be: the preflight says the rest)."""
+    found: dict[str, str] = {}
+    for path in files:
+        try:
+            found.update(read(path, {**environ, **found}))
+        except ConfigError:
+            continue
+    return found

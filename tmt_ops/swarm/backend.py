@@ -184,10 +184,10 @@ class SwarmBackend:
                                         f"build it first (a multi-node swarm pulls it from a registry: {PUSH}=1)", 2))
         return problems
 
-    def prepare(self, starting: list[Service], events: Events) -> None:
+    def prepare(self, starting: list[Service], events: Events, build: bool = True) -> None:
         """Build the images the compose file builds (and push them with TMT_SWARM_PUSH=1), before any change;
         say which ports stay unpublished, and what a swarm of several nodes needs."""
-        self.stack.project.prepare_images([s.compose_service for s in starting], events)
+        self.stack.project.prepare_images([s.compose_service for s in starting], events, build)
         hidden = stackfile.unpublished(self.stack.model, starting)
         if hidden:
             events.warn(f"swarm: not publishing {', '.join(hidden)}: swarm cannot bind 127.0.0.1 and would open them "
