@@ -82,7 +82,9 @@ def phases(data: dict, registry, by_hand: dict[str, float] | None = None) -> dic
     out: dict[str, float] = {}
     out["interpreter start and site"] = ms(marks["started"] - data["launch"])
     out["imports of the toolkit"] = ms(marks["imported"] - marks["started"])
-    out["(tracer set-up, not the toolkit's)"] = ms(marks["main"] - marks["imported"])
+    out["imports the toolkit makes later where first needed (backend, http.client, ...)"] = \
+        ms(marks["imported later"] - marks["imported"])
+    out["(tracer set-up, not the toolkit's)"] = ms(marks["main"] - marks["imported later"])
     first_main = {}
     for s in main:
         first_main.setdefault(s["label"], s)
@@ -145,7 +147,7 @@ def phases(data: dict, registry, by_hand: dict[str, float] | None = None) -> dic
         for name in names:
             service = registry.services[name]
             spawned = next(s for s in by["spawn"] if s["key"] == name and wave["start"] <= s["start"] <= wave["end"])
-            popen = [s for s in by["popen"] if spawned["start"] <= s["start"] <= spawned["end"]]
+            popen = [s for s in by["popen"] if s["thread"] == f"wave-{name}" and spawned["start"] <= s["start"] <= spawned["end"]]
             joins = [s for s in by["cgroup join"] if s["key"] == name and spawned["start"] <= s["start"] <= spawned["end"]]
             rec = [s for s in by["record write"] if s["key"] == name and spawned["start"] <= s["start"] <= spawned["end"]]
             ready = next(s for s in by["wait ready"] if s["key"] == name and wave["start"] <= s["start"] <= wave["end"])

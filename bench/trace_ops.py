@@ -29,6 +29,8 @@ from pathlib import Path  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+LATER = ("tmt_ops.native.backend", "tmt_ops.health.report", "http.client", "logging.handlers", "tempfile",
+         "tmt_ops.rollback", "tmt_ops.native.definitions", "traceback")
 SPANS: list[tuple] = []  # (label, key, thread, start, end, note)
 MARKS: dict[str, float] = {"started": STARTED}
 
@@ -133,7 +135,10 @@ def install() -> None:
     first_svc = lambda _, s, *a, **k: s.name  # noqa: E731
     wrap(common, "load_registry", "registry load")
     wrap(common, "open_toolkit_log", "toolkit log open")
-    wrap(common, "deployment_from", "mode and deployment")
+    import tmt_ops.cli.restart as cli_restart
+    import tmt_ops.cli.stop as cli_stop
+    for cli in (cli_restart, cli_stop):  # each imported it by name
+        wrap(cli, "deployment_from", "mode and deployment")
     wrap(interrupts.Interrupts, "install", "signal handlers")
     for name, label in (("select", "select services"), ("bring_up", "bring_up (infra statuses)"),
                         ("plan_stop", "plan stop"), ("plan_start", "plan start"),
@@ -267,6 +272,11 @@ def main() -> int:
         return code
     entry = __import__(f"tmt_ops.cli.{module}", fromlist=["main"]).main
     MARKS["imported"] = time.time()
+    # what the toolkit imports later, where first needed (the native backend, the health check, http.client for
+    # the first probe, ...): imported here, before the wrapping, and timed apart
+    for module in LATER:
+        __import__(module)
+    MARKS["imported later"] = time.time()
     install()
     MARKS["main"] = time.time()
     try:
