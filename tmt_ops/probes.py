@@ -38,6 +38,7 @@ PG_AUTH_OK = bytes(4)  # an Authentication message with code 0; any other code a
 # BackendKeyData, NoticeResponse.
 PG_SESSION_START = {b"R", b"S", b"K", b"N"}
 PG_TERMINATE = b"X\0\0\0\x04"
+REFUSED = "connection refused"  # how a refused probe's error begins (health.advice says services refused alike once)
 
 
 class ProtocolError(ValueError):
@@ -342,7 +343,7 @@ def probe(service: Service, timeout: float | None = None) -> ProbeResult:
     except (socket.timeout, TimeoutError):
         result = ProbeResult(Health.TIMEOUT, service.url, error=f"no answer within {seconds:g}s")
     except ConnectionRefusedError:
-        result = ProbeResult(Health.UNHEALTHY, service.url, error=f"connection refused on {service.address}")
+        result = ProbeResult(Health.UNHEALTHY, service.url, error=f"{REFUSED} on {service.address}")
     except ProtocolError as exc:
         result = ProbeResult(Health.UNHEALTHY, service.url, error=str(exc))
     except (OSError, ValueError, struct.error) as exc:

@@ -51,7 +51,8 @@ def check_document(check: Check) -> dict[str, Any]:
 def to_document(report: Report) -> dict[str, Any]:
     res = report.resources
     findings = [{"severity": f.severity.value, "subject": f.subject, "message": f.message,
-                 "steps": [{"why": s.why, "command": s.command} for s in f.steps]} for f in report.findings]
+                 "steps": [{"why": s.why, "command": s.command} for s in f.steps],
+                 "subjects": list(f.subjects or (f.subject,))} for f in report.findings]
     return {
         "schema_version": SCHEMA_VERSION,
         "timestamp": iso(report.timestamp),
