@@ -147,11 +147,11 @@ def execute_start(deployment: "Deployment", plan: StartPlan, events: Events,
             break
         if wave.probe_first:
             outside.update(_probe_outside(deployment, wave.probe_first))
-            for dep in (d for d in wave.probe_first if d.name in outside):
-                result = outside[dep.name]
-                if result.status not in SERVING and dep.name not in needed:
-                    events.warn(f"{dep.display_name} at {dep.address} does not answer "
-                                f"({result.error or result.status.value}); optional, starting anyway")
+            silent = [d for d in wave.probe_first
+                      if d.name in outside and outside[d.name].status not in SERVING and d.name not in needed]
+            if silent:  # one line for the wave, however many: a fresh machine has none of its infrastructure
+                events.warn("optional dependencies that do not answer (starting anyway): " + ", ".join(
+                    f"{d.display_name} ({outside[d.name].error or outside[d.name].status.value})" for d in silent))
         ready = []
         for step in wave.steps:
             service = step.service

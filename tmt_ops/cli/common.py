@@ -141,7 +141,8 @@ def _broke_off(exc: BaseException) -> tuple[int, str]:
 
 
 def render(printer: Printer, result: Result) -> int:
-    """An operation's result: its summary table (a row per service), its last line; the exit code."""
+    """An operation's result: its summary table (a row per service), its closing line (always shown); the exit
+    code."""
     if result.outcomes:
         styles = {"running": "ok", "done": "ok", "degraded": "warn", "starting": "warn", "not started": "warn",
                   "untouched": "ok"}
@@ -152,9 +153,8 @@ def render(printer: Printer, result: Result) -> int:
             row_styles.append(styles.get(o.state, "error"))
         printer.line()
         printer.table(("SERVICE", "STATE", "RUNS AS", "PORT", "READY", "DETAIL"), rows, row_styles)
-    if result.last:
-        {"ok": printer.ok, "warn": printer.warn, "error": lambda text: printer.error(f"error: {text}")}[result.level](
-            result.last)
+    if result.last:  # how it ended: shown with --quiet too
+        printer.closing(f"error: {result.last}" if result.level == "error" else result.last, result.level)
     return result.exit_code
 
 
