@@ -8,7 +8,7 @@ import sys
 from typing import Callable, Sequence
 
 from ..backends import MODES, Deployment, resolve_mode
-from .. import __version__, notify
+from .. import __version__, ephemeral, notify
 from ..console import NORMAL, QUIET, VERBOSE, Printer, open_toolkit_log
 from ..errors import TmtError, UsageError
 from ..interrupts import INTERRUPTED, Interrupts
@@ -59,7 +59,7 @@ def registry_from(args: argparse.Namespace, printer: Printer) -> Registry:
     registry = load_registry(args.config)
     # the secrets its live services were started with, which this environment may no longer hold (cron)
     printer.redact = Redactor.for_registry(registry, secret_words(registry.state_dir))
-    for warning in registry.warnings:
+    for warning in (*registry.warnings, *ephemeral.warnings(registry)):  # the file's, then the host's about it
         printer.warn(f"registry: {warning}")
     return registry
 
