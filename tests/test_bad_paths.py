@@ -317,5 +317,5 @@ def test_disk_paths_may_name_anything(tmp_path):
     cfg = write_registry(tmp_path, drop=CORE_BUT_ORCHESTRATOR, edit=edit)
     proc = run_script("system-health.py", "--config", str(cfg), "--json", timeout=60)
     assert proc.returncode in (0, 1, 2) and "Traceback" not in proc.stderr, proc.stderr
-    measured = {d["path"] for d in yaml.safe_load(proc.stdout)["system_metrics"]["disks"]}
+    measured = {p for d in yaml.safe_load(proc.stdout)["system_metrics"]["disks"] for p in (d["path"], *d["other_paths"])}
     assert {str(p) for p in odd} <= measured
