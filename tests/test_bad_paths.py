@@ -288,7 +288,7 @@ def test_systemd_write_never_writes_through_what_is_not_a_regular_file(registry_
         target.symlink_to("/dev/null")
     else:
         make(kind, target)
-    proc = python("-m", "tmt_ops", "systemd", "--config", str(cfg), "--write", str(units))
+    proc = python("-m", "tmt_ops", "systemd", "--config", str(cfg), "--user", "root", "--write", str(units))
     assert proc.returncode == 2
     assert one_error(proc).startswith(f"error: cannot write the units in {units}: {target} is ")
     assert not (units / "nowhere").exists()

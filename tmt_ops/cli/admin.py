@@ -1,7 +1,7 @@
 """tmt-ops (python -m tmt_ops): putting the toolkit in place on a host.
 
     tmt-ops init [--to PATH] [--root DIR] [--force]   the starter registry, for an installed toolkit
-    tmt-ops systemd [--mode MODE] [--write DIR] [--serve [HOST:]PORT] [--heal] ...   unit files for this installation
+    tmt-ops systemd [--mode MODE] [--user NAME] [--write DIR] [--serve [HOST:]PORT] [--heal] ...   unit files
     tmt-ops completion bash|zsh                       shell completion for the five scripts
     tmt-ops services                                  the registry's service names (completion uses it)
     tmt-ops history [--json] [--since WHEN] [--service NAME] [--limit N]   the journal: who changed what, when
@@ -120,6 +120,9 @@ def _parser() -> ArgumentParser:
     units.add_argument("--heal", action="store_true",
                        help="the monitor heals (system-health.py --heal); its unit then leaves the services it "
                             "starts running when it stops (KillMode=process)")
+    units.add_argument("--user", metavar="NAME",
+                       help="the user the units run as, in its primary group (default: you; through sudo, the user "
+                            "who ran sudo; root only as --user root)")
     history = commands.add_parser("history", help="the journal of every restart, stop, start, clean and heal, newest "
                                                   "first: when, who, the command, how it ended")
     add_common_arguments(history)
@@ -202,9 +205,9 @@ def init(to: Path | None, root: Path | None, force: bool, printer: Printer) -> i
 
 def systemd(args, registry, printer: Printer) -> int:
     from ..health.server import listen_text
-    from ..systemd import units
+    from ..systemd import account, units
     made = units(registry, args.mode or registry.default_mode, args.monitor_args,
-                 (args.snapshot_dir or registry.log_dir).absolute(),
+                 (args.snapshot_dir or registry.log_dir).absolute(), user=account(args.user, os.geteuid()),
                  serve=listen_text(*args.serve) if args.serve else None, heal=args.heal)
     if args.write is None:
         write_out(sys.stdout, "\n".join(f"# ---- {name} ----\n{text}" for name, text in made.items()))
