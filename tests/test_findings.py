@@ -44,45 +44,51 @@ class _Unavailable(http.server.BaseHTTPRequestHandler):
 
 
 def test_infrastructure_refused_alike_is_one_finding_and_a_timeout_or_a_wrong_answer_its_own(registry_file):
-    """Refused: PostgreSQL, Redis, Kafka, Jaeger, each on a free port nothing listens on; Prometheus accepts and never
-    answers; Grafana answers 503; Vault is refused but critical."""
+    """Refused: PostgreSQL, Redis, Kafka, each on a free port nothing listens on, and Jaeger and Vault, critical;
+    Prometheus accepts and never answers; Grafana answers 503."""
     def edit(data):
-        data["services"]["vault"]["critical"] = True
+        for name in ("jaeger", "vault"):
+            data["services"][name]["critical"] = True
         data["health"]["thresholds"] = dict(CALM)  # a busy test host's load is no finding of this test's
     cfg = registry_file(drop=CORE, edit=edit)
     port = {name: svc["port"] for name, svc in yaml.safe_load(cfg.read_text())["services"].items()}
     silent = rs.Silent(port["prometheus"])
     wrong = http.server.ThreadingHTTPServer(("127.0.0.1", port["grafana"]), _Unavailable)
     threading.Thread(target=wrong.serve_forever, daemon=True).start()
+    health = ("system-health.py", "--config", str(cfg), "--mode", "native")
     try:
-        done = run_script("system-health.py", "--config", str(cfg), "--mode", "native", "--json", timeout=60)
+        done = run_script(*health, "--json", timeout=60)
+        text = run_script(*health, timeout=60).stdout
+        monitor = run_script(*health, "--monitor", "--count", "1", timeout=60).stdout
     finally:
         silent.stop()
         wrong.shutdown()
         wrong.server_close()
     document = json.loads(done.stdout)
-    assert done.returncode == 2, done.stderr  # Vault is critical
+    assert done.returncode == 2, done.stderr  # Jaeger and Vault are critical
     by_subject = {f["subject"]: f for f in document["findings"]}
-    refused = by_subject["postgres, redis, kafka, jaeger"]
-    assert refused["subjects"] == ["postgres", "redis", "kafka", "jaeger"] and refused["severity"] == "warning"
+    refused = by_subject["postgres, redis, kafka"]
+    assert refused["subjects"] == ["postgres", "redis", "kafka"] and refused["severity"] == "warning"
     assert refused["message"] == (
         f"PostgreSQL (127.0.0.1:{port['postgres']}), Redis (127.0.0.1:{port['redis']}), Kafka (127.0.0.1:"
-        f"{port['kafka']}), Jaeger (127.0.0.1:{port['jaeger']}): connection refused: not running on this host, or "
-        "not where the registry says")
-    assert [s["command"] for s in refused["steps"]] == ["ss -ltnp"]  # one step, not four copies
-    assert by_subject["vault"]["severity"] == "critical" and by_subject["vault"]["subjects"] == ["vault"]
+        f"{port['kafka']}): connection refused: not running on this host, or not where the registry says")
+    assert [s["command"] for s in refused["steps"]] == ["ss -ltnp"]  # one step, not three copies
+    critical = by_subject["jaeger, vault"]  # the same cause, but another severity: a finding of their own
+    assert critical["severity"] == "critical" and critical["subjects"] == ["jaeger", "vault"]
     assert "no answer within" in by_subject["prometheus"]["message"]
     assert "HTTP 503" in by_subject["grafana"]["message"]
     for own in ("prometheus", "grafana"):  # where something answers on the port, that port is the one to look at
         assert [s["command"] for s in by_subject[own]["steps"]] == [f"ss -ltnp 'sport = :{port[own]}'"]
     assert len(document["findings"]) == 4
     assert [r.split(":")[0] for r in document["recommendations"] if r.endswith(": ss -ltnp")] == [
-        "vault", "postgres, redis, kafka, jaeger"]  # the worst first
+        "jaeger, vault", "postgres, redis, kafka"]  # the worst first
     # the report itself keeps every check as it was: one per service, its own error
     infra = document["infrastructure"]
     assert set(infra) == set(port)
     for name in ("postgres", "redis", "kafka", "jaeger", "vault"):
         assert infra[name]["error"] == f"connection refused on 127.0.0.1:{port[name]}"
         assert infra[name]["status"] == "unhealthy" and infra[name]["port_open"] is False
-    text = run_script("system-health.py", "--config", str(cfg), "--mode", "native", timeout=60).stdout
     assert text.count("ss -ltnp\n") == 2 and text.count("connection refused: not running on this host") == 2, text
+    # the monitor's round line names each critical check once, not again as the finding that joins them
+    (line,) = [li for li in monitor.splitlines() if " CRITICAL: " in li]
+    assert line.count("jaeger unhealthy") == 1 and line.count("vault unhealthy") == 1 and "jaeger, vault" not in line
