@@ -31,12 +31,15 @@ def parse_ports(text: str) -> set[int]:
 
 
 def kernel_range(proc: Path = PROC) -> tuple[int, int, str] | None:
-    """(low, high, the reserved ports as written) of this host; None where they cannot be read."""
+    """(low, high, the reserved ports as written) of this host; None where the range cannot be read."""
     try:
         low, high = map(int, (proc / "ip_local_port_range").read_text().split())
-        reserved = (proc / "ip_local_reserved_ports").read_text().strip()
     except (OSError, ValueError):
         return None
+    try:
+        reserved = (proc / "ip_local_reserved_ports").read_text().strip()
+    except OSError:  # a kernel without the setting reserves nothing
+        reserved = ""
     return low, high, reserved
 
 
