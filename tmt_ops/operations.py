@@ -377,9 +377,8 @@ def stop(deployment: Deployment, services: list[Service], options: Options, even
         if held:
             return Result(1, last=f"nothing of this registry's services was stopped{held}", level="error")
         return Result(0, last=f"nothing to stop: no service of this registry runs ({deployment.mode} mode)")
-    if not options.force:
-        answers = probe_round(deployment, [deployment.registry.service(step.service) for step in plan.steps])
-        for name, why in unresponsive(plan.steps, answers).items():
+    if not options.force:  # (no probe round: a stop of a hung service shows itself, named, after its grace)
+        for name, why in unresponsive(plan.steps, {}).items():
             events.warn(f"{name}: {why}: it may not stop (--force kills what outlives its grace)")
     _about_to_run(events, plan, None)
     events.info(f"stopping {', '.join(step.service for step in plan.steps)}")
