@@ -64,8 +64,8 @@ def test_a_survivor_of_its_pre_stop_is_degraded_until_it_is_restarted(registry_f
     assert "it may not be working (e.g. not trading) until it is started again" in orchestrator["error"]
     (finding,) = document["findings"]
     assert finding["subject"] == "orchestrator" and finding["severity"] == "warning"
-    assert [s["command"] for s in finding["steps"]][0] == \
-        f"python restart-trading-system.py --config {cfg} --only orchestrator"
+    assert [s["command"] for s in finding["steps"]][1].endswith(
+        f"restart-trading-system.py --config {cfg} --mode native --only orchestrator")
 
     text = health(cfg)
     assert text.returncode == 1 and "TMT system health: WARNING" in text.stdout, text.stdout + text.stderr

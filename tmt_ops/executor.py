@@ -14,9 +14,10 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, TypeVar
+from typing import TYPE_CHECKING, Callable
 
 from . import hooks, loglines
+from .parallel import run_parallel
 from .events import Events
 from .plan import StartPlan, StopPlan
 from .probes import ProbeResult, probe_all
@@ -27,31 +28,8 @@ from .states import SERVING
 if TYPE_CHECKING:
     from .backends import Deployment
 
-T = TypeVar("T")
 FAILED_LOG_LINES = 12  # shown of a failed start's output (loglines.telling picks them) ...
 SCANNED = 1000  # ... from its last lines
-
-
-def run_parallel(jobs: dict[str, Callable[[], T]]) -> dict[str, T]:
-    """Run the jobs at once, a thread each, and wait for all of them (an interrupt only sets a flag: jobs that
-    watch it return early, the others finish). A job's exception is raised here, after all have ended."""
-    results: dict[str, T] = {}
-    errors: list[BaseException] = []
-
-    def run(name: str, job: Callable[[], T]) -> None:
-        try:
-            results[name] = job()
-        except BaseException as exc:  # re-raised in the caller's thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=item, name=f"wave-{item[0]}") for item in jobs.items()]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
-    return {name: results[name] for name in jobs}
 
 
 def _by_backend(steps) -> dict[str, list]:

@@ -18,6 +18,7 @@ less is a warning.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -46,6 +47,12 @@ class Options:
     skip_health_check: bool = False
     dry_run: bool = False
     build: bool = True  # --no-build: False
+    grace: float | None = None  # -t/--timeout: every stopped service's stop_grace, for this run
+
+
+def _graced(services: list[Service], options: Options) -> list[Service]:
+    """The services as this run stops them: with -t/--timeout, each with that stop grace (compose's `stop -t`)."""
+    return services if options.grace is None else [dataclasses.replace(s, stop_grace=options.grace) for s in services]
 
 
 def select(deployment: Deployment, only: Iterable[str] | None, *, with_dependents: bool = True,
@@ -306,7 +313,7 @@ def restart(deployment: Deployment, services: list[Service], options: Options, e
     starting = bring_up(deployment, services)
     # what a backend restarts in place (swarm: rolling, in the start waves) is not stopped first
     stopped_first = [s for s in services if not deployment.of(s).restarts_in_place]
-    stop_plan = plan_stop(deployment, stopped_first, force=options.force)
+    stop_plan = plan_stop(deployment, _graced(stopped_first, options), force=options.force)
     start_plan = plan_start(deployment, starting)
     if options.dry_run:
         return _dry_run(events, stop_plan, start_plan)
@@ -365,7 +372,7 @@ def start(deployment: Deployment, services: list[Service], options: Options, eve
 def stop(deployment: Deployment, services: list[Service], options: Options, events: Events,
          interrupts: Interrupts | None = None) -> Result:
     interrupts = interrupts or Interrupts()
-    plan = plan_stop(deployment, services, force=options.force)
+    plan = plan_stop(deployment, _graced(services, options), force=options.force)
     if options.dry_run:
         return _dry_run(events, plan, None)
     for name, why in plan.blocked.items():

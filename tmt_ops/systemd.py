@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from . import modes
 from .errors import UsageError
 from .registry import Registry, Service
 from .registry.loader import CHECKOUT
@@ -69,13 +70,15 @@ def account(name: str | None, uid: int, environ=os.environ) -> tuple[str, str]:
 def _started(registry: Registry, mode: str) -> list[Service]:
     """What a restart in this mode may start: native, the managed services and those with a backend of their own
     (a container); the container modes, whatever the compose file has, so every service."""
-    return [s for s in registry.services.values() if mode != "native" or s.managed or s.backend]
+    engine = modes.of_mode(mode).engine
+    return [s for s in registry.services.values() if engine or s.managed or s.backend]
 
 
 def _containers(registry: Registry, mode: str) -> bool:
     """Whether containers run in this mode: every mode but native, and native with a service of a container backend
     of its own (infrastructure `backend: compose`)."""
-    return mode != "native" or any(s.backend not in (None, "native") for s in _started(registry, mode))
+    return modes.of_mode(mode).engine or any(s.backend and modes.of_backend(s.backend).engine
+                                             for s in _started(registry, mode))
 
 
 def _waves(waves: list[list[Service]], seconds) -> float:

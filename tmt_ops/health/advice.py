@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
+from ..commands import current
 from ..errors import ConfigError
 from ..probes import REFUSED
 from ..registry import Registry, default_config_path
@@ -86,20 +87,23 @@ def _shown(path: Path) -> str:
 
 
 class Commands:
-    """Commands a person can paste as they are: the toolkit's scripts with --config when the registry is not
-    the default one, paths as short as they can be said from here. Backends build their advice with it."""
+    """Commands a person can paste as they are, where this run was invoked (commands.py: a checkout's script, an
+    installed command, python -m tmt_ops), with --config when the registry is not the default one and the
+    deployment's --mode (what `auto` would pick is not known when it is pasted); paths as short as they can be said
+    from here."""
 
-    def __init__(self, registry: Registry):
+    def __init__(self, registry: Registry, mode: str):
         self.registry = registry
         try:
             default = default_config_path()
         except ConfigError:  # no default registry: every command needs --config
             default = None
         same = default is not None and default.exists() and default.resolve() == registry.path.resolve()
-        self.config = "" if same else f" --config {shlex.quote(_shown(registry.path))}"
+        self.options = ([] if same else ["--config", _shown(registry.path)]) + ["--mode", mode]
 
-    def script(self, name: str, args: str) -> str:
-        return f"python {name}{self.config} {args}"
+    def command(self, name: str, *args: str) -> str:
+        """Command `name` of the toolkit (commands.COMMANDS) with these arguments, as it runs here."""
+        return current().command(name, *self.options, *args)
 
     def path(self, path: Path) -> str:
         return shlex.quote(_shown(path))
@@ -112,10 +116,13 @@ def _refused(check: "Check") -> bool:
 
 
 def service_steps(cmd: Commands, deployment: "Deployment", check: "Check") -> tuple[Step, ...]:
+    """What to run next for a service that is not healthy: the same two commands in every mode (its output, then a
+    restart of it and, in order, of what depends on it: they may have lost it); outside the deployment, what
+    listens where it should."""
     s = check.service
-    backend = deployment.of(s)
-    if backend is not None:
-        return tuple(Step(why, command) for why, command in backend.next_steps(s, check.backend, cmd))
+    if deployment.of(s) is not None:
+        return (Step("read its output", cmd.command("logs", s.name, "--tail", "100")),
+                Step("restart it (and its dependents)", cmd.command("restart", "--only", s.name)))
     if _refused(check):  # nothing listens on its port: the whole host's listeners may show where it went
         return (Step(f"see what listens on this host, on any port or address (tmt-ops does not start what is "
                      f"outside its {deployment.mode} deployment)", "ss -ltnp"),)
@@ -177,7 +184,7 @@ def _resource_findings(resources: "Resources", registry: Registry) -> list[Findi
 def findings(deployment: "Deployment", checks: Iterable["Check"], resources: "Resources",
              backend_problems: dict[str, str], state_problem: str | None = None) -> list[Finding]:
     """state_problem: why the state directory cannot be read (what it records cannot be told then)."""
-    cmd = Commands(deployment.registry)
+    cmd = Commands(deployment.registry, deployment.mode)
     out = [Finding(Overall.WARNING, f"{name} backend", problem) for name, problem in backend_problems.items()]
     if state_problem:
         out.append(Finding(Overall.WARNING, "state directory",

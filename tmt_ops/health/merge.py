@@ -107,3 +107,10 @@ def after_pre_stop(health: Health, error: str | None, status: ServiceStatus | No
     if record.at is not None and status.uptime_seconds is not None and asked_at - status.uptime_seconds > record.at:
         return health, error
     return Health.DEGRADED, _join(error, record.describe())
+
+
+def join(runs: str, result: ProbeResult, status: ServiceStatus | None) -> tuple[Health, str | None]:
+    """A probe's verdict joined with the status of the backend that runs the service, by what it runs it as
+    (modes.Way.runs): processes on this host, or containers."""
+    from ..modes import PROCESSES
+    return (merge_native if runs == PROCESSES else merge_docker)(result, status)

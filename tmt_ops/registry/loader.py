@@ -15,11 +15,12 @@ from typing import Any, Mapping
 import yaml
 
 from ..bounds import Bound, shown
+from .. import modes
 from ..errors import ConfigError
 from ..files import FileProblem, TooLarge, read_regular
 from ..redact import SECRET_NAME, URL_PASSWORD
 from . import graph
-from .model import (BACKENDS, DEFINITION_KEYS, Build, GROUPS, MODES, PROBE_KINDS, SERVICE_TYPES, Dependency, HealSettings,
+from .model import (DEFINITION_KEYS, Build, GROUPS, PROBE_KINDS, SERVICE_TYPES, Dependency, HealSettings,
                     HealthSettings, Hook, NotifySettings, Probe, Registry, Service, Threshold, freeze, suggest)
 
 REQUIRED = object()
@@ -322,8 +323,8 @@ class _Loader:
         project = self.section(top["project"], PROJECT_KEYS, "project")
         self.check_env_files(project["env_file"], "project")
         defaults = self.section(top["defaults"], DEFAULTS_KEYS, "defaults")
-        if project["default_mode"] not in MODES:
-            raise self.fail("project", f"default_mode: must be one of {', '.join(MODES)}, "
+        if project["default_mode"] not in modes.modes():
+            raise self.fail("project", f"default_mode: must be one of {', '.join(modes.modes())}, "
                                        f"got '{project['default_mode']}'")
         self.signal_of(defaults["stop_signal"], "defaults")
 
@@ -382,14 +383,16 @@ class _Loader:
         if oneshot and (spec["health"] or spec["pre_stop"] or spec["post_start"]):
             raise self.fail(where, "a oneshot job (type: oneshot) is done when it exits 0: it has no health probe, "
                                    "no pre_stop and no post_start; remove them")
-        if spec["backend"] is not None and spec["backend"] not in BACKENDS:
-            raise self.fail(where, f"backend: must be one of {', '.join(BACKENDS)}, got '{spec['backend']}'"
-                                   f"{suggest(spec['backend'], BACKENDS)}")
-        if spec["backend"] == "compose" and spec["managed"]:
-            raise self.fail(where, "backend: compose runs it in a container: drop managed: true (that is for a "
-                                   "process on this host)")
-        if spec["backend"] == "native" and spec["managed"] is False:
-            raise self.fail(where, "backend: native and managed: false contradict each other: pick one")
+        own = modes.own_backends()
+        if spec["backend"] is not None and spec["backend"] not in own:
+            raise self.fail(where, f"backend: must be one of {', '.join(own)}, got '{spec['backend']}'"
+                                   f"{suggest(spec['backend'], own)}")
+        runs = modes.of_backend(spec["backend"]).runs if spec["backend"] else None
+        if runs == modes.CONTAINERS and spec["managed"]:
+            raise self.fail(where, f"backend: {spec['backend']} runs it in a container: drop managed: true (that is "
+                                   "for a process on this host)")
+        if runs == modes.PROCESSES and spec["managed"] is False:
+            raise self.fail(where, f"backend: {spec['backend']} and managed: false contradict each other: pick one")
         if _managed(spec) and not spec["command"]:
             raise self.fail(where, "a managed service needs a command (an argument list), "
                                    "or set managed: false")
@@ -601,7 +604,9 @@ def _managed(spec: dict) -> bool:
     backend runs it)."""
     if spec["managed"] is not None:
         return spec["managed"]
-    return spec["backend"] == "native" or spec["backend"] is None and spec["group"] == "core"
+    if spec["backend"] is not None:
+        return modes.of_backend(spec["backend"]).runs == modes.PROCESSES
+    return spec["group"] == "core"
 
 
 def _tuple(types) -> tuple:

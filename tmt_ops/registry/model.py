@@ -14,8 +14,6 @@ from . import graph
 
 GROUPS = ("core", "infrastructure")
 PROBE_KINDS = ("http", "tcp", "redis", "postgres", "kafka")
-MODES = ("native", "docker", "swarm")  # --mode values besides auto, in the order --mode auto asks them
-BACKENDS = ("native", "compose")
 SERVICE_TYPES = ("service", "oneshot")  # oneshot: a job (a migration) that must exit 0 before its dependents start  # a service's own `backend:`, whatever the mode
 
 

@@ -12,14 +12,11 @@ node's address when the registry lets the service publish its port (`public: tru
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import sys
 import time
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Iterator
 
 from ..backends import ServiceStatus, Teardown
-from ..console import Printer, write_out
 from ..engine import Engine, cli, endpoint
 from ..errors import ConfigError, OperationFailed, TmtError
 from ..registry import Registry, Service
@@ -36,7 +33,7 @@ if TYPE_CHECKING:  # what only a change needs is imported where the change runs:
     from ..events import Events
     from ..preflight import Problem
     from ..hooks import HookCall
-    from ..results import Outcome, StopResult
+    from ..results import Outcome, StatusView, StopResult
 
 STOP_SLACK = 15.0  # seconds past a service's grace for the engine to report its tasks gone
 
@@ -205,7 +202,7 @@ class SwarmBackend:
 
     # -- changes -----------------------------------------------------------------------------------------------
     def execute_stop(self, steps: list[StopStep], events: Events) -> dict[str, StopResult]:
-        from ..executor import run_parallel
+        from ..parallel import run_parallel
         from ..results import StopResult
         started = time.monotonic()
         try:
@@ -236,7 +233,7 @@ class SwarmBackend:
         import uuid
 
         from .. import hooks
-        from ..executor import run_parallel
+        from ..parallel import run_parallel
         from ..results import Outcome
         from .ready import wait_ready
         calls = {step.service.name: (lambda h=step.pre_stop: hooks.call(h)) for step in steps if step.pre_stop}
@@ -318,37 +315,24 @@ class SwarmBackend:
                 return found
         return service  # nothing of it runs where it can be reached: whatever answers there is not it
 
-    def merge(self, result, status):
-        from ..health.merge import merge_docker
-        return merge_docker(result, status)
 
-    def next_steps(self, service: Service, status: ServiceStatus | None, commands) -> list[tuple[str, str]]:
-        name = service.compose_service
-        return [("read its tasks' log", commands.script("docker-restart.py", f"--mode swarm logs {name} --tail 100")),
-                ("see its tasks and their errors", f"docker service ps --no-trunc {self.stack.service_name(name)}"),
-                ("restart it (and its dependents)",
-                 commands.script("restart-trading-system.py", f"--mode swarm --only {service.name}"))]
 
     # -- docker-restart.py's own commands ---------------------------------------------------------------------
-    def show_status(self, printer: Printer, as_json: bool) -> int:
+    def status_view(self) -> StatusView:
         snap = self.stack.snapshot(max_age=0)  # a snapshot is only had from a manager: no need to ask /info
         wanted = [s.compose_service for s in self.registry.services.values()
                   if s.compose_service in self.stack.project.services and not s.oneshot]
-        if as_json:
-            names = {s.compose_service: s.name for s in self.registry.services.values()}
-            write_out(sys.stdout, json.dumps(status_view.document(snap, names, wanted), indent=2) + "\n")
-        else:
-            status_view.print_table(snap, printer, wanted)
-        return status_view.status_code(snap, wanted)
+        return status_view.view(snap, {s.compose_service: s.name for s in self.registry.services.values()}, wanted)
 
-    def stream_logs(self, service: str | None, tail: int | None, follow: bool, redact: Callable[[str], str]) -> int:
-        """One service's task logs (registry or compose name), or every deployed service's at once."""
+    def log_lines(self, services: list[Service], tail: int | None, follow: bool) -> Iterator[str]:
+        """The task logs of these services (every deployed service's when none is named); with `follow`, until the
+        generator is closed."""
         self.stack.engine.ping()
-        names = [self.stack.project.compose_name(service)] if service else list(self.stack.snapshot().services)
+        names = [s.compose_service for s in services] or list(self.stack.snapshot().services)
         args = ["--no-trunc", *(["--tail", str(tail)] if tail is not None else []), *(["--follow"] if follow else [])]
         env = endpoint.current().pin(os.environ)
-        return cli.stream([["docker", "service", "logs", *args, self.stack.service_name(name)] for name in names], env,
-                          redact, merge_stderr=True)
+        return cli.lines([["docker", "service", "logs", *args, self.stack.service_name(name)] for name in names], env,
+                         merge_stderr=True)
 
     def teardown(self) -> Teardown:
         self.stack.engine.ping()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from ..console import Printer
+from ..results import StatusView, Table
 from .state import Snapshot, SwarmService, Task
 
 JSON_VERSION = 1  # only ever add fields
@@ -43,12 +43,11 @@ def document(snap: Snapshot, registry_names: dict[str, str], wanted: list[str]) 
     }
 
 
-def print_table(snap: Snapshot, printer: Printer, wanted: list[str]) -> None:
+def view(snap: Snapshot, registry_names: dict[str, str], wanted: list[str]) -> StatusView:
+    """docker-restart.py --mode swarm status: the nodes, then each service's replicas and tasks, then its recent
+    failed tasks; or the --json document."""
     nodes = "; ".join(n.describe() for n in snap.nodes.values())
-    printer.info(f"stack {snap.stack} on a swarm of {len(snap.nodes)} node(s): {nodes}")
-    if not snap.services:
-        printer.warn(f"stack {snap.stack}: no services deployed")
-        return
+    before = [("info", f"stack {snap.stack} on a swarm of {len(snap.nodes)} node(s): {nodes}")]
     rows, styles = [], []
     for svc in snap.services.values():
         tasks = ", ".join(f"{t.state}@{t.node}" for t in svc.live) or "-"
@@ -61,10 +60,12 @@ def print_table(snap: Snapshot, printer: Printer, wanted: list[str]) -> None:
         if name not in snap.services:
             rows.append((name, "-", "not deployed", "-", "-", "-"))
             styles.append("error")
-    printer.table(("SERVICE", "REPLICAS", "TASKS", "HEALTH", "PUBLISHED", "LAST FAILURE"), rows, styles)
-    for svc in snap.services.values():
-        for t in svc.failed[:FAILED_SHOWN]:
-            printer.line(f"  {t.describe()}", "dim")
+    if not snap.services:
+        before.append(("warn", f"stack {snap.stack}: no services deployed"))
+    table = Table(("SERVICE", "REPLICAS", "TASKS", "HEALTH", "PUBLISHED", "LAST FAILURE"), tuple(rows),
+                  tuple(styles)) if rows else None
+    after = tuple(("dim", f"  {t.describe()}") for svc in snap.services.values() for t in svc.failed[:FAILED_SHOWN])
+    return StatusView(document(snap, registry_names, wanted), table, status_code(snap, wanted), tuple(before), after)
 
 
 def status_code(snap: Snapshot, wanted: list[str]) -> int:
