@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Restart the TMT trading system in the mode that runs now, with health checks. See README.md."""
-import sys
-from tmt_ops.cli.quick_restart import main
+"""Restart the TMT trading system with sensible defaults. See README.md."""
+from tmt_ops.cli.main import quick_restart
+
 if __name__ == "__main__":
-    sys.exit(main())
+    quick_restart()

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Restart the TMT trading system (native or docker). See README.md."""
-import sys
-from tmt_ops.cli.restart import main
+"""Restart the TMT trading system (native, docker or swarm). See README.md."""
+from tmt_ops.cli.main import restart
+
 if __name__ == "__main__":
-    sys.exit(main())
+    restart()

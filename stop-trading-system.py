@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Stop the natively running TMT trading system. See README.md."""
-import sys
-from tmt_ops.cli.stop import main
+"""Stop the TMT trading system's services. See README.md."""
+from tmt_ops.cli.main import stop
+
 if __name__ == "__main__":
-    sys.exit(main())
+    stop()

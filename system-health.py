@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Health of every TMT service, infrastructure component and host resource, at once. See README.md."""
-import sys
-from tmt_ops.cli.health import main
+from tmt_ops.cli.main import health
+
 if __name__ == "__main__":
-    sys.exit(main())
+    health()

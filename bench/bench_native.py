@@ -1,11 +1,17 @@
 #!/usr/bin/env python3
-"""Native-mode speed figures, measured in one run on free ports (never the shipped ones).
+"""Native-mode speed figures (issue 17), measured in one run on free ports (never the shipped ones), with the
+services' own start-up times (TMT_SIM_START_DELAY is unset for everything this starts).
 
-1. restart of the running shipped stack: wall time of `restart-trading-system.py` (its stop waves included)
-   against the services' readiness chain (each spawned by hand once the one it needs answers, polled every
-   5 ms, in the same run); then `stop-trading-system.py` of it against the services' own shutdowns;
+1. restart of the running shipped stack: wall time of `restart-trading-system.py` (stop waves, start waves, final
+   health round) against its floor: the readiness chain (each service spawned by hand once what it needs answers,
+   its first HTTP 200 by a 5 ms poll) plus the services' own shutdowns summed over the reverse waves (SIGTERM to
+   each wave's processes by hand, until they exited), both taken in the same round; then `stop-trading-system.py`
+   of that stack against the sum of the waves' own shutdowns; and per service, the toolkit's probe requests
+   during its start (its log's access-log lines) per second of its start;
 2. stop of one wave of services that each take 0.5 s to shut down, against the sum;
 3. discovery with 1,000 unrelated sleeping processes on the machine, against without them.
+
+Rounds interleave the measured thing and its floor; figures are medians, printed with the load averages.
 
     python bench/bench_native.py [--rounds N]
 """
@@ -14,8 +20,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -25,7 +31,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
+os.environ.pop("TMT_SIM_START_DELAY", None)  # the real start-up times, for the services this starts and the scripts
 
+import floors  # noqa: E402  (the floors taken by hand: bench/floors.py)
 from support import compile_sources, write_registry  # noqa: E402  (the shipped registry on free ports)
 
 from tmt_ops.backends import Deployment  # noqa: E402
@@ -34,10 +42,7 @@ from tmt_ops.executor import execute_stop  # noqa: E402
 from tmt_ops.native import records  # noqa: E402
 from tmt_ops.native.discovery import discover  # noqa: E402
 from tmt_ops.plan import plan_stop  # noqa: E402
-from tmt_ops.ports import port_open  # noqa: E402
-from tmt_ops.probes import probe  # noqa: E402
 from tmt_ops.registry import Registry, load_registry  # noqa: E402
-from tmt_ops.states import Health  # noqa: E402
 
 QUIET = Printer(stream=open(os.devnull, "w"), colour=False)
 
@@ -53,99 +58,95 @@ def script(name: str, *args: str) -> tuple[float, str]:
     return elapsed, result.stderr
 
 
+def stop_quietly(cfg: Path) -> None:
+    """Teardown: whatever this bench left running on its registry is stopped (SIGKILL after its grace)."""
+    subprocess.run([sys.executable, str(REPO / "stop-trading-system.py"), "--config", str(cfg), "--force", "-q"],
+                   capture_output=True, env={**os.environ, "NO_COLOR": "1"})
+
+
 def python_start(code: str) -> float:
     started = time.perf_counter()
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
     return time.perf_counter() - started
 
 
-def own_readiness(registry: Registry) -> dict[str, float]:
-    """Each managed service spawned directly (deps first) and probed every 5 ms: its own time to ready."""
-    ready, procs = {}, []
-    try:
-        for wave in registry.start_waves(registry.managed):
-            for service in wave:
-                started = time.perf_counter()
-                procs.append(subprocess.Popen(list(service.command), cwd=service.cwd, env={**os.environ, **service.env},
-                                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                              stderr=subprocess.DEVNULL, start_new_session=True))
-                while probe(service, 1).status is not Health.HEALTHY:
-                    time.sleep(0.005)
-                ready[service.name] = time.perf_counter() - started
-    finally:
-        for proc in procs:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    return ready
+READY_LINE = re.compile(r"^(\S+): ready in ([0-9.]+)s", re.M)
 
 
-def critical_path(registry: Registry, own: dict[str, float]) -> float:
-    finish: dict[str, float] = {}
-    for wave in registry.start_waves(registry.managed):
-        for s in wave:
-            finish[s.name] = own[s.name] + max((finish[d.name] for d in s.depends_on if d.name in finish), default=0)
-    return max(finish.values())
-
-
-def own_shutdowns(registry: Registry) -> dict[str, float]:
-    """Each managed service spawned by hand, then SIGTERMed alone: its own time to exit and free its port."""
-    procs, took = {}, {}
-    try:
-        for wave in registry.start_waves(registry.managed):
-            for s in wave:
-                procs[s.name] = subprocess.Popen(list(s.command), cwd=s.cwd, env={**os.environ, **s.env},
-                                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                                 stderr=subprocess.DEVNULL, start_new_session=True)
-                while probe(s, 1).status is not Health.HEALTHY:
-                    time.sleep(0.005)
-        for wave in registry.stop_waves(registry.managed):
-            for s in wave:
-                started = time.perf_counter()
-                os.killpg(procs[s.name].pid, signal.SIGTERM)
-                procs[s.name].wait()
-                while port_open(s.host, s.port, 0.2):
-                    time.sleep(0.002)
-                took[s.name] = time.perf_counter() - started
-    finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-    return took
+def one_round(cfg: Path, registry: Registry, hand: floors.ByHand) -> tuple:
+    """The floor (by hand: `hand` has just started the stack), then the toolkit: (chain, own ready times, own
+    shutdown per reverse wave, restart, stop, the toolkit's ready times, probe requests, bring-up, (interpreter
+    start, with the toolkit's imports))."""
+    own_down = floors.shutdowns(registry, hand)
+    chain = floors.critical_path(registry, hand.ready)
+    bring_up, _ = script("restart-trading-system.py", "--config", str(cfg), "--mode", "native", "--skip-health-check")
+    restart, said = script("restart-trading-system.py", "--config", str(cfg), "--mode", "native")
+    ready = {name: float(s) for name, s in READY_LINE.findall(said)}
+    probes = {s.name: floors.probe_requests(s, registry.log_file(s)) for s in registry.managed}
+    stop, _ = script("stop-trading-system.py", "--config", str(cfg), "--mode", "native")
+    start_up = (python_start("pass"), python_start("import tmt_ops.cli.restart"))
+    return chain, hand.ready, own_down, restart, stop, ready, probes, bring_up, start_up
 
 
 def bench_restart(tmp: Path, rounds: int) -> None:
-    """A restart of the RUNNING shipped stack (its stop waves included), measured from outside, against the
-    readiness chain started by hand in the same run; then stop-trading-system.py of that stack against the
-    services' own shutdowns."""
+    """A restart of the RUNNING shipped stack (its stop waves and final health round included) against its floor,
+    the readiness chain plus the services' own shutdowns summed over the reverse waves, both taken by hand in the
+    same round; then stop-trading-system.py of that stack against the waves' own shutdowns. Rounds interleave
+    the floor and the toolkit (floor, restart, stop, floor, ...), so drift and load hit both alike."""
     cfg = write_registry(tmp / "restart")
     registry = load_registry(cfg)
-    chains, walls, stops, shutdowns = [], [], [], []
-    for _ in range(rounds):  # alternate, so drift and noise hit both sides alike
-        chains.append(critical_path(registry, own_readiness(registry)))
-        script("restart-trading-system.py", "--config", str(cfg), "--mode", "native", "--skip-health-check")
-        walls.append(script("restart-trading-system.py", "--config", str(cfg), "--mode", "native")[0])
-        stops.append(script("stop-trading-system.py", "--config", str(cfg), "--mode", "native")[0])
-        shutdowns.append(own_shutdowns(registry))
-    chain, wall, stop = statistics.median(chains), statistics.median(walls), statistics.median(stops)
-    bare = statistics.median(python_start("pass") for _ in range(rounds))
-    imports = statistics.median(python_start("import tmt_ops.cli.restart") for _ in range(rounds))
-    waves = registry.stop_waves(registry.managed)
-    slowest = statistics.median(max(d.values()) for d in shutdowns)
-    wave_sum = statistics.median(sum(max(d[s.name] for s in wave) for wave in waves) for d in shutdowns)
-    print(f"restart of the running shipped stack ({len(registry.managed)} services in {len(waves)} waves, "
-          f"median of {rounds}):")
-    print(f"  readiness chain, services launched by hand {chain:6.3f} s  (each once the one it needs answers, "
-          "probed every 5 ms)")
-    print(f"  restart-trading-system.py wall time        {wall:6.3f} s  (start-up, stop waves, start waves, final "
-          "health)")
-    print(f"  ratio                                      {wall / chain:6.3f}    (target <= 1.10)")
-    print(f"  of the {wall - chain:.3f} s over the chain: interpreter {bare:.3f} s, the toolkit's imports "
-          f"{imports - bare:.3f} s, the stop waves and the rest {wall - chain - imports:.3f} s")
-    print(f"stop-trading-system.py of that stack: {stop:.3f} s; the services' own shutdowns (SIGTERM to exit and "
-          f"port free): slowest {slowest:.3f} s, summed over the {len(waves)} reverse waves {wave_sum:.3f} s")
-    print(f"  ratio to the slowest own shutdown {stop / slowest:.2f} (target <= 1.5: reachable only by stopping all "
-          f"at once); to the waves' sum {stop / wave_sum:.2f}")
+    services = registry.managed
+    waves = registry.stop_waves(services)
+    by_hand_logs = tmp / "restart" / "by-hand"
+    rows = []  # per round: one_round()'s tuple
+    print(f"restart of the running shipped stack: {len(services)} services in {len(waves)} waves, the services' own "
+          f"start-up times (TMT_SIM_START_DELAY unset), {rounds} rounds; {floors.loads()} before")
+    for n in range(1, rounds + 1):
+        hand = floors.start_by_hand(registry, by_hand_logs)
+        try:
+            round_ = one_round(cfg, registry, hand)
+        finally:
+            stop_quietly(cfg)
+        rows.append(round_)
+        chain, own_down, restart, stop = round_[0], round_[2], round_[3], round_[4]
+        floor = chain + sum(own_down)
+        print(f"  round {n}: restart {restart:.3f} s / floor {floor:.3f} s (chain {chain:.3f} + shutdowns "
+              f"{sum(own_down):.3f}) = {restart / floor:.3f}; stop {stop:.3f} s / shutdowns {sum(own_down):.3f} s = "
+              f"{stop / sum(own_down):.2f}; {floors.loads()}")
+    med = statistics.median
+    chain = med(r[0] for r in rows)
+    down = med(sum(r[2]) for r in rows)
+    restart, stop = med(r[3] for r in rows), med(r[4] for r in rows)
+    floor = med(r[0] + sum(r[2]) for r in rows)
+    bare, imports = med(r[8][0] for r in rows), med(r[8][1] for r in rows)
+    print(f"medians of {rounds} rounds ({floors.loads()} after):")
+    print(f"  floor: readiness chain by hand {chain:6.3f} s  (each service spawned once what it needs answers, "
+          f"first 200 by a {floors.TIGHT * 1000:g} ms poll)")
+    print(f"       + own shutdowns           {down:6.3f} s  (SIGTERM to each reverse wave's processes, until they "
+          f"exited; {', '.join(f'{med(r[2][i] for r in rows):.3f}' for i in range(len(waves)))} s by wave)")
+    print(f"       = floor                   {floor:6.3f} s")
+    print(f"  restart-trading-system.py      {restart:6.3f} s  (interpreter start, stop waves, start waves, final "
+          f"health round)")
+    print(f"  ratio restart / floor          {restart / floor:6.3f}    (median of the rounds' ratios "
+          f"{med(r[3] / (r[0] + sum(r[2])) for r in rows):.3f}; target <= 1.05)")
+    print(f"  stop-trading-system.py         {stop:6.3f} s  against the waves' own shutdowns {down:.3f} s")
+    print(f"  ratio stop / shutdowns         {stop / down:6.3f}    (median of the rounds' ratios "
+          f"{med(r[4] / sum(r[2]) for r in rows):.2f}; target <= 1.3)")
+    print(f"  of the restart's {restart - floor:.3f} s over its floor: interpreter {bare:.3f} s, the toolkit's "
+          f"imports {imports - bare:.3f} s; of the stop's {stop - down:.3f} s: the same start-up")
+    print(f"  start from stopped (restart --skip-health-check of a stopped stack): {med(r[7] for r in rows):.3f} s "
+          f"(for reference)")
+    print("  each service during the toolkit's restart (its log after the last start marker: requests for its health "
+          "path up to its first 200, all of them in brackets):")
+    print(f"    {'service':18} {'own start':>9} {'toolkit':>8} {'probes':>6} {'req/s':>6}  target <= 10 req/s")
+    for s in services:
+        own = med(r[1][s.name] for r in rows)
+        took = med(r[5][s.name] for r in rows)
+        asked = med(r[6][s.name][0] for r in rows)
+        rate = med(r[6][s.name][0] / r[5][s.name] for r in rows)
+        total = med(r[6][s.name][1] for r in rows)
+        print(f"    {s.name:18} {own:8.3f}s {took:7.2f}s {asked:6g} {rate:6.2f}  ({total:g} in this run's part of "
+              f"its log)")
 
 
 def one_wave(data: dict) -> None:
@@ -186,22 +187,29 @@ def bench_stop(tmp: Path, rounds: int) -> None:
           f"shutdown {took / 0.5:.2f} (target <= 1.5)")
 
 
+def _discovered(registry: Registry) -> float:
+    """Seconds of one discover(), which must find every managed service."""
+    t = time.perf_counter()
+    found = discover(registry)
+    took = time.perf_counter() - t
+    if len(found.ours) != len(registry.managed):
+        missing = [s.name for s in registry.managed if s.name not in found.ours]
+        sys.exit(f"discovery missed {', '.join(missing)}: stale {dict(found.stale)}, foreign {dict(found.foreign)}, "
+                 f"others {dict(found.others)}, distrusted {dict(found.distrusted)}")
+    return took
+
+
 def discovery_times(registry: Registry, rounds: int) -> tuple[float, float]:
     """Median seconds of discover(): with run records, and with the state directory lost (identity scan)."""
-    with_records, without = [], []
     saved = records.read_all(registry.state_dir)
-    for _ in range(rounds):
-        t = time.perf_counter()
-        assert len(discover(registry).ours) == len(registry.managed)
-        with_records.append(time.perf_counter() - t)
+    with_records = [_discovered(registry) for _ in range(rounds)]
     for name in saved:
         records.remove(registry.state_dir, name)
-    for _ in range(rounds):
-        t = time.perf_counter()
-        assert len(discover(registry).ours) == len(registry.managed)
-        without.append(time.perf_counter() - t)
-    for record in saved.values():
-        records.write(registry.state_dir, record)
+    try:
+        without = [_discovered(registry) for _ in range(rounds)]
+    finally:
+        for record in saved.values():
+            records.write(registry.state_dir, record)
     return statistics.median(with_records), statistics.median(without)
 
 
@@ -234,14 +242,14 @@ def bench_discovery(tmp: Path, rounds: int, crowd: int) -> None:
 def main() -> None:
     compile_sources()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--crowd", type=int, default=1000, help="unrelated processes for the discovery figure")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="tmt-bench-"))
     for part in ("restart", "stop", "crowd"):
         (tmp / part).mkdir()
     try:
-        print(f"machine: {os.cpu_count()} cpus, load {os.getloadavg()[0]:.2f}, python {sys.version.split()[0]}")
+        print(f"machine: {os.cpu_count()} cpus, {floors.loads()}, python {sys.version.split()[0]}")
         bench_restart(tmp, args.rounds)
         bench_stop(tmp, args.rounds)
         bench_discovery(tmp, args.rounds, args.crowd)

@@ -1,12 +1,15 @@
 """Helpers for tests: free ports, a registry of the simulated stack on them, temporary state and logs.
 
 Tests never use the shipped registry's ports: every registry here is the shipped one with each port
-replaced by a free one, its root at this checkout, and its log and state directories under tmp_path.
+replaced by a free one outside the kernel's ephemeral range (as the toolkit asks of every registry), its root at
+this checkout, and its log and state directories under tmp_path.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import random
 import signal
 import socket
 import sys
@@ -22,11 +25,38 @@ REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "config" / "services.yaml"
 
 
+LOWEST = 20000  # test ports start here: below are the well-known ports of real servers a host may run
+
+
+@functools.cache
+def _outside_the_ephemeral_range() -> tuple[int, ...]:
+    """Ports a test may take: outside the kernel's ephemeral range, as the toolkit asks of a registry (tmt_ops.
+    ephemeral: a port there may be taken by any outgoing connection between a test's stop and its start), and
+    never one of the shipped registry's."""
+    from tmt_ops.ephemeral import kernel_range, parse_ports
+    low, high, reserved = kernel_range() or (65536, 65535, "")  # not Linux: every port is outside it
+    kept = parse_ports(reserved)  # reserved ports are never handed out
+    shipped = {svc["port"] for svc in yaml.safe_load(SHIPPED.read_text())["services"].values() if "port" in svc}
+    return tuple(p for p in range(LOWEST, 65536) if (not low <= p <= high or p in kept) and p not in shipped)
+
+
 def free_ports(n: int) -> list[int]:
-    """n distinct ports that were free a moment ago (held open together so none repeats)."""
+    """n distinct ports that were free a moment ago (held open together so none repeats), outside the kernel's
+    ephemeral range; from the kernel's own choice where this host leaves too few outside it."""
     socks = []
     try:
-        for _ in range(n):
+        pool = _outside_the_ephemeral_range()
+        for port in random.sample(pool, len(pool)):  # in random order: parallel runs seldom try the same
+            if len(socks) == n:
+                break
+            s = socket.socket()
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:  # in use, or in TIME_WAIT: not free now
+                s.close()
+                continue
+            socks.append(s)
+        while len(socks) < n:
             s = socket.socket()
             s.bind(("127.0.0.1", 0))
             socks.append(s)

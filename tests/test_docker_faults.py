@@ -77,7 +77,7 @@ class Health(http.server.BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.end_headers()
-        self.wfile.write(b'{"status": "healthy"}')
+        self.wfile.write(b'{"system_health": "healthy", "trading_enabled": true}')  # the orchestrator's shape
 http.server.HTTPServer(("0.0.0.0", int(sys.argv[1])), Health).serve_forever()
 """
 

@@ -83,7 +83,7 @@ def test_a_service_answers_to_its_registry_and_its_compose_name(tmp_path):
             after = healthy_containers(config)
             assert after["analysis"] != before["analysis"]
             assert {n: after[n] for n in after if n != "analysis"} == {n: before[n] for n in before if n != "analysis"}
-        logs = dr(config, "logs", "market-analysis", "--tail", "2")
+        logs = dr(config, "logs", "market-analysis", "--tail", "200")  # (its access-log lines come last)
         assert logs.returncode == 0 and "market-analysis[" in logs.stdout
         before = healthy_containers(config)
         stop = dr(config, "stop", "analysis")  # it and its dependents, nothing else

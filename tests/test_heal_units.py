@@ -238,7 +238,8 @@ def test_bad_listen_addresses_say_the_form(text):
 
 def _document(n: int) -> dict:
     check = {"name": "a", "severity": "healthy", "status": "healthy", "response_time_ms": 1.5, "probe": "http",
-             "url": "http://x/health", "error": None, "critical": True, "port_open": True, "port_holders": []}
+             "url": "http://x/health", "error": None, "critical": True, "port_open": True, "port_holders": [],
+             "probe_status": "healthy"}
     return {"schema_version": 1, "timestamp": "2026-01-01T00:00:00.000Z", "deployment_mode": "native",
             "overall_status": "healthy", "duration_ms": 5.0, "services": {"a": check}, "infrastructure": {},
             "system_metrics": {"cpu_percent": 1.0, "memory_percent": 2.0, "memory_available_bytes": 1, "disks": [],

@@ -52,7 +52,8 @@ def test_all_healthy_is_exit_0_with_valid_json(healthy, infra):
     assert document["services"]["execution-engine"]["details"]["status"] == "running"
     assert document["services"]["orchestrator"]["details"]["system_health"] == "healthy"
     assert document["issues"] == [] and document["recommendations"] == []
-    assert {d["path"] for d in document["system_metrics"]["disks"]} >= {"/", str(healthy.registry.log_dir)}
+    disks = document["system_metrics"]["disks"]  # a file system once, with the other paths checked on it
+    assert {p for d in disks for p in (d["path"], *d["other_paths"])} >= {"/", str(healthy.registry.log_dir)}
 
 
 def test_all_healthy_text_is_a_table_without_colour_when_not_a_tty(healthy):
@@ -166,8 +167,11 @@ def test_critical_service_down_is_exit_2_with_its_restart_and_log(stack):
     assert document["services"]["market-analysis"]["status"] == "healthy"
     assert document["critical_issues_count"] == 1
     steps = [st["command"] for f in document["findings"] if f["subject"] == "orchestrator" for st in f["steps"]]
-    assert f"python restart-trading-system.py --config {s.path} --only orchestrator" in steps
-    assert f"tail -n 50 {s.registry.log_dir / 'orchestrator.log'}" in steps
+    read, again = steps  # run as this checkout's script: each printed command is that checkout's, and runs here
+    assert again.endswith(f"/restart-trading-system.py --config {s.path} --mode native --only orchestrator"), again
+    assert read.endswith(f"/docker-restart.py logs --config {s.path} --mode native orchestrator --tail 100"), read
+    shown = subprocess.run(["sh", "-c", read], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert shown.returncode == 0 and "orchestrator" in shown.stdout, shown.stderr
     assert any("orchestrator" in r and "--only orchestrator" in r for r in document["recommendations"])
 
 

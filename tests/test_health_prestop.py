@@ -22,13 +22,15 @@ DISABLE = "POST /api/trading/disable"
 
 
 def survivor_registry(registry_file):
-    """The orchestrator alone, ignoring SIGTERM, with no post-start call to undo its pre-stop; started."""
+    """The orchestrator alone, ignoring SIGTERM, with no post-start call to undo its pre-stop, and a probe that does
+    not read trading_enabled (as a service whose answer does not say it: the record alone must tell); started."""
     def edit(data):
         data["health"]["thresholds"] = dict(CALM)
         orchestrator = data["services"]["orchestrator"]
         orchestrator["command"] = [*orchestrator["command"], "--ignore-sigterm"]
         orchestrator["stop_grace"] = 0.5
         del orchestrator["post_start"]
+        del orchestrator["health"]["degraded_if"]
     others = [n for n in CORE if n != "orchestrator"]
     cfg = registry_file(drop=("postgres", "redis", "kafka", *UNUSED_INFRA, *others), edit=edit)
     started = restart(cfg, "--skip-health-check")
@@ -62,8 +64,8 @@ def test_a_survivor_of_its_pre_stop_is_degraded_until_it_is_restarted(registry_f
     assert "it may not be working (e.g. not trading) until it is started again" in orchestrator["error"]
     (finding,) = document["findings"]
     assert finding["subject"] == "orchestrator" and finding["severity"] == "warning"
-    assert [s["command"] for s in finding["steps"]][0] == \
-        f"python restart-trading-system.py --config {cfg} --only orchestrator"
+    assert [s["command"] for s in finding["steps"]][1].endswith(
+        f"restart-trading-system.py --config {cfg} --mode native --only orchestrator")
 
     text = health(cfg)
     assert text.returncode == 1 and "TMT system health: WARNING" in text.stdout, text.stdout + text.stderr

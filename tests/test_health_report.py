@@ -7,6 +7,7 @@ import pytest
 
 from support import write_registry
 from tmt_ops.backends import Deployment, ServiceStatus
+from tmt_ops.commands import current
 from tmt_ops.health import advice
 from tmt_ops.health.merge import after_pre_stop, impostor, merge_docker, merge_native
 from tmt_ops.health.monitor import Debouncer
@@ -196,28 +197,18 @@ def _check(service, health, error="refused", backend=None, holders=()):
 
 
 def findings_of(registry, mode, check):
-    return advice._check_findings(advice.Commands(registry), Deployment(registry, mode), check)
+    return advice._check_findings(advice.Commands(registry, mode), Deployment(registry, mode), check)
 
 
-def test_native_findings_restart_the_one_service_and_show_its_log(registry):
+@pytest.mark.parametrize("mode", ["native", "docker"])
+def test_findings_name_the_one_service_in_every_mode_with_the_same_commands(registry, mode):
     orch = registry.service("orchestrator")
-    (finding,) = findings_of(registry, "native", _check(orch, Health.UNHEALTHY))
+    (finding,) = findings_of(registry, mode, _check(orch, Health.UNHEALTHY))
     assert finding.severity is Overall.CRITICAL and finding.subject == "orchestrator"
-    commands = [s.command for s in finding.steps]
-    assert commands[0] == f"python restart-trading-system.py --config {registry.path} --only orchestrator"
-    assert commands[1] == f"tail -n 50 {registry.log_dir / 'orchestrator.log'}"
-
-
-def test_docker_findings_use_the_container_log_and_start_the_one_service(registry):
-    orch = registry.service("orchestrator")
-    gone = _check(orch, Health.UNHEALTHY, backend=ServiceStatus("orchestrator", ServiceState.STOPPED, container="c"))
-    (finding,) = findings_of(registry, "docker", gone)
-    commands = [s.command for s in finding.steps]
-    assert commands == [f"python docker-restart.py --config {registry.path} logs orchestrator --tail 100",
-                        f"python docker-restart.py --config {registry.path} start orchestrator"]
-    running = _check(orch, Health.UNHEALTHY, backend=ServiceStatus("orchestrator", ServiceState.RUNNING, container="c"))
-    (finding,) = findings_of(registry, "docker", running)
-    assert finding.steps[1].command.endswith("restart orchestrator")
+    options = ["--config", str(registry.path), "--mode", mode]
+    assert [s.command for s in finding.steps] == [
+        current().command("logs", *options, "orchestrator", "--tail", "100"),
+        current().command("restart", *options, "--only", "orchestrator")]
 
 
 def test_foreign_holder_finding_names_the_process(registry):

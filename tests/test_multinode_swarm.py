@@ -289,7 +289,7 @@ def test_a_killed_replica_is_reported_with_its_node_and_the_plan_says_so(multino
     assert wait_for(lambda: len(stack.running()["dashboard"]) == 1, 30)
     check = health(stack)["dashboard"]
     assert check["status"] == "degraded", check
-    assert "1 of 2 task(s) serve" in check["error"] and f"on {node}: failed (" in check["error"], check["error"]
+    assert "1 of 2 task(s) run and serve" in check["error"] and f"on {node}: failed (" in check["error"], check["error"]
     status = stack.run("docker-restart.py", "status")
     assert status.returncode == 1 and "1/2" in status.stdout
     plan = stack.run("restart-trading-system.py", "--only", "dashboard", "--dry-run")
@@ -304,8 +304,10 @@ def test_without_a_relay_the_engine_is_the_only_evidence_and_a_pre_stop_that_can
     assert wait_for(lambda: not multinode.docker(multinode.manager, "ps", "-q", "--filter",
                                                  f"name={stack.stack}_tmt-ops-probe").stdout.strip(), 30)
     check = health(stack)["execution-engine"]
-    assert check["status"] == "healthy" and check["error"].startswith("not probed: no probe relay") and \
-        "the engine's healthcheck passes" in check["error"] and "that is the only evidence" in check["error"]
+    assert check["status"] == "healthy", check
+    assert check["error"].startswith(f"not probed: no probe reaches task {stack.stack}_execution-engine.1 on ")
+    assert "(no probe relay of the stack runs on this node" in check["error"]
+    assert check["error"].endswith("the engine's healthcheck passes: that is the only evidence"), check["error"]
     before = stack.running()["execution-engine"]
     done = stack.run("stop-trading-system.py", "--only", "execution-engine", "--no-deps")
     assert done.returncode == 1

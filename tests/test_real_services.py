@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import time
 
+import psutil
 import pytest
+import yaml
 
 from monitor_support import Monitor
 from native_support import port_of, recorded_pids, restart, state_dir
-from support import run_script, wait_for
+from support import REPO, run_script, wait_for
 
 CORE = ("orchestrator", "market-analysis", "execution-engine", "dashboard")
 PROBE = re.compile(r'^INFO: +127\.0\.0\.1:\d+ - "GET (/health|/api/health) HTTP/1\.1" \d+$')
@@ -94,3 +97,117 @@ def test_a_permanent_503_is_starting_only_within_the_startup_timeout(registry_fi
     rounds = [e for e in (json.loads(line) for line in m.out if line.startswith("{")) if e["type"] == "round"]
     judged = rounds[0]["services"]["orchestrator"]
     assert judged["status"] == "unhealthy" and judged["backend"]["pids"] == [pid], judged
+
+
+# -- what the registry must say for the real services -----------------------------------------------------------------
+def only_orchestrator(registry_file, edit=None):
+    return registry_file(drop=["market-analysis", "execution-engine", "dashboard"], edit=edit)
+
+
+def test_env_files_reach_the_service_masked_and_a_missing_one_is_a_preflight_error(registry_file, tmp_path):
+    secret = "env-file-key-93c1a7"
+    (tmp_path / "project.env").write_text("# the project's\nexport OANDA_ENVIRONMENT=live\nSHARED='from the project'\n")
+    (tmp_path / "orchestrator.env").write_text(f'OANDA_API_KEY="{secret}"\nSHARED=${{SHARED}} and the service\n'
+                                               "MESSAGE_BROKER_URL=redis://localhost:6379 # the real one's\n")
+
+    def files(data):
+        data["project"]["env_file"] = str(tmp_path / "project.env")
+        data["services"]["orchestrator"]["env_file"] = str(tmp_path / "orchestrator.env")
+        data["services"]["orchestrator"]["env"].pop("OANDA_API_KEY")
+        data["services"]["orchestrator"]["env"].pop("OANDA_ENVIRONMENT")
+    cfg = only_orchestrator(registry_file, files)
+    done = restart(cfg)
+    assert done.returncode == 0, done.stderr
+    environ = psutil.Process(recorded_pids(cfg)["orchestrator"]).environ()
+    assert environ["OANDA_API_KEY"] == secret and environ["OANDA_ENVIRONMENT"] == "live"
+    assert environ["SHARED"] == "from the project and the service"
+    assert environ["MESSAGE_BROKER_URL"] == "redis://localhost:6379"
+    shown = run_script("restart-trading-system.py", "--config", str(cfg), "--dry-run", "-v")
+    log = (state_dir(cfg).parent / "logs" / "tmt-ops.log").read_text()
+    assert secret not in done.stderr + shown.stderr + log
+    (tmp_path / "orchestrator.env").unlink()
+    refused = restart(cfg)
+    assert refused.returncode == 2, refused.stderr
+    assert f"preflight: orchestrator: env_file {tmp_path / 'orchestrator.env'} does not exist" in refused.stderr
+    assert recorded_pids(cfg)["orchestrator"] == psutil.Process(recorded_pids(cfg)["orchestrator"]).pid
+
+
+def test_the_body_field_the_registry_names_decides_and_trading_off_is_degraded(registry_file):
+    cfg = only_orchestrator(registry_file)
+    assert restart(cfg).returncode == 0
+    port = port_of(cfg, "orchestrator")
+    import urllib.request
+    urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/api/trading/disable", data=b"",
+                                                  method="POST"), timeout=3).read()
+    report = json.loads(run_script("system-health.py", "--json", "--config", str(cfg)).stdout)
+    check = report["services"]["orchestrator"]
+    assert (check["status"], check["error"]) == ("degraded", "trading_enabled is false"), check
+
+
+def test_an_integer_from_a_variable_and_a_program_relative_to_the_services_directory(registry_file, tmp_path):
+    service_dir = tmp_path / "orchestrator"
+    (service_dir / ".venv" / "bin").mkdir(parents=True)
+    (service_dir / ".venv" / "bin" / "python").symlink_to(sys.executable)  # its own virtual environment
+    from support import free_ports
+    port = free_ports(1)[0]
+
+    def real_layout(data):
+        svc = data["services"]["orchestrator"]
+        svc.update(port="${TMT_TEST_ORCHESTRATOR_PORT}", cwd=str(service_dir),
+                   command=[".venv/bin/python", "-m", "tmt_sim", "orchestrator", "--port", "{port}"])
+        svc["env"]["PYTHONPATH"] = str(REPO)
+    cfg = only_orchestrator(registry_file, real_layout)
+    done = restart(cfg, env={"TMT_TEST_ORCHESTRATOR_PORT": str(port)})
+    assert done.returncode == 0, done.stderr
+    process = psutil.Process(recorded_pids(cfg)["orchestrator"])
+    assert process.cmdline()[0] == str(service_dir / ".venv" / "bin" / "python") and process.cwd() == str(service_dir)
+    assert any(c.laddr.port == port for c in process.net_connections("inet"))
+    wrong = restart(cfg, env={"TMT_TEST_ORCHESTRATOR_PORT": "80OO"})
+    assert wrong.returncode == 2 and "port: expected an integer, got string '80OO'" in wrong.stderr, wrong.stderr
+
+
+def build_script(exit_code: int) -> str:
+    return ("import pathlib, sys; print('building'); pathlib.Path('built.txt').write_text(pathlib.Path('src/app.js')"
+            f".read_text()); print('error: it broke') if {exit_code} else None; sys.exit({exit_code})")
+
+
+def build_registry(registry_file, tmp_path):
+    (tmp_path / "src").mkdir(exist_ok=True)
+    (tmp_path / "src" / "app.js").write_text("v1\n")
+
+    def build(data):
+        data["services"]["orchestrator"]["build"] = {"command": ["python", "-c", build_script(0)],
+                                                     "inputs": ["src/**/*"]}
+        data["services"]["orchestrator"]["cwd"] = str(tmp_path)
+        data["services"]["orchestrator"]["env"]["PYTHONPATH"] = str(REPO)
+    return only_orchestrator(registry_file, build)
+
+
+def test_a_build_runs_before_anything_stops_only_when_its_inputs_changed(registry_file, tmp_path):
+    cfg = build_registry(registry_file, tmp_path)
+    first = restart(cfg)
+    assert first.returncode == 0 and "orchestrator: built in" in first.stderr, first.stderr
+    assert first.stderr.index("built in") < first.stderr.index("wave 1")
+    assert (tmp_path / "built.txt").read_text() == "v1\n"
+    again = restart(cfg)
+    assert again.returncode == 0 and "built in" not in again.stderr  # nothing changed: no build
+    (tmp_path / "src" / "app.js").write_text("v2\n")
+    assert "built in" not in restart(cfg, "--no-build").stderr and (tmp_path / "built.txt").read_text() == "v1\n"
+    changed = restart(cfg)
+    assert "built in" in changed.stderr and (tmp_path / "built.txt").read_text() == "v2\n"
+
+
+def test_a_failing_build_stops_nothing_and_shows_its_output(registry_file, tmp_path):
+    cfg = build_registry(registry_file, tmp_path)
+    assert restart(cfg).returncode == 0
+    before = recorded_pids(cfg)
+    data = yaml.safe_load(cfg.read_text())
+    data["services"]["orchestrator"]["build"]["command"][2] = build_script(3)
+    broken = cfg.with_name("broken-build.yaml")
+    broken.write_text(yaml.safe_dump(data, sort_keys=False))
+    (tmp_path / "src" / "app.js").write_text("v3\n")
+    done = restart(broken)
+    assert done.returncode == 1, done.stderr
+    assert "orchestrator: its build exited with code 3; nothing was stopped" in done.stderr
+    assert "    | error: it broke" in done.stderr and "Traceback" not in done.stderr
+    assert recorded_pids(cfg) == before and psutil.pid_exists(before["orchestrator"])

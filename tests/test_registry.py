@@ -10,6 +10,7 @@ from support import SHIPPED
 from tmt_ops.errors import ConfigError
 from tmt_ops.registry import load_registry
 from tmt_ops.registry.graph import dependents, find_cycle, start_waves
+from tmt_ops.states import Health
 
 SPEC_PORTS = {"orchestrator": 8000, "market-analysis": 8002, "execution-engine": 8004, "dashboard": 3000,
               "postgres": 5432, "redis": 6379, "kafka": 9092, "prometheus": 9090, "grafana": 3001,
@@ -204,3 +205,37 @@ def write(tmp_path, text):
     path = tmp_path / "services.yaml"
     path.write_text(textwrap.dedent(text))
     return path
+
+
+# -- the real services' registry: env files, typed references, the body field ----------------------------------------
+def test_env_files_read_as_compose_reads_dotenv():
+    from tmt_ops.registry.dotenv import parse
+    text = ("# comment\n\nexport A=1\nB = two words # a comment\nC='single ${A} # kept'\nD=\"line1\\nline2 ${A}\"\n"
+            "E=\"spans\nlines\"\nF=${A}${MISSING:-x}$$\nG\nH=$A/x\n")
+    assert parse(text, {"G": "from env"}) == {"A": "1", "B": "two words", "C": "single ${A} # kept",
+                                              "D": "line1\nline2 1", "E": "spans\nlines", "F": "1x$",
+                                              "G": "from env", "H": "1/x"}
+    for bad, words in (("=x", "line 1: expected KEY=VALUE"), ("K='open", "line 1: the quote that opens K's value"),
+                       ('K="open\nmore', "line 1: the quote that opens K's value")):
+        with pytest.raises(ConfigError, match=words):
+            parse(bad, {})
+
+
+@pytest.mark.parametrize("value, expected", [("8000", 8000), ("2.5", 2.5), ("true", True), ("0123", 123),
+                                             ("80OO", "80OO"), ("inf", "inf")])
+def test_a_value_written_as_one_reference_is_typed_as_if_written_there(value, expected):
+    from tmt_ops.registry.loader import _typed
+    assert _typed(value) == expected and type(_typed(value)) is type(expected)
+
+
+def test_the_body_field_named_in_the_registry_alone_decides():
+    from tmt_ops.probes import classify_http
+    field, degraded = "system_health", (("trading_enabled", False),)
+    assert classify_http(200, {"system_health": "healthy", "trading_enabled": True, "status": "broken"}, (200,),
+                         field, degraded) == (Health.HEALTHY, None)
+    assert classify_http(200, {"system_health": "healthy", "trading_enabled": False}, (200,), field,
+                         degraded) == (Health.DEGRADED, "trading_enabled is false")
+    assert classify_http(200, {"status": "healthy"}, (200,), field, degraded) == (
+        Health.UNHEALTHY, "its answer has no system_health")
+    assert classify_http(503, {"detail": "Orchestrator not initialized"}, (200,), field, degraded)[0] is Health.STARTING
+    assert classify_http(200, {"system_health": "degraded"}, (200,), field)[0] is Health.DEGRADED

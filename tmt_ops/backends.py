@@ -5,9 +5,9 @@ docker compose project (compose/backend.py) or the services of a Docker Swarm st
 Each answers the same operations: detect (does anything of this registry run this way now?), claims (does
 it run a service in its own mode?), statuses, plan_stop and plan_start (steps for a selection, decided
 from what runs now: plain data that --dry-run prints and the executor carries out as written),
-execute_stop and execute_start (one wave's steps), logs, and the address to probe a service at. The two
-container backends also serve docker-restart.py's own commands (show_status, stream_logs, teardown,
-remove).
+execute_stop and execute_start (one wave's steps), plan_restore and commit (a restart's rollback), its status
+and logs as data (status_view, log_lines; the CLI renders them), and the address to probe a service at. A way
+of running that has a stack of its own to remove (modes.Way.removable) also answers teardown and remove.
 
 The mode (--mode native|docker|swarm|auto) is chosen once, here: it names the backend of every service that
 does not name one of its own in the registry; a service that does (infrastructure `backend: compose` in a
@@ -17,22 +17,19 @@ or stopped. No other module compares mode names.
 
 from __future__ import annotations
 
-import importlib
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Iterable, Protocol
+from typing import TYPE_CHECKING, ClassVar, Iterable, Iterator, Protocol
 
+from . import modes
 from .errors import ConfigError
 from .registry import Registry, Service
-from .registry.model import MODES
 from .states import ServiceState
 
 if TYPE_CHECKING:
     from .events import Events
     from .preflight import Problem
-    from .probes import ProbeResult
-    from .results import Outcome, StopResult
-    from .states import Health
+    from .results import Outcome, StatusView, StopResult
 
 
 
@@ -53,6 +50,12 @@ class ServiceStatus:
     # its processes; docker, its running container publishes the port. None: nothing to say (not running,
     # or nothing listens).
     holds_port: bool | None = None
+    # Why no probe from here reaches the instance its address is given for (swarm: a task on another node, with
+    # no probe relay): the probe then goes nowhere, and the engine's own view is the only evidence. None: it does.
+    unprobed: str | None = None
+    # Its other instances (a swarm service's replicas) that do not serve or do not run, each said with where it is:
+    # a service that serves is then degraded. None: there are none.
+    instances: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,7 @@ class Teardown:
 
 
 class Backend(Protocol):
-    name: ClassVar[str]  # "native", "compose", "swarm": its key in BACKENDS
+    name: ClassVar[str]  # "native", "compose", "swarm": its row in modes.py
     # A restart replaces each running service in its start wave (swarm's rolling update) instead of stopping
     # everything first, dependents first, and starting it all again.
     restarts_in_place: ClassVar[bool]
@@ -99,8 +102,9 @@ class Backend(Protocol):
     def preflight(self, starting: list[Service]) -> list["Problem"]:
         """What must hold before anything is stopped for these services to start."""
 
-    def prepare(self, starting: list[Service], events: "Events") -> None:
-        """Work that may fail and must come before any change (docker: pull and build images)."""
+    def prepare(self, starting: list[Service], events: "Events", build: bool = True) -> None:
+        """Work that may fail and must come before any change (docker: pull and build images; native: the
+        registry's build steps); `build` False: --no-build, nothing is built."""
 
     def execute_stop(self, steps: list, events: "Events") -> dict[str, "StopResult"]:
         """Carry out one wave's stop steps as they are written."""
@@ -109,16 +113,17 @@ class Backend(Protocol):
         """Carry out one wave's start steps; each ends ready, failed, or (cancel) starting."""
 
     def logs(self, service: Service, tail: int) -> list[str]:
-        """The last lines of a service's own output."""
+        """The last lines of a service's own output (what a failed start shows)."""
+
+    def log_lines(self, services: list[Service], tail: int | None, follow: bool) -> Iterator[str]:
+        """These services' output (all the backend runs when none is named), the last `tail` lines of each; with
+        `follow`, what comes next, until the generator is closed."""
+
+    def status_view(self) -> "StatusView":
+        """Its status as data: a --json document and a table (results.StatusView)."""
 
     def address(self, service: Service) -> Service:
         """The service as a probe reaches it from here (its host and port)."""
-
-    def merge(self, result: "ProbeResult", status: ServiceStatus | None) -> tuple["Health", str | None]:
-        """A probe's verdict joined with this backend's status of the same service."""
-
-    def next_steps(self, service: Service, status: ServiceStatus | None, commands) -> list[tuple[str, str]]:
-        """(why, command) to run next for a service that is not healthy (commands: health.advice.Commands)."""
 
     def tidy(self) -> None:
         """After a stop: drop what the backend knows to be stale (native: records of processes gone)."""
@@ -127,28 +132,18 @@ class Backend(Protocol):
         """Disks whose fill level matters to this backend (docker: the engine's data directory)."""
 
 
-# backend name -> (its class, the --mode whose default it is); a class is imported only when used, so a native
-# run never loads the container code
-BACKENDS = {"native": ("native.backend.NativeBackend", "native"),
-            "compose": ("compose.backend.ComposeBackend", "docker"),
-            "swarm": ("swarm.backend.SwarmBackend", "swarm")}
-
-
-def backend_class(name: str) -> type:
-    module, _, cls = BACKENDS[name][0].rpartition(".")
-    return getattr(importlib.import_module(f"{__package__}.{module}"), cls)
-
-
 def default_backend(mode: str) -> type:
-    for name, (_, its_mode) in BACKENDS.items():
-        if its_mode == mode:
-            return backend_class(name)
-    raise ConfigError(f"unknown mode '{mode}': use one of {', '.join(MODES)} or auto")
+    """The backend class of a --mode (modes.py: the table of ways of running)."""
+    way = modes.of_mode(mode)
+    if way is None:
+        raise ConfigError(f"unknown mode '{mode}': use one of {', '.join(modes.modes())} or auto")
+    return way.backend_class()
 
 
-def resolve_mode(requested: str, registry: Registry, among: tuple[str, ...] = MODES) -> tuple[str, bool]:
-    """(mode, detected). --mode auto: the first mode (of `among`) whose backend finds something of this registry
-    running, else the registry's default_mode if it is one of them, else the first of them."""
+def resolve_mode(requested: str, registry: Registry, among: tuple[str, ...] | None = None) -> tuple[str, bool]:
+    """(mode, detected). --mode auto: the first mode (of `among`, by default every mode) whose backend finds
+    something of this registry running, else the registry's default_mode if it is one of them, else the first."""
+    among = among or modes.modes()
     if requested != "auto":
         return requested, False
     for mode in among:
@@ -171,7 +166,7 @@ class Deployment:
 
     def backend(self, name: str) -> Backend:
         if name not in self._backends:
-            self._backends[name] = backend_class(name)(self.registry, **self._options)
+            self._backends[name] = modes.of_backend(name).backend_class()(self.registry, **self._options)
         return self._backends[name]
 
     def of(self, service: Service) -> Backend | None:

@@ -28,7 +28,7 @@ LOGGER = logging.getLogger("tmt_ops")
 # Without an opened toolkit log, warnings must not fall through to logging.lastResort (a second copy on stderr).
 LOGGER.addHandler(logging.NullHandler())
 STYLES = {"ok": "GREEN", "warn": "YELLOW", "error": "RED", "info": "CYAN", "dim": "WHITE", "bold": ""}
-QUIET, NORMAL, VERBOSE = 0, 1, 2  # --quiet: problems only; --verbose: details too
+QUIET, NORMAL, VERBOSE = 0, 1, 2  # --quiet: problems and the closing line only; --verbose: details too
 
 
 def wants_colour(stream: IO) -> bool:
@@ -111,6 +111,12 @@ class Printer:
 
     def error(self, text: str) -> None:
         self.line(text, "error", logging.ERROR)
+
+    def closing(self, text: str, kind: str) -> None:
+        """A script's closing line, how it ended ("4 service(s) running and healthy", "error: ..."): shown at every
+        verbosity, --quiet too, so a quiet run (cron, a pipeline) still says how it ended. kind: ok, warn or error
+        (its colour, and its level in the toolkit log)."""
+        self.line(text, kind, {"ok": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}[kind], shown=QUIET)
 
     def detail(self, text: str) -> None:
         """Shown with --verbose only (the log keeps it anyway)."""

@@ -14,9 +14,10 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, TypeVar
+from typing import TYPE_CHECKING, Callable
 
 from . import hooks, loglines
+from .parallel import run_parallel
 from .events import Events
 from .plan import StartPlan, StopPlan
 from .probes import ProbeResult, probe_all
@@ -27,31 +28,8 @@ from .states import SERVING
 if TYPE_CHECKING:
     from .backends import Deployment
 
-T = TypeVar("T")
 FAILED_LOG_LINES = 12  # shown of a failed start's output (loglines.telling picks them) ...
 SCANNED = 1000  # ... from its last lines
-
-
-def run_parallel(jobs: dict[str, Callable[[], T]]) -> dict[str, T]:
-    """Run the jobs at once, a thread each, and wait for all of them (an interrupt only sets a flag: jobs that
-    watch it return early, the others finish). A job's exception is raised here, after all have ended."""
-    results: dict[str, T] = {}
-    errors: list[BaseException] = []
-
-    def run(name: str, job: Callable[[], T]) -> None:
-        try:
-            results[name] = job()
-        except BaseException as exc:  # re-raised in the caller's thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=item, name=f"wave-{item[0]}") for item in jobs.items()]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
-    return {name: results[name] for name in jobs}
 
 
 def _by_backend(steps) -> dict[str, list]:
@@ -147,11 +125,11 @@ def execute_start(deployment: "Deployment", plan: StartPlan, events: Events,
             break
         if wave.probe_first:
             outside.update(_probe_outside(deployment, wave.probe_first))
-            for dep in (d for d in wave.probe_first if d.name in outside):
-                result = outside[dep.name]
-                if result.status not in SERVING and dep.name not in needed:
-                    events.warn(f"{dep.display_name} at {dep.address} does not answer "
-                                f"({result.error or result.status.value}); optional, starting anyway")
+            silent = [d for d in wave.probe_first
+                      if d.name in outside and outside[d.name].status not in SERVING and d.name not in needed]
+            if silent:  # one line for the wave, however many: a fresh machine has none of its infrastructure
+                events.warn("optional dependencies that do not answer (starting anyway): " + ", ".join(
+                    f"{d.display_name} ({outside[d.name].error or outside[d.name].status.value})" for d in silent))
         ready = []
         for step in wave.steps:
             service = step.service

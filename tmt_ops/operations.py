@@ -18,6 +18,7 @@ less is a warning.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -45,6 +46,13 @@ class Options:
     force: bool = False
     skip_health_check: bool = False
     dry_run: bool = False
+    build: bool = True  # --no-build: False
+    grace: float | None = None  # -t/--timeout: every stopped service's stop_grace, for this run
+
+
+def _graced(services: list[Service], options: Options) -> list[Service]:
+    """The services as this run stops them: with -t/--timeout, each with that stop grace (compose's `stop -t`)."""
+    return services if options.grace is None else [dataclasses.replace(s, stop_grace=options.grace) for s in services]
 
 
 def select(deployment: Deployment, only: Iterable[str] | None, *, with_dependents: bool = True,
@@ -112,7 +120,7 @@ def _about_to_run(events: Events, stop: StopPlan | None, start: StartPlan | None
 
 
 def check_and_prepare(deployment: Deployment, starting: list[Service], stop: StopPlan | None, events: Events,
-                      force: bool = False, start: StartPlan | None = None) -> None:
+                      force: bool = False, start: StartPlan | None = None, build: bool = True) -> None:
     """Before any change: every problem, one line each (PreflightFailed, exit 2 or 1, when there is one); then
     the backends' own preparation that may fail (docker: pull and build images). What is to be stopped (the stop
     plan's steps, and the start plan's that replace a running service in place) must be able to stop."""
@@ -136,7 +144,7 @@ def check_and_prepare(deployment: Deployment, starting: list[Service], stop: Sto
         events.error(f"preflight: {problem.text}")
     check(problems)
     for backend, members in deployment.group(starting).items():
-        deployment.backend(backend).prepare(members, events)
+        deployment.backend(backend).prepare(members, events, build)
 
 
 def _mark_stopped(deployment: Deployment, names: list[str], events: Events) -> None:
@@ -305,11 +313,12 @@ def restart(deployment: Deployment, services: list[Service], options: Options, e
     starting = bring_up(deployment, services)
     # what a backend restarts in place (swarm: rolling, in the start waves) is not stopped first
     stopped_first = [s for s in services if not deployment.of(s).restarts_in_place]
-    stop_plan = plan_stop(deployment, stopped_first, force=options.force)
+    stop_plan = plan_stop(deployment, _graced(stopped_first, options), force=options.force)
     start_plan = plan_start(deployment, starting)
     if options.dry_run:
         return _dry_run(events, stop_plan, start_plan)
-    check_and_prepare(deployment, starting, stop_plan, events, force=options.force, start=start_plan)
+    check_and_prepare(deployment, starting, stop_plan, events, force=options.force, start=start_plan,
+                      build=options.build)
     _clear_stopped(deployment, services, events)
     _about_to_run(events, stop_plan, start_plan)
     run = StopRun()
@@ -349,7 +358,7 @@ def start(deployment: Deployment, services: list[Service], options: Options, eve
     plan = plan_start(deployment, starting)
     if options.dry_run:
         return _dry_run(events, None, plan)
-    check_and_prepare(deployment, starting, None, events)
+    check_and_prepare(deployment, starting, None, events, build=options.build)
     _clear_stopped(deployment, services, events)
     _about_to_run(events, None, plan)
     if not plan.steps:
@@ -363,7 +372,7 @@ def start(deployment: Deployment, services: list[Service], options: Options, eve
 def stop(deployment: Deployment, services: list[Service], options: Options, events: Events,
          interrupts: Interrupts | None = None) -> Result:
     interrupts = interrupts or Interrupts()
-    plan = plan_stop(deployment, services, force=options.force)
+    plan = plan_stop(deployment, _graced(services, options), force=options.force)
     if options.dry_run:
         return _dry_run(events, plan, None)
     for name, why in plan.blocked.items():
@@ -375,9 +384,8 @@ def stop(deployment: Deployment, services: list[Service], options: Options, even
         if held:
             return Result(1, last=f"nothing of this registry's services was stopped{held}", level="error")
         return Result(0, last=f"nothing to stop: no service of this registry runs ({deployment.mode} mode)")
-    if not options.force:
-        answers = probe_round(deployment, [deployment.registry.service(step.service) for step in plan.steps])
-        for name, why in unresponsive(plan.steps, answers).items():
+    if not options.force:  # (no probe round: a stop of a hung service shows itself, named, after its grace)
+        for name, why in unresponsive(plan.steps, {}).items():
             events.warn(f"{name}: {why}: it may not stop (--force kills what outlives its grace)")
     _about_to_run(events, plan, None)
     events.info(f"stopping {', '.join(step.service for step in plan.steps)}")

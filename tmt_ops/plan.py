@@ -10,17 +10,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, Mapping
 
 from .registry import Service
+from .results import Blocked
 
 if TYPE_CHECKING:
     from .backends import Deployment
-
-
-@dataclass(frozen=True)
-class Blocked:
-    """A service that cannot be stopped (or started) as asked: something foreign holds what it needs."""
-
-    why: str
-    holds_port: bool = False  # what is in the way holds the service's port (a stop cannot free it)
 
 
 @dataclass(frozen=True)

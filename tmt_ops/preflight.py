@@ -66,20 +66,21 @@ def writable(folder: Path, what: str, key: str, files: Iterable[Path] = ()) -> P
     return None
 
 
-def runnable(service: Service) -> Problem | None:
-    """The service's working directory exists and its program is an executable file or found on its PATH."""
+def runnable(service: Service, environment: Mapping[str, str], command: tuple[str, ...] | None = None,
+             what: str = "command") -> Problem | None:
+    """The service's working directory exists and its program (of `command`, its own by default; `what` names it
+    in the registry) is an executable file or found on the PATH of `environment`, the one it starts with."""
     if not service.cwd.is_dir():
         return Problem(f"{service.name}: its working directory {service.cwd} does not exist (cwd in the registry)", 2)
-    program = service.command[0]
-    if "/" in program:
-        path = Path(program) if os.path.isabs(program) else service.cwd / program
-        if path.is_file() and os.access(path, os.X_OK):
+    program = (command or service.command)[0]
+    if "/" in program:  # the loader made a relative one the service's cwd's (registry.loader._program)
+        if os.path.isfile(program) and os.access(program, os.X_OK):
             return None
-        return Problem(f"{service.name}: its program {path} is not an executable file (command in the registry)", 2)
-    search = {**os.environ, **service.env}.get("PATH", os.defpath)
+        return Problem(f"{service.name}: its program {program} is not an executable file ({what} in the registry)", 2)
+    search = environment.get("PATH", os.defpath)
     if shutil.which(program, path=search) is None:
         return Problem(f"{service.name}: its program '{program}' is not on PATH ({search}): install it or give "
-                       "its full path in the registry's command", 2)
+                       f"its full path in the registry's {what}", 2)
     return None
 
 

@@ -38,6 +38,7 @@ PG_AUTH_OK = bytes(4)  # an Authentication message with code 0; any other code a
 # BackendKeyData, NoticeResponse.
 PG_SESSION_START = {b"R", b"S", b"K", b"N"}
 PG_TERMINATE = b"X\0\0\0\x04"
+REFUSED = "connection refused"  # how a refused probe's error begins (health.advice says services refused alike once)
 
 
 class ProtocolError(ValueError):
@@ -76,37 +77,49 @@ def _shown(value: Any) -> str:
     return f"{text} ({JSON_KINDS[type(value)]})"
 
 
-def _body_verdicts(body: Any) -> list[tuple[Health, str]]:
+def _word(key: str, value: Any) -> tuple[Health, str]:
+    if isinstance(value, str):
+        return WORD_HEALTH.get(value.lower(), Health.UNHEALTHY), f"reports {value}"
+    return Health.UNHEALTHY, f"{key} is {_shown(value)}, not a status word"
+
+
+def _body_verdicts(body: Any, status_field: str | None = None,
+                   degraded_if: tuple[tuple[str, Any], ...] = ()) -> list[tuple[Health, str]]:
     """(verdict, reason) for each health key the body holds; a body with none leaves it to the status code.
 
     A key's value is read only in its documented shape: anything else says the service is not healthy, since
-    a probe that counts `{"status": false}` as healthy reports a dead engine as up.
+    a probe that counts `{"status": false}` as healthy reports a dead engine as up. With a `status_field` declared
+    in the registry, that field alone decides, and an answer without it is not healthy; `degraded_if` body values
+    (trading_enabled: false) make it degraded.
     """
     if not isinstance(body, dict):
         return []
     verdicts = []
-    for key in ("status", "system_health"):  # system_health: the orchestrator's
-        if key not in body:
-            continue
-        value = body[key]
-        if isinstance(value, str):
-            verdicts.append((WORD_HEALTH.get(value.lower(), Health.UNHEALTHY), f"reports {value}"))
-        else:
-            verdicts.append((Health.UNHEALTHY, f"{key} is {_shown(value)}, not a status word"))
-    for key in ("healthy", "ok"):
-        if key in body:
-            value = body[key]
-            verdicts.append((Health.HEALTHY if value is True else Health.UNHEALTHY, f"{key} is {_shown(value)}"))
+    if status_field:
+        if status_field in body:
+            verdicts.append(_word(status_field, body[status_field]))
+    else:
+        verdicts += [_word(key, body[key]) for key in ("status", "system_health") if key in body]
+        for key in ("healthy", "ok"):
+            if key in body:
+                value = body[key]
+                verdicts.append((Health.HEALTHY if value is True else Health.UNHEALTHY, f"{key} is {_shown(value)}"))
+    for key, value in degraded_if:
+        if key in body and body[key] == value and type(body[key]) is type(value):
+            verdicts.append((Health.DEGRADED, f"{key} is {_shown(value).split(' (')[0]}"))
     return verdicts
 
 
-def classify_http(code: int, body: Any, expect: tuple[int, ...] = (200,)) -> tuple[Health, str | None]:
+def classify_http(code: int, body: Any, expect: tuple[int, ...] = (200,), status_field: str | None = None,
+                  degraded_if: tuple[tuple[str, Any], ...] = ()) -> tuple[Health, str | None]:
     """Health from an HTTP answer: the status code first, then the body's health keys, the worst one winning."""
-    verdicts = _body_verdicts(body)
+    verdicts = _body_verdicts(body, status_field, degraded_if)
     if code not in expect:
         if code == 503 and all(verdict is Health.STARTING for verdict, _ in verdicts):
             return Health.STARTING, "HTTP 503: not ready yet"
         return Health.UNHEALTHY, f"HTTP {code}, expected {'/'.join(map(str, expect))}"
+    if status_field and not (isinstance(body, dict) and status_field in body):  # an answer that says nothing
+        verdicts.append((Health.UNHEALTHY, f"its answer has no {status_field}"))
     worst = max((verdict for verdict, _ in verdicts), key=SEVERITY.index, default=Health.HEALTHY)
     if worst is Health.HEALTHY:
         return worst, None
@@ -152,7 +165,8 @@ def _http_exchange(host: str, port: int, method: str, path: str, deadline: _Dead
 
 def _probe_http(service: Service, deadline: _Deadline) -> ProbeResult:
     code, body = _http_exchange(service.host, service.port, "GET", service.probe.path or "/", deadline)
-    status, error = classify_http(code, body, service.probe.expect_status)
+    p = service.probe
+    status, error = classify_http(code, body, p.expect_status, p.status_field, p.degraded_if)
     return ProbeResult(status, service.url, details=body, error=error, http_status=code)
 
 
@@ -329,7 +343,7 @@ def probe(service: Service, timeout: float | None = None) -> ProbeResult:
     except (socket.timeout, TimeoutError):
         result = ProbeResult(Health.TIMEOUT, service.url, error=f"no answer within {seconds:g}s")
     except ConnectionRefusedError:
-        result = ProbeResult(Health.UNHEALTHY, service.url, error=f"connection refused on {service.address}")
+        result = ProbeResult(Health.UNHEALTHY, service.url, error=f"{REFUSED} on {service.address}")
     except ProtocolError as exc:
         result = ProbeResult(Health.UNHEALTHY, service.url, error=str(exc))
     except (OSError, ValueError, struct.error) as exc:

@@ -96,15 +96,18 @@ class Redactor:
 
     @classmethod
     def for_registry(cls, registry, known: Iterable[str] = ()) -> "Redactor":
-        """The environment's secrets, those written into the registry's service env, the secret words its
-        commands' rules find (`--api-key` written into the registry), the webhook URLs its notify: section names
+        """The environment's secrets, those written into the registry's service env and env files, the secret
+        words its commands' rules find (`--api-key` written into the registry), the webhook URLs its notify: names
         (whatever their variables are called), and `known` ones (records.secret_words: those of the live
         processes, started with values this environment may no longer hold). Not the whole words at the
         registry's secret positions: what the environment expanded into them is masked as itself, and the rest of
         the word stays readable (`/opt/***/bin/orchestrator`)."""
+        from .registry.dotenv import readable_values  # the registry's files: only a registry's Redactor reads them
         commands = set().union(*(argv_secrets(s.command) for s in registry.services.values()))
+        env_files = {f for s in registry.services.values() for f in s.env_files}
         webhooks = {os.environ.get(name, "") for name in registry.notify.variables}
-        return cls(secret_values(os.environ, *(s.env for s in registry.services.values())) | commands | set(known)
+        return cls(secret_values(os.environ, *(s.env for s in registry.services.values()),
+                                 *(readable_values([f], os.environ) for f in env_files)) | commands | set(known)
                    | {url for url in webhooks if len(url) >= MIN_SECRET_LEN})
 
     def __call__(self, text: str) -> str:

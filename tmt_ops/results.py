@@ -41,3 +41,32 @@ class Result:
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     last: str = ""  # the final line: a summary, or the error
     level: str = "ok"  # ok / warn / error: how the final line is shown
+
+
+@dataclass(frozen=True)
+class Table:
+    """Rows for a person: a header, the rows, and how each row is shown (ok / warn / error / dim / None)."""
+
+    header: tuple[str, ...]
+    rows: tuple[tuple, ...]
+    styles: tuple[str | None, ...] = ()
+
+
+@dataclass(frozen=True)
+class StatusView:
+    """What a backend's status says, as data: its --json document (versioned: fields are only ever added), and for
+    a person, lines before its table, the table, lines after it; the exit code (0: everything runs)."""
+
+    document: dict
+    table: Table | None
+    exit_code: int
+    before: tuple[tuple[str, str], ...] = ()  # (style, text)
+    after: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """A service that cannot be stopped (or started) as asked: something foreign holds what it needs."""
+
+    why: str
+    holds_port: bool = False  # what is in the way holds the service's port (a stop cannot free it)

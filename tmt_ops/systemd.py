@@ -7,13 +7,17 @@ Units (tmt-ops systemd):
   done, feeds the watchdog, and its STATUS is the overall state; optionally serving its endpoints (--serve)
   and healing (--heal: the services a heal starts must outlive the monitor, hence KillMode=process);
 - tmt-ops-health-snapshot.service and .timer: the JSON snapshot the spec's cron line writes, daily.
-Every command is this interpreter running `-m tmt_ops`, with the registry's absolute path.
+Every command is this interpreter running `-m tmt_ops`, with the registry's absolute path, as the user who runs
+`tmt-ops systemd` (through sudo: the user who ran sudo), or the one --user names: units made from a user's registry
+must not run it as root. Root only when named: --user root.
 """
 
 from __future__ import annotations
 
+import grp
 import math
 import os
+import pwd
 import shlex
 import socket
 import sys
@@ -23,10 +27,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from .registry import Registry
+from . import modes
+from .errors import UsageError
+from .registry import Registry, Service
 from .registry.loader import CHECKOUT
 
 NOTIFY_SOCKET = "NOTIFY_SOCKET"
+SLACK = 60  # seconds for what no timeout bounds: spawning, the probes between waves, the final health round
 
 
 def _command(registry: Registry, script: str, *args: str) -> str:
@@ -41,19 +48,71 @@ def _environment() -> str:
     return "\n".join(lines)
 
 
-def restart_limits(registry: Registry) -> tuple[int, int]:
-    """Seconds a whole start, and a whole stop, of the system may take (every timeout of it in a row)."""
-    start = math.ceil(sum(s.startup_timeout for s in registry.services.values()) + registry.compose_timeout)
-    return start, math.ceil(sum(s.stop_grace for s in registry.services.values()) + 60)
+def account(name: str | None, uid: int, environ=os.environ) -> tuple[str, str]:
+    """(User=, Group=) of the units: `name` (--user), else the user `uid` is (through sudo: the user who ran sudo),
+    in the user's primary group. Root without a name is a usage error: root must be asked for (--user root)."""
+    if name is None:
+        sudo = environ.get("SUDO_USER", "") if uid == 0 else ""
+        if uid == 0 and sudo in ("", "root"):
+            raise UsageError("tmt-ops systemd runs as root: name the user the units run as, --user NAME (--user root "
+                             "to run the trading system as root)")
+        name = sudo or pwd.getpwuid(uid).pw_name
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        raise UsageError(f"--user {name}: no such user on this host") from None
+    try:
+        return entry.pw_name, grp.getgrgid(entry.pw_gid).gr_name
+    except KeyError:  # a primary group without a name
+        return entry.pw_name, str(entry.pw_gid)
 
 
-def units(registry: Registry, mode: str, monitor_args: list[str], snapshot_dir: Path, *, serve: str | None = None,
-          heal: bool = False) -> dict[str, str]:
-    """name -> text of each unit file; serve ([HOST:]PORT) and heal extend the monitor's."""
-    docker = mode != "native"  # containers need the engine up first
+def _started(registry: Registry, mode: str) -> list[Service]:
+    """What a restart in this mode may start: native, the managed services and those with a backend of their own
+    (a container); the container modes, whatever the compose file has, so every service."""
+    engine = modes.of_mode(mode).engine
+    return [s for s in registry.services.values() if engine or s.managed or s.backend]
+
+
+def _containers(registry: Registry, mode: str) -> bool:
+    """Whether containers run in this mode: every mode but native, and native with a service of a container backend
+    of its own (infrastructure `backend: compose`)."""
+    return modes.of_mode(mode).engine or any(s.backend and modes.of_backend(s.backend).engine
+                                             for s in _started(registry, mode))
+
+
+def _waves(waves: list[list[Service]], seconds) -> float:
+    """A wave's services go at once: each wave takes its slowest, the waves one after another."""
+    return sum(max(seconds(s) for s in wave) for wave in waves)
+
+
+def restart_limits(registry: Registry, mode: str) -> tuple[int, int]:
+    """Seconds a whole restart (it stops what runs, then starts in waves) and a whole stop of the system may take
+    in this mode: the builds, the stop waves' pre-stop calls and graces, the start waves' dependencies outside the
+    start probed, readiness (startup_timeout) and post-start calls, one health round; in a mode with containers
+    compose_timeout more (a build or pull). (Every startup_timeout in a row plus compose_timeout, as it was, gave
+    the shipped registry's native units 26 minutes: infrastructure it never starts, a compose call it never makes.)"""
+    started = _started(registry, mode)
+    names = {s.name for s in started}
+    outside = {s.name: s.probe.timeout for s in registry.services.values() if s.name not in names and not s.oneshot}
+    stop = _waves(registry.stop_waves(started), lambda s: (s.pre_stop.timeout if s.pre_stop else 0) + s.stop_grace)
+    start = _waves(registry.start_waves(started), lambda s: max((outside.get(d.name, 0) for d in s.depends_on),
+                                                                default=0) + s.startup_timeout +
+                   (s.post_start.timeout if s.post_start else 0))
+    builds = sum(s.build.timeout for s in started if s.build)
+    compose = registry.compose_timeout if _containers(registry, mode) else 0
+    return (math.ceil(builds + stop + start + registry.health.deadline + compose + SLACK),
+            math.ceil(stop + SLACK))
+
+
+def units(registry: Registry, mode: str, monitor_args: list[str], snapshot_dir: Path, *, user: tuple[str, str],
+          serve: str | None = None, heal: bool = False) -> dict[str, str]:
+    """name -> text of each unit file; user: (User=, Group=) (account()); serve ([HOST:]PORT) and heal extend the
+    monitor's."""
+    docker = _containers(registry, mode)  # containers need the engine up first
     after = "network-online.target" + (" docker.service" if docker else "")
     needs = "Requires=docker.service\n" if docker else ""
-    start_limit, stop_limit = restart_limits(registry)
+    start_limit, stop_limit = restart_limits(registry, mode)
     monitor = ["--monitor", "--mode", mode, *(["--serve", serve] if serve else []), *(["--heal"] if heal else []),
                *monitor_args]
     # A heal starts services: they must outlive the monitor (KillMode=process), and a stop during a heal lets
@@ -62,7 +121,7 @@ def units(registry: Registry, mode: str, monitor_args: list[str], snapshot_dir: 
     interval = registry.health.monitor_interval
     watchdog = math.ceil(2 * interval + registry.health.deadline + 10)  # a round must end; pings come in between
     snapshot = f"{_command(registry, 'health', '--json')} > {shlex.quote(str(snapshot_dir))}/health-$$(date +%%Y%%m%%d).json"
-    common = f"{_environment()}\nWorkingDirectory={registry.root}"
+    common = f"User={user[0]}\nGroup={user[1]}\n{_environment()}\nWorkingDirectory={registry.root}"
     return {
         "tmt-ops.service": f"""[Unit]
 Description=TMT trading system, started in dependency order by tmt-ops ({mode} mode)

@@ -1,7 +1,7 @@
 """tmt-ops (python -m tmt_ops): putting the toolkit in place on a host.
 
     tmt-ops init [--to PATH] [--root DIR] [--force]   the starter registry, for an installed toolkit
-    tmt-ops systemd [--mode MODE] [--write DIR] [--serve [HOST:]PORT] [--heal] ...   unit files for this installation
+    tmt-ops systemd [--mode MODE] [--user NAME] [--write DIR] [--serve [HOST:]PORT] [--heal] ...   unit files
     tmt-ops completion bash|zsh                       shell completion for the five scripts
     tmt-ops services                                  the registry's service names (completion uses it)
     tmt-ops history [--json] [--since WHEN] [--service NAME] [--limit N]   the journal: who changed what, when
@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Sequence
 
 from .. import __version__
+from ..commands import COMMANDS, current
 from ..console import Printer, write_out
 from ..files import FileProblem, ensure_dir, write_atomic
-from ..backends import MODES
+from .. import modes
 from ..errors import ConfigError, UsageError
 from ..registry import load_registry
 from ..registry.loader import CHECKOUT
@@ -35,9 +36,6 @@ from .common import ArgumentParser, add_common_arguments, listen_address, regist
 
 ROOT_LINE = re.compile(r"^(  root:)[^\n]*$", re.M)  # project.root in the shipped registry
 # cli module -> the names it runs by: the script at the repository's root, the console command of an install
-PROGRAMS = {"restart": ("restart-trading-system.py", "tmt-restart"), "stop": ("stop-trading-system.py", "tmt-stop"),
-            "quick_restart": ("quick-restart.py", "tmt-quick-restart"), "docker": ("docker-restart.py", "tmt-docker"),
-            "health": ("system-health.py", "tmt-health"), "admin": ("tmt-ops",)}
 SERVICE_ARGUMENTS = ("only", "services")  # the arguments that name services
 
 
@@ -90,8 +88,9 @@ def _seconds(text: str) -> float:
 
 
 def _parser() -> ArgumentParser:
-    parser = ArgumentParser(prog="tmt-ops", description="Put tmt-ops in place on a host.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    prog = " ".join(current().words("init")[:-1])  # tmt-ops, or python -m tmt_ops: as this run was invoked
+    parser = ArgumentParser(prog=prog, description="Put tmt-ops in place on a host, and read what it keeps.")
+    parser.add_argument("-V", "--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                      parser_class=ArgumentParser)
     init = commands.add_parser("init", help="write the starter registry (the simulated stack) where the "
@@ -108,7 +107,7 @@ def _parser() -> ArgumentParser:
     units = commands.add_parser("systemd", help="print (or --write) systemd units for this installation: the "
                                                 "system at boot, the monitor, a daily JSON snapshot")
     add_common_arguments(units)
-    units.add_argument("--mode", choices=MODES, help="how the services run (default: the registry's default_mode)")
+    units.add_argument("--mode", choices=modes.modes(), help="how the services run (default: the registry's default_mode)")
     units.add_argument("--write", metavar="DIR", type=Path,
                        help="write the unit files there (e.g. /etc/systemd/system), then `systemctl daemon-reload`")
     units.add_argument("--snapshot-dir", metavar="DIR", type=Path,
@@ -120,6 +119,9 @@ def _parser() -> ArgumentParser:
     units.add_argument("--heal", action="store_true",
                        help="the monitor heals (system-health.py --heal); its unit then leaves the services it "
                             "starts running when it stops (KillMode=process)")
+    units.add_argument("--user", metavar="NAME",
+                       help="the user the units run as, in its primary group (default: you; through sudo, the user "
+                            "who ran sudo; root only as --user root)")
     history = commands.add_parser("history", help="the journal of every restart, stop, start, clean and heal, newest "
                                                   "first: when, who, the command, how it ended")
     add_common_arguments(history)
@@ -164,17 +166,41 @@ def completion(shell: str) -> str:
         raise ConfigError("shell completion is generated with shtab: pip install 'tmt-ops[completion]' "
                           "(or pip install shtab)") from None
     services = shtab.cmd(_services_command())
+    programs = {name: command for command in COMMANDS.values() if len(command.script) == 1
+                for name in (command.script[0], command.console)}  # the scripts and their console commands
     scripts = []
-    for module, names in PROGRAMS.items():
-        build = _parser if module == "admin" else importlib.import_module(f"tmt_ops.cli.{module}")._parser
-        for name in names:
-            parser = build()
-            parser.prog = name
-            for action in parser._actions:
+    for name, command in [*programs.items(), ("tmt-ops", None)]:
+        parser = _whole_parser() if command is None else _command_parser(command.name)
+        parser.prog = name
+        for child in [parser, *_children(parser)]:
+            for action in child._actions:
                 if action.dest in SERVICE_ARGUMENTS:
                     action.complete = services
-            scripts.append(shtab.complete(parser, shell, root_prefix=re.sub(r"\W", "_", name)))
+        scripts.append(shtab.complete(parser, shell, root_prefix=re.sub(r"\W", "_", name)))
     return "\n".join(scripts)
+
+
+def _command_parser(name: str) -> argparse.ArgumentParser:
+    """The parser of a command (an admin command's: its subparser)."""
+    command = COMMANDS[name]
+    if command.module == "admin":
+        return _children(_parser(), name)[0]
+    return importlib.import_module(f"tmt_ops.cli.{command.module}")._parser()
+
+
+def _children(parser: argparse.ArgumentParser, *names: str) -> list[argparse.ArgumentParser]:
+    """A parser's subcommand parsers (those named, or all)."""
+    found = [a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return [p for choices in found for n, p in choices.items() if not names or n in names]
+
+
+def _whole_parser() -> argparse.ArgumentParser:
+    """tmt-ops with every command under it, as completion reads it (cli/main.py dispatches by hand)."""
+    parser = ArgumentParser(prog="tmt-ops")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        sub.choices[name] = _command_parser(name)
+    return parser
 
 
 def init(to: Path | None, root: Path | None, force: bool, printer: Printer) -> int:
@@ -202,9 +228,9 @@ def init(to: Path | None, root: Path | None, force: bool, printer: Printer) -> i
 
 def systemd(args, registry, printer: Printer) -> int:
     from ..health.server import listen_text
-    from ..systemd import units
+    from ..systemd import account, units
     made = units(registry, args.mode or registry.default_mode, args.monitor_args,
-                 (args.snapshot_dir or registry.log_dir).absolute(),
+                 (args.snapshot_dir or registry.log_dir).absolute(), user=account(args.user, os.geteuid()),
                  serve=listen_text(*args.serve) if args.serve else None, heal=args.heal)
     if args.write is None:
         write_out(sys.stdout, "\n".join(f"# ---- {name} ----\n{text}" for name, text in made.items()))

@@ -7,15 +7,27 @@ import argparse
 import sys
 from typing import Callable, Sequence
 
-from ..backends import MODES, Deployment, resolve_mode
-from .. import __version__, notify
+from .. import __version__, commands, ephemeral, modes, notify
+from ..backends import Deployment, resolve_mode
 from ..console import NORMAL, QUIET, VERBOSE, Printer, open_toolkit_log
 from ..errors import TmtError, UsageError
 from ..interrupts import INTERRUPTED, Interrupts
 from ..native.records import secret_words
 from ..redact import Redactor
 from ..registry import Registry, load_registry
+from ..registry.loader import BOUNDS
 from ..results import Result
+
+STOP_GRACE = BOUNDS["stop_grace"]  # -t/--timeout takes stop_grace's bound
+
+# What the exit code says, in every --help (one policy for the toolkit: README "Exit codes").
+CHANGE_EXITS = ("exit codes: 0 done (warnings, if any, on the last line); 1 the operation failed (a service would "
+                "not stop, start or become healthy; the run lock is held); 2 usage or configuration error; "
+                "130 interrupted")
+STATUS_EXITS = "exit codes: 0 every service runs; 1 not every one; 2 usage or configuration error"
+LOGS_EXITS = "exit codes: 0 done; 1 the logs could not be read; 2 usage or configuration error; 130 interrupted"
+HEALTH_EXITS = "exit codes: 0 healthy; 1 warning; 2 critical; 3 the check itself could not run (Nagios)"
+
 
 class ArgumentParser(argparse.ArgumentParser):
     """argparse that raises UsageError (one line, exit 2 or 3 by caller) instead of printing usage and exiting."""
@@ -24,24 +36,74 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see --help)")
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, *, short_version: bool = False) -> None:
-    """--config, --version (and -V where asked: a monitoring plugin's), --quiet / --verbose."""
+def parser_for(command: str, description: str, exits: str) -> ArgumentParser:
+    """A command's parser, named as this run was invoked (its usage line and --version name what runs here), its
+    exit codes at the end of its --help."""
+    return ArgumentParser(prog=commands.current().prog(command), description=description, epilog=exits)
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """--config, -V/--version, -q/--quiet / -v/--verbose: the same on every command."""
     parser.add_argument("--config", metavar="PATH",
                         help="service registry (default: $TMT_CONFIG, else the first of ./config/services.yaml, "
                              "$XDG_CONFIG_HOME/tmt-ops/services.yaml, /etc/tmt-ops/services.yaml)")
-    parser.add_argument(*(("-V", "--version") if short_version else ("--version",)), action="version",
-                        version=f"{parser.prog} (tmt-ops) {__version__}")
+    parser.add_argument("-V", "--version", action="version", version=f"{parser.prog} (tmt-ops) {__version__}")
     chatter = parser.add_mutually_exclusive_group()
-    chatter.add_argument("-q", "--quiet", action="store_true", help="print problems only (the log keeps all)")
+    chatter.add_argument("-q", "--quiet", action="store_true",
+                         help="print problems and the closing line only (the log keeps all)")
     chatter.add_argument("-v", "--verbose", action="store_true",
                          help="print more: the plan before it runs, probe details")
 
 
-def add_mode_argument(parser: argparse.ArgumentParser, what: str, among: tuple[str, ...] = MODES) -> None:
-    words = {"native": "native processes", "docker": "docker compose", "swarm": "a Docker Swarm stack"}
+def add_selection(parser: argparse.ArgumentParser, verb: str, *, infra: bool = True, deps: bool = True) -> None:
+    """--only SERVICE... (with their dependents), --no-deps, --with-infra."""
+    parser.add_argument("--only", nargs="+", metavar="SERVICE",
+                        help=f"{verb} these services (registry or compose names)"
+                             + (" and, in order, their dependents" if deps else ""))
+    if deps:
+        parser.add_argument("--no-deps", action="store_true", help=f"with --only: {verb} only the named services")
+    if infra:
+        parser.add_argument("--with-infra", action="store_true",
+                            help=f"also {verb} the infrastructure the deployment runs (e.g. its PostgreSQL container)")
+
+
+def add_change_arguments(parser: argparse.ArgumentParser, *, stops: bool = True, starts: bool = True) -> None:
+    """--dry-run; a stop's --force and -t/--timeout; a start's --skip-health-check and --no-build."""
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the plan (what stops how, what starts in which wave) and change nothing")
+    if stops:
+        parser.add_argument("--force", action="store_true",
+                            help="stop what does not answer (frozen, hung) all the same, SIGKILL what outlives its "
+                                 "grace; native: also stop an unidentified holder of a service port (never what is "
+                                 "another deployment's)")
+        parser.add_argument("-t", "--timeout", type=STOP_GRACE.argument, metavar="SECONDS", dest="grace",
+                            help="each service's stop grace for this run, instead of its stop_grace (native and "
+                                 "docker; a swarm task keeps its deployed grace)")
+    if starts:
+        parser.add_argument("--skip-health-check", action="store_true", help="no final health validation (faster)")
+        parser.add_argument("--no-build", action="store_true",
+                            help="run what is built now: no registry build step, no image build")
+
+
+def check_selection(args: argparse.Namespace) -> None:
+    if getattr(args, "no_deps", False) and not args.only:
+        raise UsageError("--no-deps needs --only SERVICE...")
+
+
+def options_of(args: argparse.Namespace):
+    """operations.Options from the parsed flags (those a command does not have keep their defaults)."""
+    from ..operations import Options
+    return Options(force=getattr(args, "force", False), skip_health_check=getattr(args, "skip_health_check", False),
+                   dry_run=getattr(args, "dry_run", False), build=not getattr(args, "no_build", False),
+                   grace=getattr(args, "grace", None))
+
+
+def add_mode_argument(parser: argparse.ArgumentParser, what: str, among: tuple[str, ...] | None = None) -> None:
+    among = among or modes.modes()
+    words = ", ".join(f"{m} ({modes.of_mode(m).words})" for m in among)
     parser.add_argument("--mode", choices=(*among, "auto"), default="auto",
-                        help=f"{what}: {', '.join(words[m] for m in among)}, or auto (default: the mode that runs "
-                             "now, else the registry's default_mode)")
+                        help=f"{what}: {words}, or auto (default: the mode that runs now, else the registry's "
+                             "default_mode)")
 
 
 def listen_address(text: str) -> tuple[str, int]:
@@ -59,7 +121,7 @@ def registry_from(args: argparse.Namespace, printer: Printer) -> Registry:
     registry = load_registry(args.config)
     # the secrets its live services were started with, which this environment may no longer hold (cron)
     printer.redact = Redactor.for_registry(registry, secret_words(registry.state_dir))
-    for warning in registry.warnings:
+    for warning in (*registry.warnings, *ephemeral.warnings(registry)):  # the file's, then the host's about it
         printer.warn(f"registry: {warning}")
     return registry
 
@@ -74,8 +136,8 @@ def for_operation(args: argparse.Namespace, printer: Printer) -> tuple[Interrupt
     return interrupts, registry
 
 
-def deployment_from(mode: str, registry: Registry, printer: Printer | None = None, among: tuple[str, ...] = MODES,
-                    **options) -> Deployment:
+def deployment_from(mode: str, registry: Registry, printer: Printer | None = None,
+                    among: tuple[str, ...] | None = None, **options) -> Deployment:
     """The deployment of the mode asked for (auto: the one of `among` that runs now); the printer says which,
     if given."""
     chosen, detected = resolve_mode(mode, registry, among)
@@ -91,9 +153,10 @@ def stop_and_remove(deployment: Deployment, options, printer: Printer, interrupt
     networks), volumes kept. `options`: operations.Options of the stop."""
     from .. import operations
     backend = deployment.default
-    if not hasattr(backend, "remove"):
-        raise UsageError(f"--remove-stack: a {deployment.mode} deployment has no stack to remove (docker and swarm "
-                         "modes have)")
+    if not modes.of_backend(backend.name).removable:
+        removable = " and ".join(w.mode for w in modes.ways() if w.removable)
+        raise UsageError(f"--remove-stack: a {deployment.mode} deployment has no stack to remove ({removable} modes "
+                         "have)")
     services = operations.select(deployment, None, with_infra=True)
     if options.dry_run:
         result = operations.stop(deployment, services, options, printer)
@@ -141,7 +204,8 @@ def _broke_off(exc: BaseException) -> tuple[int, str]:
 
 
 def render(printer: Printer, result: Result) -> int:
-    """An operation's result: its summary table (a row per service), its last line; the exit code."""
+    """An operation's result: its summary table (a row per service), its closing line (always shown); the exit
+    code."""
     if result.outcomes:
         styles = {"running": "ok", "done": "ok", "degraded": "warn", "starting": "warn", "not started": "warn",
                   "untouched": "ok"}
@@ -152,9 +216,8 @@ def render(printer: Printer, result: Result) -> int:
             row_styles.append(styles.get(o.state, "error"))
         printer.line()
         printer.table(("SERVICE", "STATE", "RUNS AS", "PORT", "READY", "DETAIL"), rows, row_styles)
-    if result.last:
-        {"ok": printer.ok, "warn": printer.warn, "error": lambda text: printer.error(f"error: {text}")}[result.level](
-            result.last)
+    if result.last:  # how it ended: shown with --quiet too
+        printer.closing(f"error: {result.last}" if result.level == "error" else result.last, result.level)
     return result.exit_code
 
 

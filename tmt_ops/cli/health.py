@@ -20,8 +20,8 @@ from ..backends import Deployment
 from ..output import FORMATS, redact_tree, renderer
 from ..redact import Redactor
 from ..registry.loader import BOUNDS, SECONDS
-from .common import (ArgumentParser, add_common_arguments, add_mode_argument, deployment_from, listen_address,
-                     registry_from, run)
+from .common import (HEALTH_EXITS, ArgumentParser, add_common_arguments, add_mode_argument, deployment_from,
+                     listen_address, parser_for, registry_from, run)
 
 UNKNOWN = 3
 TIMEOUT = Bound(0.01, 86400, SECONDS)  # -t: a day bounds any check (and the timer's own range)
@@ -30,11 +30,9 @@ HISTORY_SHOWN = 10  # the journal's last records on the status page (/api/histor
 
 
 def _parser() -> ArgumentParser:
-    p = ArgumentParser(prog="system-health.py",
-                       description="Health of every TMT service and infrastructure component, probed at once, "
-                                   "with host resources, issues and the next command to run. "
-                                   "Exit 0 healthy, 1 warning, 2 critical, 3 the check could not run.")
-    add_common_arguments(p, short_version=True)
+    p = parser_for("health", "Health of every TMT service and infrastructure component, probed at once, with host "
+                             "resources, issues and the next command to run.", HEALTH_EXITS)
+    add_common_arguments(p)
     add_mode_argument(p, "what to check")
     p.add_argument("--json", action="store_true", help="JSON on stdout (same as --format json); "
                                                        "everything human goes to stderr")

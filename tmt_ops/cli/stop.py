@@ -1,54 +1,54 @@
-"""stop-trading-system.py: stop the TMT services, dependents first, in whatever way they run."""
+"""stop (stop-trading-system.py, tmt-stop, tmt-ops stop): stop the TMT services, dependents first, in whatever way
+they run."""
 
 from __future__ import annotations
 
+import argparse
 from typing import Sequence
 
 from .. import operations
 from ..console import Printer
 from ..errors import UsageError
-from .common import (ArgumentParser, add_common_arguments, add_mode_argument, change, deployment_from, for_operation,
-                     render, run, stop_and_remove)
+from .common import (CHANGE_EXITS, add_change_arguments, add_common_arguments, add_mode_argument, add_selection,
+                     change, check_selection, deployment_from, for_operation, options_of, parser_for, render, run,
+                     stop_and_remove)
 
 
-def _parser() -> ArgumentParser:
-    parser = ArgumentParser(prog="stop-trading-system.py",
-                            description="Stop the TMT services in reverse dependency order; never touches a process "
-                                        "that is not one of them without --force. Infrastructure the deployment "
-                                        "runs stays up unless --with-infra.")
+def _parser() -> argparse.ArgumentParser:
+    parser = parser_for("stop", "Stop the TMT services in reverse dependency order; never touches a process that is "
+                                "not one of them without --force, nor what is another deployment's with it. "
+                                "Infrastructure the deployment runs stays up unless --with-infra.", CHANGE_EXITS)
     add_mode_argument(parser, "how the services run")
-    parser.add_argument("--force", action="store_true",
-                        help="SIGKILL what outlives its grace period; also stop foreign holders of a service port")
-    parser.add_argument("--dry-run", action="store_true", help="print what gets which signal and why; change nothing")
-    parser.add_argument("--only", nargs="+", metavar="SERVICE", help="stop these services and their dependents")
-    parser.add_argument("--no-deps", action="store_true", help="with --only: leave their dependents running")
-    parser.add_argument("--with-infra", action="store_true",
-                        help="also stop the infrastructure the deployment runs (e.g. its PostgreSQL container)")
-    parser.add_argument("--remove-stack", action="store_true",
-                        help="docker and swarm modes: stop everything, infrastructure too, then remove the stack "
-                             "(swarm: its services and networks; compose: the project's networks); volumes stay")
+    add_change_arguments(parser, starts=False)
+    add_selection(parser, "stop")
+    add_remove_stack(parser)
     add_common_arguments(parser)
     return parser
 
 
-def _main(argv: Sequence[str], printer: Printer) -> int:
-    args = _parser().parse_args(argv)
-    if args.no_deps and not args.only:
-        raise UsageError("--no-deps needs --only SERVICE...")
+def add_remove_stack(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--remove-stack", action="store_true",
+                        help="docker and swarm modes: stop everything, infrastructure too, then remove the stack "
+                             "(swarm: its services and networks; compose: the project's containers and networks); "
+                             "volumes stay")
+
+
+def act(args: argparse.Namespace, printer: Printer, **options) -> int:
+    check_selection(args)
     if args.remove_stack and (args.only or args.with_infra):
         raise UsageError("--remove-stack stops and removes the whole stack, infrastructure included: it goes "
                          "without --only and --with-infra")
     interrupts, registry = for_operation(args, printer)
-    deployment = deployment_from(args.mode, registry, printer)
-    options = operations.Options(force=args.force, dry_run=args.dry_run)
+    deployment = deployment_from(args.mode, registry, printer, **options)
+    opts = options_of(args)
     if args.remove_stack:
-        return stop_and_remove(deployment, options, printer, interrupts)
+        return stop_and_remove(deployment, opts, printer, interrupts)
     services = operations.select(deployment, args.only, with_dependents=not args.no_deps, with_infra=args.with_infra)
     if args.dry_run:
-        return render(printer, operations.stop(deployment, services, options, printer))
+        return render(printer, operations.stop(deployment, services, opts, printer))
     return change(printer, "stop", deployment, services, interrupts,
-                  lambda: operations.stop(deployment, services, options, printer, interrupts))
+                  lambda: operations.stop(deployment, services, opts, printer, interrupts))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run(_main, argv)
+    return run(lambda a, printer: act(_parser().parse_args(a), printer), argv)

@@ -3,23 +3,20 @@ compose CLI (always -p and -f: no other project is touched) and read and stopped
 
 from __future__ import annotations
 
-import json
-import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Iterator
 
 from .. import hooks
 from ..backends import ServiceStatus, Teardown
-from ..console import Printer, write_out
 from ..engine import Engine, cli, endpoint
 from ..errors import ConfigError, OperationFailed, TmtError
 from ..events import Events
-from ..executor import run_parallel
+from ..parallel import run_parallel
 from ..preflight import Problem, ports_taken
 from ..registry import Registry, Service
-from ..results import Outcome, StopResult
+from ..results import Outcome, StatusView, StopResult
 from .containers import CONFIG_HASH_LABEL, PROJECT_LABEL, container_labels, project_label
 from .project import Project
 from .ready import wait_ready
@@ -120,12 +117,12 @@ class ComposeBackend:
         return ports_taken(starting, self.project.engine, f"compose project {project}",
                            lambda labels: labels.get(PROJECT_LABEL) == project and CONFIG_HASH_LABEL in labels)
 
-    def prepare(self, starting: list[Service], events: Events) -> None:
+    def prepare(self, starting: list[Service], events: Events, build: bool = True) -> None:
         """Keep the image each of these runs now (a rollback's way back, previous.py), then pull and build."""
         names = [s.compose_service for s in starting]
         for warning in previous.keep(self.project, names):
             events.warn(warning)
-        self.project.prepare_images(names, events)
+        self.project.prepare_images(names, events, build)
 
     def execute_stop(self, steps: list[StopStep], events: Events) -> dict[str, StopResult]:
         return run_parallel({step.service: (lambda s=step: self._stop(s)) for step in steps})
@@ -179,32 +176,19 @@ class ComposeBackend:
     def address(self, service: Service) -> Service:
         return service  # published on the registry's host and port (TMT_PORT_<SERVICE>, TMT_PUBLISH_ADDRESS)
 
-    def merge(self, result, status):
-        from ..health.merge import merge_docker
-        return merge_docker(result, status)
 
-    def next_steps(self, service: Service, status: ServiceStatus | None, commands) -> list[tuple[str, str]]:
-        gone = status is None or status.state.value in ("stopped", "failed")
-        name = service.compose_service
-        return [("read its container log", commands.script("docker-restart.py", f"logs {name} --tail 100")),
-                ("start its container" if gone else "restart it (and its dependents)",
-                 commands.script("docker-restart.py", f"{'start' if gone else 'restart'} {name}"))]
 
     # -- docker-restart.py's own commands ---------------------------------------------------------------------
-    def show_status(self, printer: Printer, as_json: bool) -> int:
-        containers = self.project.containers()
-        if as_json:
-            write_out(sys.stdout, json.dumps(status_view.document(self.project, containers), indent=2) + "\n")
-        else:
-            status_view.print_table(self.project, printer, containers)
-        return status_view.status_code(containers, self.project)
+    def status_view(self) -> StatusView:
+        return status_view.view(self.project)
 
-    def stream_logs(self, service: str | None, tail: int | None, follow: bool, redact: Callable[[str], str]) -> int:
-        """The project's logs (one service's, by registry or compose name), redacted, to stdout."""
+    def log_lines(self, services: list[Service], tail: int | None, follow: bool) -> Iterator[str]:
+        """The engine's logs of these services' containers (every one's when none is named), as compose shows
+        them; with `follow`, until the generator is closed."""
         args = ["logs", "--no-color", *(["--tail", str(tail)] if tail is not None else []),
-                *(["--follow"] if follow else []), *([self.project.compose_name(service)] if service else [])]
+                *(["--follow"] if follow else []), *(s.compose_service for s in services)]
         self.project.engine.ping()
-        return cli.stream([self.project.compose.argv(*args)], self.project.compose.env, redact)
+        return cli.lines([self.project.compose.argv(*args)], self.project.compose.env)
 
     def teardown(self) -> Teardown:
         """Everything of the project, whatever profile started it: its containers, volumes and networks, found

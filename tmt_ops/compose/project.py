@@ -64,9 +64,9 @@ class Project:
         order = list(self.declared) if self.file.exists() else []
         return sorted(found, key=lambda c: (order.index(c.service) if c.service in order else len(order), c.name))
 
-    def prepare_images(self, names: list[str], events: "Events") -> None:
-        """Pull what is pulled (offline: a warning, local images are used), then build what is built: before
-        anything stops, so a failed build leaves the running stack alone."""
+    def prepare_images(self, names: list[str], events: "Events", build: bool = True) -> None:
+        """Pull what is pulled (offline: a warning, local images are used), then build what is built (unless
+        `build` is False: --no-build): before anything stops, so a failed build leaves the running stack alone."""
         services = {name: spec for name, spec in self.declared.items() if name in names}
         to_pull = pulled(services)
         if to_pull:
@@ -74,7 +74,7 @@ class Project:
                 self.compose.run("pull", *to_pull)
             except OperationFailed as exc:
                 events.warn(f"pull failed, using local images: {exc}")
-        to_build = built(services)
+        to_build = built(services) if build else []
         if to_build:
             events.info(f"building images of project {self.name} (minutes the first time, seconds when cached)")
             self.compose.run("build", *to_build)

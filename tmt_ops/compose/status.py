@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ..backends import ServiceStatus
-from ..console import Printer
+from ..results import StatusView, Table
+from ..statusview import uptime
 from ..states import ServiceState
 from .containers import Container
 from .project import Project
@@ -33,29 +34,21 @@ def document(project: Project, containers: list[Container]) -> dict:
                            for c in containers]}
 
 
-def _uptime(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
-
-
 def _style(c: Container) -> str:
     if c.status == "running" and c.health in (None, "healthy"):
         return "ok"
     return "warn" if c.state is ServiceState.STARTING or c.state is ServiceState.STOPPED else "error"
 
 
-def print_table(project: Project, printer: Printer, containers: list[Container] | None = None) -> None:
-    containers = project.containers() if containers is None else containers
-    if not containers:
-        printer.warn(f"project {project.name}: no containers")
-        return
-    rows = [(c.service, c.name, c.status, c.health or "-", ", ".join(c.ports) or "-", _uptime(c.uptime_seconds),
-             c.restart_count, "-" if c.exit_code is None else c.exit_code) for c in containers]
-    printer.table(("SERVICE", "CONTAINER", "STATE", "HEALTH", "PORTS", "UPTIME", "RESTARTS", "EXIT"), rows,
-                  [_style(c) for c in containers])
+def view(project: Project) -> StatusView:
+    """docker-restart.py status: the project's containers, as a table and as its --json document."""
+    containers = project.containers()
+    rows = tuple((c.service, c.name, c.status, c.health or "-", ", ".join(c.ports) or "-", uptime(c.uptime_seconds),
+                  c.restart_count, "-" if c.exit_code is None else c.exit_code) for c in containers)
+    table = Table(("SERVICE", "CONTAINER", "STATE", "HEALTH", "PORTS", "UPTIME", "RESTARTS", "EXIT"), rows,
+                  tuple(_style(c) for c in containers)) if containers else None
+    return StatusView(document(project, containers), table, status_code(containers, project),
+                      () if containers else (("warn", f"project {project.name}: no containers"),))
 
 
 def status_code(containers: list[Container], project: Project) -> int:

@@ -1,14 +1,13 @@
 """Running a docker CLI (`docker compose`, `docker stack`, `docker service`): to its end, with argument lists, a
-time limit and a failure as one line with the CLI's own last words; or streaming its output (logs)."""
+time limit and a failure as one line with the CLI's own last words; or its output line by line (logs)."""
 
 from __future__ import annotations
 
+import queue
 import subprocess
-import sys
 import threading
-from typing import Callable, Mapping, Sequence, TextIO
+from typing import Iterator, Mapping, Sequence
 
-from ..console import write_out
 from ..errors import OperationFailed
 
 
@@ -40,38 +39,50 @@ def last_line(text: str | None) -> str:
     return lines[-1] if lines else ""
 
 
-def stream(commands: Sequence[Sequence[str]], env: Mapping[str, str], redact: Callable[[str], str],
-           out: TextIO | None = None, merge_stderr: bool = False) -> int:
-    """Run these CLIs at once (`logs --follow` of several services) and copy their output to `out` line by
-    line, redacted, one line at a time from whichever has one. When the reader goes away (`| head`) every one
-    is stopped, quietly; on Ctrl-C too (they run in sessions of their own: only the toolkit hears it).
-    0 when every one ended well, else 1."""
-    out = out or sys.stdout
-    gone = threading.Event()
-    lock = threading.Lock()
+def lines(commands: Sequence[Sequence[str]], env: Mapping[str, str], merge_stderr: bool = False) -> Iterator[str]:
+    """Run these CLIs at once (`logs --follow` of several services) and yield their output line by line, from
+    whichever has one. Closing the generator (the reader went away, Ctrl-C) stops every one; they run in sessions
+    of their own, so only the toolkit hears Ctrl-C. Ends when every one has ended; OperationFailed then when one
+    failed (its last words)."""
+    found: queue.SimpleQueue = queue.SimpleQueue()
     procs = [subprocess.Popen(list(argv), env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT if merge_stderr else None, text=True, errors="replace",
+                              stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE, text=True, errors="replace",
                               start_new_session=True) for argv in commands]
+
+    said: dict[int, str] = {}  # a CLI's stderr, read as it comes (a pipe left unread could fill and block it)
 
     def copy(proc: subprocess.Popen) -> None:
         for line in proc.stdout:
-            with lock:
-                if gone.is_set() or not write_out(out, redact(line)):
-                    gone.set()
-                    break
+            found.put(line)
+        found.put(None)
 
-    readers = [threading.Thread(target=copy, args=(p,), daemon=True) for p in procs]
+    def keep(proc: subprocess.Popen) -> None:
+        said[proc.pid] = proc.stderr.read()
+
+    keepers = []
+    for proc in procs:
+        threading.Thread(target=copy, args=(proc,), daemon=True).start()
+        if proc.stderr:
+            keepers.append(threading.Thread(target=keep, args=(proc,), daemon=True))
+            keepers[-1].start()
     try:
-        for reader in readers:
-            reader.start()
-        while any(r.is_alive() for r in readers) and not gone.is_set():
-            for reader in readers:
-                reader.join(0.1)
+        ended = 0
+        while ended < len(procs):
+            line = found.get()
+            if line is None:
+                ended += 1
+            else:
+                yield line.rstrip("\n")
+        failed = [(argv, p) for argv, p in zip(commands, procs) if p.wait() > 0]
+        for keeper in keepers:
+            keeper.join(5)
+        if failed:
+            argv, proc = failed[0]
+            words = last_line(said.get(proc.pid, ""))
+            raise OperationFailed(f"`{' '.join(argv[:3])}` failed (exit {proc.returncode}){': ' + words if words else ''}")
     finally:  # the reader went away, Ctrl-C, or all ended
         for proc in procs:
             if proc.poll() is None:
                 proc.terminate()
-        codes = [proc.wait() for proc in procs]
-        for proc in procs:
+            proc.wait()
             proc.stdout.close()
-    return 1 if any(code > 0 for code in codes) else 0

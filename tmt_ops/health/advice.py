@@ -2,6 +2,10 @@
 
 Commands name the one service concerned and, where the toolkit has a command for it, use it (with
 --config when the registry is not the default one), so they can be pasted as they are.
+
+A cause is said once: findings with the same cause, severity and steps are one finding naming each subject
+(said_once), so a fresh machine without its infrastructure shows one finding with one step, not a copy per
+service. Only the findings and their recommendations are joined; the report keeps every check as it was.
 """
 
 from __future__ import annotations
@@ -12,9 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
+from ..commands import current
 from ..errors import ConfigError
+from ..probes import REFUSED
 from ..registry import Registry, default_config_path
-from ..states import Overall
+from ..states import Health, Overall
 from .severity import ORDER
 
 if TYPE_CHECKING:  # report imports this module
@@ -32,9 +38,43 @@ class Step:
 @dataclass(frozen=True)
 class Finding:
     severity: Overall
-    subject: str  # the service's name, or the resource ("disk /var/log", "memory")
+    subject: str  # the service's name, or the resource ("disk /var/log", "memory"); joined: "postgres, redis"
     message: str
     steps: tuple[Step, ...] = ()
+    # A finding whose cause other subjects can share says it as `who: cause` (shared()): said_once() joins those
+    # with the same cause, severity and steps. Empty: the finding is its subject's own.
+    who: str = ""  # how the message names its subject(s): "PostgreSQL (127.0.0.1:5432)"
+    cause: str = ""  # what it says of them, naming none of them
+    subjects: tuple[str, ...] = ()  # every subject of a joined finding, in order (() for one: the subject)
+
+
+def shared(severity: Overall, subject: str, who: str, cause: str, steps: tuple[Step, ...]) -> Finding:
+    return Finding(severity, subject, f"{who}: {cause}", steps, who, cause)
+
+
+def said_once(findings: Iterable[Finding]) -> list[Finding]:
+    """Findings with the same cause, severity and steps as one finding that names each of their subjects, where
+    the first of them was; a finding without a cause, or alone with its cause, as it is."""
+    groups: dict[tuple, list[Finding]] = {}
+    order: list[list[Finding]] = []
+    for finding in findings:
+        key = (finding.severity, finding.cause, finding.steps)
+        if finding.cause and key in groups:
+            groups[key].append(finding)
+            continue
+        order.append([finding])
+        if finding.cause:
+            groups[key] = order[-1]
+    joined = []
+    for group in order:
+        if len(group) == 1:
+            joined.append(group[0])
+            continue
+        first, subjects = group[0], tuple(f.subject for f in group)
+        who = ", ".join(f.who for f in group)
+        joined.append(Finding(first.severity, ", ".join(subjects), f"{who}: {first.cause}", first.steps, who,
+                              first.cause, subjects))
+    return joined
 
 
 def _shown(path: Path) -> str:
@@ -47,37 +87,57 @@ def _shown(path: Path) -> str:
 
 
 class Commands:
-    """Commands a person can paste as they are: the toolkit's scripts with --config when the registry is not
-    the default one, paths as short as they can be said from here. Backends build their advice with it."""
+    """Commands a person can paste as they are, where this run was invoked (commands.py: a checkout's script, an
+    installed command, python -m tmt_ops), with --config when the registry is not the default one and the
+    deployment's --mode (what `auto` would pick is not known when it is pasted); paths as short as they can be said
+    from here."""
 
-    def __init__(self, registry: Registry):
+    def __init__(self, registry: Registry, mode: str):
         self.registry = registry
         try:
             default = default_config_path()
         except ConfigError:  # no default registry: every command needs --config
             default = None
         same = default is not None and default.exists() and default.resolve() == registry.path.resolve()
-        self.config = "" if same else f" --config {shlex.quote(_shown(registry.path))}"
+        self.options = ([] if same else ["--config", _shown(registry.path)]) + ["--mode", mode]
 
-    def script(self, name: str, args: str) -> str:
-        return f"python {name}{self.config} {args}"
+    def command(self, name: str, *args: str) -> str:
+        """Command `name` of the toolkit (commands.COMMANDS) with these arguments, as it runs here."""
+        return current().command(name, *self.options, *args)
 
     def path(self, path: Path) -> str:
         return shlex.quote(_shown(path))
 
 
+def _refused(check: "Check") -> bool:
+    """Nothing took the connection: the probe's own word for it, with its port never open."""
+    r = check.result
+    return check.status is Health.UNHEALTHY and r.port_open is False and (r.error or "").startswith(REFUSED)
+
+
 def service_steps(cmd: Commands, deployment: "Deployment", check: "Check") -> tuple[Step, ...]:
+    """What to run next for a service that is not healthy: the same two commands in every mode (its output, then a
+    restart of it and, in order, of what depends on it: they may have lost it); outside the deployment, what
+    listens where it should."""
     s = check.service
-    backend = deployment.of(s)
-    if backend is not None:
-        return tuple(Step(why, command) for why, command in backend.next_steps(s, check.backend, cmd))
+    if deployment.of(s) is not None:
+        return (Step("read its output", cmd.command("logs", s.name, "--tail", "100")),
+                Step("restart it (and its dependents)", cmd.command("restart", "--only", s.name)))
+    if _refused(check):  # nothing listens on its port: the whole host's listeners may show where it went
+        return (Step(f"see what listens on this host, on any port or address (tmt-ops does not start what is "
+                     f"outside its {deployment.mode} deployment)", "ss -ltnp"),)
     return (Step(f"see what listens on its port (tmt-ops does not start it in {deployment.mode} mode)",
                  f"ss -ltnp 'sport = :{s.port}'"),)
 
 
 def _check_findings(cmd: Commands, deployment: "Deployment", check: "Check") -> list[Finding]:
     s, out = check.service, []
-    if check.severity is not Overall.HEALTHY:
+    if check.severity is not Overall.HEALTHY and deployment.of(s) is None and _refused(check):
+        # the same cause for every service outside the deployment that is not there: said once (said_once)
+        out.append(shared(check.severity, s.name, f"{s.display_name} ({s.address})",
+                          f"{REFUSED}: not running on this host, or not where the registry says",
+                          service_steps(cmd, deployment, check)))
+    elif check.severity is not Overall.HEALTHY:
         what = check.error or check.status.value
         message = f"{s.display_name} is {check.status.value} at {check.result.url}: {what}"
         out.append(Finding(check.severity, s.name, message, service_steps(cmd, deployment, check)))
@@ -124,7 +184,7 @@ def _resource_findings(resources: "Resources", registry: Registry) -> list[Findi
 def findings(deployment: "Deployment", checks: Iterable["Check"], resources: "Resources",
              backend_problems: dict[str, str], state_problem: str | None = None) -> list[Finding]:
     """state_problem: why the state directory cannot be read (what it records cannot be told then)."""
-    cmd = Commands(deployment.registry)
+    cmd = Commands(deployment.registry, deployment.mode)
     out = [Finding(Overall.WARNING, f"{name} backend", problem) for name, problem in backend_problems.items()]
     if state_problem:
         out.append(Finding(Overall.WARNING, "state directory",
@@ -134,7 +194,7 @@ def findings(deployment: "Deployment", checks: Iterable["Check"], resources: "Re
     for check in checks:
         out.extend(_check_findings(cmd, deployment, check))
     out.extend(_resource_findings(resources, deployment.registry))
-    return worst_first(out)
+    return worst_first(said_once(out))
 
 
 def worst_first(findings: Iterable[Finding]) -> list[Finding]:

@@ -51,7 +51,8 @@ def check_document(check: Check) -> dict[str, Any]:
 def to_document(report: Report) -> dict[str, Any]:
     res = report.resources
     findings = [{"severity": f.severity.value, "subject": f.subject, "message": f.message,
-                 "steps": [{"why": s.why, "command": s.command} for s in f.steps]} for f in report.findings]
+                 "steps": [{"why": s.why, "command": s.command} for s in f.steps],
+                 "subjects": list(f.subjects or (f.subject,))} for f in report.findings]
     return {
         "schema_version": SCHEMA_VERSION,
         "timestamp": iso(report.timestamp),
@@ -67,7 +68,8 @@ def to_document(report: Report) -> dict[str, Any]:
             "memory_percent": res.memory_percent, "memory_available_bytes": res.memory_available_bytes,
             "memory_total_bytes": res.memory_total_bytes, "disk_percent": res.disk_percent,
             "disks": [{"path": d.path, "measured_path": d.measured, "percent": d.percent, "free_bytes": d.free_bytes,
-                       "total_bytes": d.total_bytes, "severity": d.severity.value} for d in res.disks],
+                       "total_bytes": d.total_bytes, "severity": d.severity.value, "other_paths": list(d.other_paths)}
+                      for d in res.disks],
             "load_average": list(res.load_average), "load_per_cpu": res.load_per_cpu,
             "severity": {name: sev.value for name, sev in res.severities.items()},
             "thresholds": {name: {"warning": t.warning, "critical": t.critical} for name, t in res.thresholds.items()},

@@ -247,7 +247,8 @@ class Healer:
         return advice.Finding(Overall.CRITICAL, s.name,
                               f"{s.display_name} stays down after {self.settings.max_per_hour} heal attempt(s) "
                               "within an hour (heal.max_per_hour): --heal stopped trying until it runs again",
-                              advice.service_steps(advice.Commands(self.deployment.registry), self.deployment, check))
+                              advice.service_steps(advice.Commands(self.deployment.registry, self.deployment.mode),
+                                                  self.deployment, check))
 
     def _event(self, kind: str, services, level: str, message: str, **fields) -> None:
         self.emit({"type": "heal", "round": self.round, "event": kind, "time": iso(time.time()),

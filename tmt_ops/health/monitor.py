@@ -104,7 +104,7 @@ def run(deployment: "Deployment", interval: float, on_round: Callable[[int, Repo
             systemd.send(**({"READY": "1"} if n == 1 else {}), STATUS=status, WATCHDOG="1")
             if healer is not None and healer.pending:
                 with systemd.feeding(f"{status}; healing {', '.join(healer.pending)}",
-                                     sum(restart_limits(deployment.registry))):
+                                     sum(restart_limits(deployment.registry, deployment.mode))):
                     if not healer.act():
                         break
             if count is None or n < count:

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from .. import prestopped
+from .. import modes, prestopped
 from ..backends import ServiceStatus
 from ..probes import ProbeResult, probe_all
 from ..registry import Service
@@ -16,7 +16,7 @@ from ..statedir import StateError
 from ..states import Health, Overall
 from . import advice
 from .backends import BackendQuery, BackendView
-from .merge import after_pre_stop, container_words, impostor, past_startup
+from .merge import after_pre_stop, container_words, impostor, join, past_startup
 from .resources import CpuSampler, Resources, measure
 from .severity import of_health, worst
 
@@ -105,7 +105,7 @@ def make_checks(deployment: "Deployment", results: dict[str, ProbeResult], view:
         elif backend is None:
             health, error = result.status, result.error
         else:
-            health, error = backend.merge(result, status)
+            health, error = join(modes.of_backend(backend.name).runs, result, status)
         health, error, stuck = past_startup(service, health, error, status)
         checks.append(Check(service, result, health, error, status, classified, stuck))
     return tuple(checks)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -71,6 +71,7 @@ class Disk:
     free_bytes: int
     total_bytes: int
     severity: Overall
+    other_paths: tuple[str, ...] = ()  # the paths configured after it that are on the same file system
 
 
 @dataclass(frozen=True)
@@ -110,19 +111,23 @@ def _existing(path: Path) -> Path:
 
 
 def disk_usage(paths: Iterable[Path], threshold: Threshold | None) -> tuple[Disk, ...]:
-    disks, seen = [], set()
+    """A Disk for each file system, named by the first path on it: the log directory on / is /, measured and shown
+    once (its other_paths say it is there)."""
+    disks: dict[int, Disk] = {}  # by the file system's device (st_dev)
     for path in paths:
-        if str(path) in seen:
-            continue
-        seen.add(str(path))
         measured = _existing(Path(path))
         try:
+            device = os.stat(measured).st_dev
+            if device in disks:
+                if str(path) != disks[device].path and str(path) not in disks[device].other_paths:
+                    disks[device] = replace(disks[device], other_paths=(*disks[device].other_paths, str(path)))
+                continue
             usage = psutil.disk_usage(str(measured))
         except OSError:
             continue  # vanished or unreadable: nothing to judge
-        disks.append(Disk(str(path), str(measured), usage.percent, usage.free, usage.total,
-                          of_value(usage.percent, threshold)))
-    return tuple(disks)
+        disks[device] = Disk(str(path), str(measured), usage.percent, usage.free, usage.total,
+                             of_value(usage.percent, threshold))
+    return tuple(disks.values())
 
 
 def measure(thresholds: Mapping[str, Threshold], disk_paths: Iterable[Path], cpu: CpuSampler) -> Resources:

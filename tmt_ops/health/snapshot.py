@@ -3,8 +3,9 @@ almost no work: /health (application/health+json; 200 for pass and warn, 503 for
 (Prometheus text), /api/rounds (the status page's data), /api/history (the journal's last operations) and the
 facts /readyz judges by.
 
-Memory stays flat: the status page's history is a ring of HISTORY rounds (a few hundred bytes each) and
-of HEALS heal events; nothing else is kept between rounds.
+Memory stays flat: the status page's history is a ring of HISTORY rounds (a few hundred bytes each: each check's
+severity, status and response time, none where nothing answered) and of HEALS heal events; nothing else is kept
+between rounds.
 """
 
 from __future__ import annotations
@@ -34,6 +35,12 @@ class Body:
 
 def _json(value) -> bytes:
     return json.dumps(value, separators=(",", ":"), default=str).encode()
+
+
+def _latency(check: dict) -> float | None:
+    """How fast it answered; none where nothing answered: how long a refused connection or a probe that gave up
+    took says nothing of the service, and charted beside real answers it reads as one."""
+    return check["response_time_ms"] if check["port_open"] and check["probe_status"] != "timeout" else None
 
 
 @dataclass(frozen=True)
@@ -69,7 +76,7 @@ class Publisher:
               changes_error: str | None = None) -> Snapshot:
         """A round's document (redacted already) as every answer about it; with --heal, the services it gave up
         on (a metric); the journal's last records (tmt-ops history), or why it cannot be read."""
-        checks = {c["name"]: [c["severity"], c["status"], c["response_time_ms"]]
+        checks = {c["name"]: [c["severity"], c["status"], _latency(c)]
                   for group in ("services", "infrastructure") for c in document[group].values()}
         self.history.append(_json({"round": number, "time": document["timestamp"],
                                    "overall": document["overall_status"], "checks": checks}))

@@ -6,21 +6,24 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from typing import Iterator
 
 import psutil
 
 from .. import hooks
+from ..errors import ConfigError
 from ..files import FileProblem, read_part
 from ..backends import ServiceStatus
 from ..events import Events
-from ..executor import run_parallel
-from ..plan import Blocked
+from ..parallel import run_parallel
+from .. import statusview
 from ..ports import held_by, listening_sockets
 from ..preflight import Problem, runnable, writable
 from ..registry import Registry, Service
-from ..results import Outcome, StopResult
+from ..results import Blocked, Outcome, StatusView, StopResult
 from ..states import ServiceState
-from . import definitions, records, start, stop
+from . import build as builds, definitions, logs as native_logs, records, start, stop
+from .spawn import environment_of
 from .discovery import Discovery, describe_holders, discover
 from .procs import Proc, live
 from .steps import BACKEND, StartStep, StopStep
@@ -93,10 +96,21 @@ class NativeBackend:
         problems = [p for p in (writable(self.registry.state_dir, "state", "state_dir"),
                                 writable(self.registry.log_dir, "log", "log_dir",
                                          [self.registry.log_file(s) for s in starting])) if p]
-        return problems + [p for p in map(runnable, starting) if p]
+        for service in starting:
+            try:
+                environment = environment_of(service)
+            except ConfigError as exc:
+                problems.append(Problem(f"{service.name}: {exc}", 2))
+                continue
+            problems += [p for p in (runnable(service, environment), service.build and runnable(
+                service, environment, service.build.command, "build.command")) if p]
+        return problems
 
-    def prepare(self, starting: list[Service], events: Events) -> None:
-        """Nothing to build: a native service's program is there or the preflight said so."""
+    def prepare(self, starting: list[Service], events: Events, build: bool = True) -> None:
+        """The registry's build steps of the services to start (native/build.py), unless --no-build."""
+        for service in starting:
+            if build and service.build is not None:
+                builds.run(self.registry, service, events)
 
     def execute_stop(self, steps: list[StopStep], events: Events) -> dict[str, StopResult]:
         results = run_parallel({step.service: (lambda s=step: stop.execute(s)) for step in steps})
@@ -116,6 +130,17 @@ class NativeBackend:
         for name in discover(self.registry).stale:
             records.remove(self.registry.state_dir, name)  # a record that cannot go is checked again next time
 
+    def status_view(self) -> StatusView:
+        """docker-restart.py --mode native status: what status shows in every mode."""
+        services = self.registry.managed
+        return statusview.view(self.registry, "native", self.statuses(services), dict.fromkeys(
+            (s.name for s in services), self.name))
+
+    def log_lines(self, services: list[Service], tail: int | None, follow: bool) -> Iterator[str]:
+        """This run's lines of these services' logs (every managed service's when none is named)."""
+        chosen = services or self.registry.managed
+        return native_logs.lines({s.name: self.registry.log_file(s) for s in chosen}, tail, follow)
+
     def logs(self, service: Service, tail: int) -> list[str]:
         """Its log's last `tail` lines (read from a bounded tail of the file: a log of gigabytes, or a FIFO or
         device put in its place, costs no more than that)."""
@@ -128,13 +153,7 @@ class NativeBackend:
     def address(self, service: Service) -> Service:
         return service
 
-    def merge(self, result, status):
-        from ..health.merge import merge_native
-        return merge_native(result, status)
 
-    def next_steps(self, service: Service, status: ServiceStatus | None, commands) -> list[tuple[str, str]]:
-        return [("restart it (and its dependents)", commands.script("restart-trading-system.py", f"--only {service.name}")),
-                ("read its log", f"tail -n 50 {commands.path(self.registry.log_file(service))}")]
 
     def extra_disk_paths(self) -> list:
         return []

@@ -49,7 +49,8 @@ def _secret_words(definition: dict) -> list[str]:
 
 
 def keep(registry: Registry, service: Service) -> str | None:
-    """Keep `service`'s definition as its last healthy one; a warning line when it cannot be written."""
+    """Keep `service`'s definition as its last healthy one (its time: when it first ran healthy with it); a warning
+    line when it cannot be written."""
     definition = {key: value for key, value in service.definition.items()}
     secret = _secret_words(definition)
     if secret:
@@ -59,6 +60,9 @@ def keep(registry: Registry, service: Service) -> str | None:
             field, _, key = where.partition(".")
             definition[field][int(key) if field == "command" else key] = MASKED
     try:
+        kept = statedir.read(registry.state_dir, KIND, service.name) or {}
+        if kept.get("definition") == definition and kept.get("secret") == secret:
+            return None  # kept already (since the first healthy run with it): no write, no fsync
         statedir.write(registry.state_dir, KIND, service.name,
                        {"service": service.name, "at": time.time(), "definition": definition, "secret": secret})
     except statedir.StateError as exc:

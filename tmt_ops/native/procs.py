@@ -7,6 +7,7 @@ or session.
 
 from __future__ import annotations
 
+import functools
 import os
 import select
 import signal
@@ -93,28 +94,33 @@ def leads_session(pid: int) -> bool:
         return False
 
 
-def signal_group(pgid: int, sig: signal.Signals) -> None:
+def signal_group(pgid: int, *sigs: signal.Signals) -> None:
     if pgid <= 1 or pgid in (os.getpgrp(), os.getpid(), os.getsid(0)):
         raise ValueError(f"refusing to signal process group {pgid} (the toolkit's own or init's)")
     try:
-        os.killpg(pgid, sig)
+        for sig in sigs:
+            os.killpg(pgid, sig)
     except ProcessLookupError:
         pass
 
 
-def _own_lineage() -> set[int]:
-    """This process and its ancestors: never signalled, whatever a tree scan says."""
+@functools.cache
+def _own_lineage() -> frozenset[int]:
+    """This process and its ancestors: never signalled, whatever a tree scan says. Asked once: a live process's
+    ancestors can only go (reparented), so a pid kept here is at worst one more that is spared."""
     me = psutil.Process()
-    return {me.pid} | {p.pid for p in me.parents()}
+    return frozenset({me.pid} | {p.pid for p in me.parents()})
 
 
-def signal_procs(procs: list[psutil.Process], sig: signal.Signals) -> None:
+def signal_procs(procs: list[psutil.Process], *sigs: signal.Signals) -> None:
+    """Each signal, in order, to each process (SIGTERM then SIGCONT: one look at the targets for both)."""
     spared = _own_lineage()
     for p in procs:
         if p.pid <= 1 or p.pid in spared:
             continue
         try:
-            p.send_signal(sig)  # psutil refuses a reused pid (create time) itself too
+            for sig in sigs:
+                p.send_signal(sig)  # psutil refuses a reused pid (create time) itself too
         except psutil.NoSuchProcess:
             continue
 

@@ -31,7 +31,9 @@ CGROUP_BASE = "tmt-ops"
 CGROUPS_SWITCH = "TMT_CGROUPS"
 
 
+@functools.lru_cache(maxsize=None)
 def deployment(state_dir: Path) -> str:
+    """Asked a few times per service per look: once per state directory per process (its real path then)."""
     return hashlib.sha256(os.path.realpath(state_dir).encode()).hexdigest()[:16]
 
 

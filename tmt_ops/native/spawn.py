@@ -21,9 +21,9 @@ from pathlib import Path
 import psutil
 
 from .. import files, statedir
-from ..errors import OperationFailed
+from ..errors import ConfigError, OperationFailed
 from ..loglines import MARKER
-from ..registry import Registry, Service
+from ..registry import Registry, Service, dotenv
 from . import proof, records
 from .records import RunRecord
 
@@ -52,11 +52,21 @@ def rotate(path: Path, max_bytes: int, backups: int) -> None:
     files.rotate(path, backups)
 
 
+def environment_of(service: Service) -> dict[str, str]:
+    """What the service starts with: this environment, its env files' variables, then its registry env (which
+    wins); ConfigError naming an env file that cannot be read."""
+    return {**os.environ, **dotenv.environment(service.env_files, os.environ), **service.env}
+
+
 def spawn(registry: Registry, service: Service) -> Spawned:
     if not service.command:
         raise OperationFailed(f"{service.name}: no command in the registry; native mode cannot start it")
     if not service.cwd.is_dir():
         raise OperationFailed(f"{service.name}: working directory {service.cwd} does not exist")
+    try:
+        environment = environment_of(service)
+    except ConfigError as exc:
+        raise OperationFailed(f"{service.name}: {exc}") from None
     tag = proof.run_tag(registry.state_dir, service.name, secrets.token_hex(6))
     cgroup = proof.make_cgroup(registry.state_dir, service.name)
     if cgroup is not None and proof.cgroup_pids(cgroup):
@@ -75,7 +85,7 @@ def spawn(registry: Registry, service: Service) -> Spawned:
         out.flush()
         offset = out.tell()
         try:
-            process = subprocess.Popen(list(service.command), cwd=service.cwd, env={**os.environ, **service.env, proof.RUN_VARIABLE: tag},
+            process = subprocess.Popen(list(service.command), cwd=service.cwd, env={**environment, proof.RUN_VARIABLE: tag},
                                        stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                        start_new_session=True, close_fds=True)
         except OSError as exc:

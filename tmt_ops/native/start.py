@@ -6,10 +6,11 @@ polling its health path every few milliseconds (as this did) made the real orche
 second and fill its log while it boots. So:
 - until the port is listening (the kernel's listening sockets, looked at once per tick for every service that
   starts at once), nothing is asked of the service at all: it cannot answer yet;
-- then it is probed at once, and again every PROBE_EVERY, and sooner (but never within PROBE_GAP of the last
-  probe) when it writes a line of its own (a server says "Application startup complete" as it becomes ready;
-  the probes' own access-log lines do not count): at most 1/PROBE_GAP requests a second, and readiness is seen
-  within PROBE_EVERY of the moment it would first answer, usually within a tick of its "ready" line.
+- then it is probed at once, and again every PROBE_EVERY, and at once when it writes a line of its own (a
+  server says "Application startup complete" as it becomes ready; the probes' own access-log lines do not count),
+  as long as its budget allows: a token bucket of PROBE_BURST probes, refilled at PROBE_RATE a second, so never
+  more than that on average, and readiness is seen within PROBE_EVERY of the moment it would first answer,
+  usually within a tick of its "ready" line.
 
 An answer counts only when the service gives it (the rule health uses): once a probe says it serves, the
 port's listening socket must be held by one of the service's own processes. A stranger that answers there
@@ -39,7 +40,8 @@ from .spawn import Spawned, spawn
 from .steps import StartStep, StopStep
 
 TICK = 0.005  # seconds between looks at what costs the service nothing: its process, its port, its log
-PROBE_GAP = 0.1  # seconds at least between two probes of one service (at most 10 requests a second)
+PROBE_RATE = 10.0  # probes a second at most, on average, of one service ...
+PROBE_BURST = 2.0  # ... with this many at once (a probe led by its "ready" line need not wait)
 PROBE_EVERY = 0.2  # seconds at most between two probes once it listens
 
 
@@ -99,7 +101,8 @@ def wait_ready(registry: Registry, service: Service, spawned: Spawned,
     deadline = spawned.started + service.startup_timeout
     output = _Output(service, spawned.log, spawned.log_offset)
     last: ProbeResult | None = None
-    listening, due, probed = False, float("inf"), float("-inf")
+    listening, due = False, float("inf")
+    tokens, filled = PROBE_BURST, time.monotonic()
     while not cancel.is_set():
         code = spawned.process.poll()
         if code is not None:
@@ -109,13 +112,14 @@ def wait_ready(registry: Registry, service: Service, spawned: Spawned,
             why = f"last probe: {last.error or last.status.value}" if last else \
                 f"it never listened on port {service.port}"
             return None, f"not ready after {service.startup_timeout:g}s ({why})"
+        tokens, filled = min(PROBE_BURST, tokens + (now - filled) * PROBE_RATE), now
         if not listening:
             listening = service.port in LISTENING
             due = now if listening else due
         elif output.news():
-            due = min(due, max(now, probed + PROBE_GAP))
-        if now >= due:
-            probed, due = now, now + PROBE_EVERY
+            due = now
+        if now >= due and tokens >= 1:
+            tokens, due = tokens - 1, now + PROBE_EVERY
             last = probe(service, timeout=max(deadline - now, 0.05))
             if last.status in SERVING:
                 itself, stranger = _answered_by_itself(registry, service)

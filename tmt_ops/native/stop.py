@@ -43,31 +43,32 @@ def _port_released(step: StopStep) -> bool:
     return True
 
 
-def _handles(step: StopStep) -> tuple[Callable[[], list[psutil.Process]], Callable[[signal.Signals], None]]:
-    """(what of the target is alive now, how to signal it) for each kind of target."""
+def _handles(step: StopStep) -> tuple[Callable[[], list[psutil.Process]], Callable[..., None]]:
+    """(what of the target is alive now, how to send it signals, in order, after one look at it) for each kind
+    of target."""
     if step.target == "cgroup":
         def current() -> list[psutil.Process]:  # re-read: what a member forks meanwhile is in it too
             return [p for p in (live_pid(pid) for pid in proof.cgroup_pids(step.cgroup)) if p is not None]
 
-        def send(sig: signal.Signals) -> None:
-            if sig != signal.SIGKILL or not proof.kill_cgroup(step.cgroup):
-                signal_procs(current(), sig)
+        def send(*sigs: signal.Signals) -> None:
+            if sigs != (signal.SIGKILL,) or not proof.kill_cgroup(step.cgroup):
+                signal_procs(current(), *sigs)
     elif step.target == "group":
         born = min(p.create_time for p in step.procs)
 
         def current() -> list[psutil.Process]:
             return group_members(step.pgid, born)
 
-        def send(sig: signal.Signals) -> None:
-            signal_group(step.pgid, sig)
+        def send(*sigs: signal.Signals) -> None:
+            signal_group(step.pgid, *sigs)
     else:  # exactly the processes planned, each re-identified by its create time (never a reused pid)
         procs = [p for p in (live(m) for m in step.procs) if p is not None]
 
         def current() -> list[psutil.Process]:
             return [p for p in procs if running(p)]
 
-        def send(sig: signal.Signals) -> None:
-            signal_procs(current(), sig)
+        def send(*sigs: signal.Signals) -> None:
+            signal_procs(current(), *sigs)
     return current, send
 
 
@@ -77,8 +78,7 @@ def execute(step: StopStep) -> StopResult:
     if not current():
         return StopResult(step.service, True, "already gone", (), 0.0)
     try:
-        send(step.signal)
-        send(signal.SIGCONT)  # as systemd does: a process stopped by SIGSTOP acts on its stop signal now
+        send(step.signal, signal.SIGCONT)  # as systemd does: a process stopped by SIGSTOP acts on its signal now
         alive = _watch(current, step.grace)
         killed = bool(alive) and step.kill
         if killed:

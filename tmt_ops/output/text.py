@@ -53,7 +53,7 @@ def summary(document: dict) -> str:
            for c in checks if c["severity"] == "critical"]
     named = {c["name"] for c in checks if c["severity"] == "critical"}
     bad += [f"{f['subject']}: {f['message']}" for f in document["findings"]  # what else made it critical
-            if f["severity"] == "critical" and f["subject"] not in named]
+            if f["severity"] == "critical" and not set(f.get("subjects") or [f["subject"]]) <= named]
     return line + (f"; {'; '.join(bad)}" if bad else "")
 
 

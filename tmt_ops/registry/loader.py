@@ -15,12 +15,13 @@ from typing import Any, Mapping
 import yaml
 
 from ..bounds import Bound, shown
+from .. import modes
 from ..errors import ConfigError
 from ..files import FileProblem, TooLarge, read_regular
 from ..redact import SECRET_NAME, URL_PASSWORD
 from . import graph
-from .model import (BACKENDS, DEFINITION_KEYS, ENDPOINT_MODES, GROUPS, MODES, PLACEMENT_ATTRIBUTES, PLACEMENT_LABELS,
-                    PROBE_KINDS, SERVICE_TYPES, Dependency, HealSettings, HealthSettings, Hook, NotifySettings, Probe,
+from .model import (DEFINITION_KEYS, ENDPOINT_MODES, GROUPS, PLACEMENT_ATTRIBUTES, PLACEMENT_LABELS, PROBE_KINDS,
+                    SERVICE_TYPES, Build, Dependency, HealSettings, HealthSettings, Hook, NotifySettings, Probe,
                     Registry, Service, SwarmSettings, Threshold, freeze, suggest)
 
 REQUIRED = object()
@@ -30,7 +31,7 @@ NUMBER = (int, float)
 PROJECT_KEYS = {
     "name": (str, "tmt"), "root": (str, "."), "default_mode": (str, "native"), "host": (str, "127.0.0.1"),
     "log_dir": (str, "logs"), "state_dir": (str, ".tmt-state"), "compose_file": (str, "docker-compose.yml"),
-    "compose_project": (str, None), "swarm_stack": (str, None),
+    "compose_project": (str, None), "swarm_stack": (str, None), "env_file": ((str, list), []),
 }
 DEFAULTS_KEYS = {
     "startup_timeout": (NUMBER, 60), "stop_grace": (NUMBER, 10), "stop_signal": (str, "SIGTERM"),
@@ -54,10 +55,12 @@ SERVICE_KEYS = {
     "env": (dict, {}), "health": (dict, {}), "depends_on": (dict, {}), "startup_timeout": (NUMBER, None),
     "stop_signal": (str, None), "stop_grace": (NUMBER, None), "pre_stop": (dict, None),
     "post_start": (dict, None), "compose_service": (str, None), "backend": (str, None), "public": (bool, False),
+    "env_file": ((str, list), []), "build": (dict, None),
     "swarm": (dict, None),
 }
 HEALTH_PROBE_KEYS = {"type": (str, "tcp"), "path": (str, None), "expect_status": ((int, list), 200),
-                     "timeout": (NUMBER, None)}
+                     "timeout": (NUMBER, None), "status_field": (str, None), "degraded_if": (dict, {})}
+BUILD_KEYS = {"command": (list, REQUIRED), "inputs": (list, []), "timeout": (NUMBER, None)}
 HOOK_KEYS = {"method": (str, "POST"), "path": (str, REQUIRED), "timeout": (NUMBER, 5)}  # pre_stop, post_start
 SWARM_KEYS = {"replicas": (int, None), "placement": (list, []), "endpoint_mode": (str, None)}  # a service's swarm:
 SWARM_BOUNDS = {"replicas": Bound(1, 1000, "tasks", integer=True)}
@@ -274,7 +277,10 @@ class _Loader:
             self.warnings.append(f"{where}: ${{{name}}} is not set; using an empty value")
             return ""
 
-        return ENV_REF.sub(sub, value)
+        expanded = ENV_REF.sub(sub, value)
+        if ENV_REF.fullmatch(value) and value != "$$" and not FILLED.fullmatch(where):
+            return _typed(expanded)  # `port: ${PORT}` is the number the variable holds, as YAML would read it
+        return expanded
 
     # -- sections ---------------------------------------------------------------------------------------
     def section(self, data: Any, keys: dict, where: str, bounds: Mapping[str, Bound] = BOUNDS) -> dict:
@@ -320,9 +326,10 @@ class _Loader:
         if top["version"] != 1:
             raise self.fail("version", f"unsupported registry version {shown(top['version'])} (this toolkit reads 1)")
         project = self.section(top["project"], PROJECT_KEYS, "project")
+        self.check_env_files(project["env_file"], "project")
         defaults = self.section(top["defaults"], DEFAULTS_KEYS, "defaults")
-        if project["default_mode"] not in MODES:
-            raise self.fail("project", f"default_mode: must be one of {', '.join(MODES)}, "
+        if project["default_mode"] not in modes.modes():
+            raise self.fail("project", f"default_mode: must be one of {', '.join(modes.modes())}, "
                                        f"got '{project['default_mode']}'")
         self.signal_of(defaults["stop_signal"], "defaults")
 
@@ -381,14 +388,16 @@ class _Loader:
         if oneshot and (spec["health"] or spec["pre_stop"] or spec["post_start"]):
             raise self.fail(where, "a oneshot job (type: oneshot) is done when it exits 0: it has no health probe, "
                                    "no pre_stop and no post_start; remove them")
-        if spec["backend"] is not None and spec["backend"] not in BACKENDS:
-            raise self.fail(where, f"backend: must be one of {', '.join(BACKENDS)}, got '{spec['backend']}'"
-                                   f"{suggest(spec['backend'], BACKENDS)}")
-        if spec["backend"] == "compose" and spec["managed"]:
-            raise self.fail(where, "backend: compose runs it in a container: drop managed: true (that is for a "
-                                   "process on this host)")
-        if spec["backend"] == "native" and spec["managed"] is False:
-            raise self.fail(where, "backend: native and managed: false contradict each other: pick one")
+        own = modes.own_backends()
+        if spec["backend"] is not None and spec["backend"] not in own:
+            raise self.fail(where, f"backend: must be one of {', '.join(own)}, got '{spec['backend']}'"
+                                   f"{suggest(spec['backend'], own)}")
+        runs = modes.of_backend(spec["backend"]).runs if spec["backend"] else None
+        if runs == modes.CONTAINERS and spec["managed"]:
+            raise self.fail(where, f"backend: {spec['backend']} runs it in a container: drop managed: true (that is "
+                                   "for a process on this host)")
+        if runs == modes.PROCESSES and spec["managed"] is False:
+            raise self.fail(where, f"backend: {spec['backend']} and managed: false contradict each other: pick one")
         if _managed(spec) and not spec["command"]:
             raise self.fail(where, "a managed service needs a command (an argument list), "
                                    "or set managed: false")
@@ -413,7 +422,21 @@ class _Loader:
         statuses = probe["expect_status"] if isinstance(probe["expect_status"], list) else [probe["expect_status"]]
         if not statuses or not all(isinstance(c, int) and 100 <= c <= 599 for c in statuses):
             raise self.fail(where, f"health.expect_status: HTTP status codes (100-599), got {probe['expect_status']!r}")
+        if (probe["status_field"] or probe["degraded_if"]) and probe["type"] != "http":
+            raise self.fail(where, "health.status_field and health.degraded_if read an http probe's answer: they go "
+                                   "with type: http")
+        for field, value in probe["degraded_if"].items():
+            if not isinstance(value, (str, int, float, bool)) or value is None:
+                raise self.fail(where, f"health.degraded_if.{field}: expected a value the answer may hold (a word, a "
+                                       f"number, true or false), got {_kind(value)}")
         spec["health"] = dict(probe, expect_status=tuple(statuses))
+        self.check_env_files(spec["env_file"], where)
+        if spec["build"] is not None:
+            spec["build"] = self.section(spec["build"], BUILD_KEYS, f"{where}: build")
+            if not spec["build"]["command"] or not all(isinstance(a, (str, int, float)) for a in spec["build"]["command"]):
+                raise self.fail(where, "build.command: an argument list of strings")
+            if not all(isinstance(g, str) and g for g in spec["build"]["inputs"]):
+                raise self.fail(where, "build.inputs: a list of file patterns (relative to the service's cwd)")
         for hook in ("pre_stop", "post_start"):
             if spec[hook] is not None:
                 spec[hook] = self.section(spec[hook], HOOK_KEYS, f"{where}: {hook}")
@@ -465,10 +488,10 @@ class _Loader:
                 return f"http://{o['host'] or project['host']}:{o['port']}{o['health']['path']}"
             return PLACEHOLDER.sub(sub, text)
 
-        command = tuple(fill(str(a), "command") for a in spec["command"] or ())
-        if command and command[0] in ("python", "python3"):
-            command = (sys.executable,) + command[1:]
+        cwd = (root / spec["cwd"]).resolve()
+        command = _program(tuple(fill(str(a), "command") for a in spec["command"] or ()), cwd)
         probe = spec["health"]
+        build = spec["build"]
 
         def hook(key: str) -> Hook | None:
             given = spec[key]
@@ -479,18 +502,26 @@ class _Loader:
             group=spec["group"], host=host, port=spec["port"], oneshot=spec["type"] == "oneshot",
             critical=spec["critical"],
             managed=_managed(spec), backend=spec["backend"],
-            command=command, cwd=(root / spec["cwd"]).resolve(),
+            command=command, cwd=cwd,
             env=freeze({str(k): fill(_scalar(v), f"env.{k}") for k, v in spec["env"].items()}),
             probe=Probe(kind=probe["type"], path=probe["path"], expect_status=probe["expect_status"],
-                        timeout=float(probe["timeout"] or defaults["probe_timeout"])),
+                        timeout=float(probe["timeout"] or defaults["probe_timeout"]), status_field=probe["status_field"],
+                        degraded_if=tuple(probe["degraded_if"].items())),
             depends_on=tuple(Dependency(d, k == "required") for d, k in spec["depends_on"].items()),
             startup_timeout=float(spec["startup_timeout"] or defaults["startup_timeout"]),
             stop_signal=self.signal_of(spec["stop_signal"] or defaults["stop_signal"], where),
             stop_grace=float(spec["stop_grace"] or defaults["stop_grace"]),
             pre_stop=hook("pre_stop"), post_start=hook("post_start"),
             compose_service=spec["compose_service"] or name, public=spec["public"],
-            swarm=self.make_swarm(spec["swarm"], where, spec["type"] == "oneshot"),
-            definition=freeze(self.written.get(name, {})), secret_args=self.secret_args(name, spec["command"] or ()))
+            definition=freeze(self.written.get(name, {})), secret_args=self.secret_args(name, spec["command"] or ()),
+            env_files=(*(root / f for f in _listed(project["env_file"])), *(cwd / f for f in _listed(spec["env_file"]))),
+            build=Build(_program(tuple(str(a) for a in build["command"]), cwd), cwd, tuple(build["inputs"]),
+                        float(build["timeout"] or defaults["compose_timeout"])) if build else None,
+            swarm=self.make_swarm(spec["swarm"], where, spec["type"] == "oneshot"))
+
+    def check_env_files(self, given: Any, where: str) -> None:
+        if not all(isinstance(f, str) and f for f in _listed(given)):
+            raise self.fail(where, "env_file: a path, or a list of paths, of dotenv files")
 
     def make_swarm(self, data: Any, where: str, oneshot: bool) -> SwarmSettings:
         """A service's `swarm:` block: replicas, placement constraints (`ATTRIBUTE == VALUE` or `!=`, as swarm
@@ -587,16 +618,50 @@ def _line(node: yaml.Node) -> str:
     return f"line {node.start_mark.line + 1}"
 
 
+def _listed(value: str | list) -> list:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _program(command: tuple[str, ...], cwd: Path) -> tuple[str, ...]:
+    """The rule for a command's program, as a shell in the service's directory would run it: `python` is the
+    interpreter that runs tmt-ops; a relative path with a '/' (`.venv/bin/python`) is the service's cwd's (not
+    resolved further: a virtual environment's python is a symlink that must stay one); a bare name is looked up
+    on PATH when it starts."""
+    if not command:
+        return command
+    program = command[0]
+    if program in ("python", "python3"):
+        program = sys.executable
+    elif "/" in program and not os.path.isabs(program):
+        program = os.path.normpath(cwd / program)
+    return (program, *command[1:])
+
+
 def _managed(spec: dict) -> bool:
     """Started natively by tmt-ops: said so, or backend: native, or by default a core service (unless another
     backend runs it)."""
     if spec["managed"] is not None:
         return spec["managed"]
-    return spec["backend"] == "native" or spec["backend"] is None and spec["group"] == "core"
+    if spec["backend"] is not None:
+        return modes.of_backend(spec["backend"]).runs == modes.PROCESSES
+    return spec["group"] == "core"
 
 
 def _tuple(types) -> tuple:
     return types if isinstance(types, tuple) else (types,)
+
+
+NUMBERS = re.compile(r"[+-]?(\d+|\d*\.\d+([eE][+-]?\d+)?|\d+[eE][+-]?\d+)")
+
+
+def _typed(text: str) -> Any:
+    """The value of a key written as one ${VAR} reference, typed as YAML would type it written there: a decimal
+    integer, a number, true or false; anything else stays text (and the key's type check says what is wrong).
+    (Not YAML itself: it reads 0123 as octal.)"""
+    if NUMBERS.fullmatch(text.strip()):
+        number = float(text)
+        return int(text) if re.fullmatch(r"[+-]?\d+", text.strip()) else number
+    return {"true": True, "false": False}.get(text.strip().lower(), text)
 
 
 def _scalar(value: Any) -> str:

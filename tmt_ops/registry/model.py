@@ -14,8 +14,6 @@ from . import graph
 
 GROUPS = ("core", "infrastructure")
 PROBE_KINDS = ("http", "tcp", "redis", "postgres", "kafka")
-MODES = ("native", "docker", "swarm")  # --mode values besides auto, in the order --mode auto asks them
-BACKENDS = ("native", "compose")
 SERVICE_TYPES = ("service", "oneshot")  # oneshot: a job (a migration) that must exit 0 before its dependents start  # a service's own `backend:`, whatever the mode
 
 
@@ -27,6 +25,21 @@ class Probe:
     timeout: float
     path: str | None = None  # http only
     expect_status: tuple[int, ...] = (200,)  # http only
+    # http only: the body field whose word decides (e.g. the orchestrator's system_health), instead of the
+    # automatic shapes; and body values that mean degraded (trading_enabled: false)
+    status_field: str | None = None
+    degraded_if: tuple[tuple[str, object], ...] = ()
+
+
+@dataclass(frozen=True)
+class Build:
+    """A command that makes what a service runs (npm run build), run before anything is stopped, and only when
+    its inputs changed since it last succeeded."""
+
+    command: tuple[str, ...]
+    cwd: Path
+    inputs: tuple[str, ...]  # glob patterns relative to cwd; none: it runs every time
+    timeout: float
 
 
 @dataclass(frozen=True)
@@ -64,7 +77,7 @@ class SwarmSettings:
     endpoint_mode: str | None = None  # ENDPOINT_MODES
 
 
-DEFINITION_KEYS = ("command", "cwd", "env")  # what a service runs, as written (${VAR} references unexpanded)
+DEFINITION_KEYS = ("command", "cwd", "env", "env_file")  # what a service runs, as written (${VAR} unexpanded)
 
 
 @dataclass(frozen=True)
@@ -97,6 +110,8 @@ class Service:
     # where the command line is shown, whether or not the variable is set now (redact.mask_argv)
     secret_args: tuple[int, ...] = ()
     swarm: SwarmSettings = field(default_factory=SwarmSettings)  # --mode swarm only
+    env_files: tuple[Path, ...] = ()  # dotenv files read when it starts (the project's, then its own); env wins
+    build: Build | None = None
 
     @property
     def address(self) -> str:

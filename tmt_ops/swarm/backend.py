@@ -9,14 +9,11 @@ checks every node that may run a task (nodes.py).
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import sys
 import time
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Iterator
 
 from ..backends import ServiceStatus, Teardown
-from ..console import Printer, write_out
 from ..engine import Engine, cli, endpoint
 from ..errors import ConfigError, OperationFailed, TmtError
 from ..registry import Registry, Service
@@ -33,7 +30,7 @@ if TYPE_CHECKING:  # what only a change needs is imported where the change runs:
 
     from ..events import Events
     from ..preflight import Problem
-    from ..results import Outcome, StopResult
+    from ..results import Outcome, StatusView, StopResult
 
 STOP_SLACK = 15.0  # seconds past a service's grace for the engine to report its tasks gone
 
@@ -66,8 +63,10 @@ class SwarmBackend:
         return service.compose_service in self.stack.project.services or service.compose_service in self.stack.present
 
     def statuses(self, services: list[Service]) -> dict[str, ServiceStatus]:
+        """Each service's tasks in one vocabulary, with what health joins to the probe of its newest running task:
+        why no probe reaches that task, and how its other tasks fare (reach.Reacher.judged)."""
         snap = self.stack.snapshot()
-        return {s.name: snap.status(s) for s in services}
+        return {s.name: self.reacher.judged(s, snap.status(s)) for s in services}
 
     # -- plans ------------------------------------------------------------------------------------------
     def plan_stop(self, services: list[Service], *, force: bool) -> dict[str, object]:
@@ -210,11 +209,11 @@ class SwarmBackend:
             problems += nodes.problems(self.stack, self.reacher, starting)
         return problems
 
-    def prepare(self, starting: list[Service], events: Events) -> None:
-        """Build the images the compose file builds (and push each once with TMT_SWARM_PUSH=1), before any change;
-        say which ports stay unpublished, what a swarm of several nodes needs, and what this run has no probe
-        relay for."""
-        self.stack.project.prepare_images([s.compose_service for s in starting], events)
+    def prepare(self, starting: list[Service], events: Events, build: bool = True) -> None:
+        """Build the images the compose file builds (and push each once with TMT_SWARM_PUSH=1), before any change
+        (`build` False: --no-build); say which ports stay unpublished, what a swarm of several nodes needs, and
+        what this run has no probe relay for."""
+        self.stack.project.prepare_images([s.compose_service for s in starting], events, build)
         hidden = stackfile.unpublished(self.stack.model, starting)
         if hidden:
             events.warn(f"swarm: not publishing {', '.join(hidden)}: swarm cannot bind 127.0.0.1 and would open them "
@@ -248,7 +247,7 @@ class SwarmBackend:
     # -- changes -----------------------------------------------------------------------------------------------
     def execute_stop(self, steps: list[StopStep], events: Events) -> dict[str, StopResult]:
         from .. import hooks
-        from ..executor import run_parallel
+        from ..parallel import run_parallel
         from ..results import StopResult
         calls = {f"{n}-{i}": (lambda h=h: hooks.call(h)) for n, step in enumerate(steps)
                  for i, h in enumerate(step.more_pre_stops)}
@@ -289,7 +288,7 @@ class SwarmBackend:
         import uuid
 
         from .. import hooks
-        from ..executor import run_parallel
+        from ..parallel import run_parallel
         from ..results import Outcome
         from .ready import wait_ready
         failed: dict[str, str] = {}
@@ -377,50 +376,30 @@ class SwarmBackend:
     def address(self, service: Service) -> Service:
         return self.reacher.address(service)
 
-    def merge(self, result, status):
-        """Per task (reach.Reacher.verdict): every running task judged, a task nothing reaches by the engine alone."""
-        if status is None:
-            from ..health.merge import merge_docker
-            return merge_docker(result, status)
-        return self.reacher.verdict(self.registry.service(status.service), result, status)
-
-    def next_steps(self, service: Service, status: ServiceStatus | None, commands) -> list[tuple[str, str]]:
-        name = service.compose_service
-        return [("read its tasks' log", commands.script("docker-restart.py", f"--mode swarm logs {name} --tail 100")),
-                ("see its tasks and their errors", f"docker service ps --no-trunc {self.stack.service_name(name)}"),
-                ("restart it (and its dependents)",
-                 commands.script("restart-trading-system.py", f"--mode swarm --only {service.name}"))]
-
     # -- docker-restart.py's own commands ---------------------------------------------------------------------
-    def show_status(self, printer: Printer, as_json: bool) -> int:
+    def status_view(self) -> StatusView:
         snap = self.stack.snapshot(max_age=0)  # a snapshot is only had from a manager: no need to ask /info
         wanted = [s.compose_service for s in self.registry.services.values()
                   if s.compose_service in self.stack.project.services and not s.oneshot]
-        if as_json:
-            names = {s.compose_service: s.name for s in self.registry.services.values()}
-            write_out(sys.stdout, json.dumps(status_view.document(snap, names, wanted), indent=2) + "\n")
-        else:
-            status_view.print_table(snap, printer, wanted)
-        return status_view.status_code(snap, wanted)
+        return status_view.view(snap, {s.compose_service: s.name for s in self.registry.services.values()}, wanted)
 
-    def stream_logs(self, service: str | None, tail: int | None, follow: bool, redact: Callable[[str], str]) -> int:
-        """One service's task logs (registry or compose name), or every deployed service's at once. With --tail N,
-        the last N lines of each service in time order, whichever of its tasks (and nodes) wrote them (`docker
-        service logs --tail` gives N of each task, grouped by task); --follow then goes on from there."""
+    def log_lines(self, services: list[Service], tail: int | None, follow: bool) -> Iterator[str]:
+        """The task logs of these services (every deployed service's when none is named). With `tail`, the last
+        lines of each service in time order, whichever of its tasks (and nodes) wrote them (`docker service logs
+        --tail` gives that many of each task, grouped by task); with `follow`, what comes next, until the
+        generator is closed."""
         self.stack.engine.ping()
-        names = [self.stack.project.compose_name(service)] if service else list(self.stack.snapshot().services)
-        env = endpoint.current().pin(os.environ)
+        names = [s.compose_service for s in services] or list(self.stack.snapshot().services)
         if tail is not None:
             for name in names:
-                for line in self._last_lines(self.stack.service_name(name), tail):
-                    if not write_out(sys.stdout, redact(line + "\n")):
-                        return 0
+                yield from self._last_lines(self.stack.service_name(name), tail)
             if not follow:
-                return 0
+                return
             tail = 0
         args = ["--no-trunc", *(["--tail", str(tail)] if tail is not None else []), *(["--follow"] if follow else [])]
-        return cli.stream([["docker", "service", "logs", *args, self.stack.service_name(name)] for name in names], env,
-                          redact, merge_stderr=True)
+        env = endpoint.current().pin(os.environ)
+        yield from cli.lines([["docker", "service", "logs", *args, self.stack.service_name(name)] for name in names],
+                             env, merge_stderr=True)
 
     def _last_lines(self, swarm_service: str, tail: int) -> list[str]:
         """The service's last `tail` lines in time order, as `docker service logs` prints them (task and node first)."""

@@ -24,12 +24,10 @@ from .state import Snapshot, Task
 if TYPE_CHECKING:
     from ..backends import ServiceStatus
     from ..hooks import HookCall
-    from ..probes import ProbeResult
-    from ..states import Health
 
 RELAY_WAIT = 30.0  # seconds a run's preflight waits for the probe relay it deployed to run
 # Where the probe of a task that nothing reaches goes: nothing can listen on port 0, so it is refused at once; the
-# verdict is then the engine's (verdict()), never whatever holds the registry's port on this host.
+# verdict is then the engine's (judged(): ServiceStatus.unprobed), never whatever holds the registry's port here.
 NOWHERE = ("127.0.0.1", 0)
 
 
@@ -48,7 +46,6 @@ class Reacher:
         self.stack = stack
         self.relay_note: str | None = None  # why this run has no probe relay
         self._forwards: dict[tuple[str, str, int], int] = {}  # (relay container, task address, port) -> its port
-        self._chosen: dict[str, tuple[Task | None, Reach]] = {}  # service -> the task address() chose, and how
 
     # -- the relay --------------------------------------------------------------------------------------------
     def relay_task(self, snap: Snapshot) -> Task | None:
@@ -132,43 +129,30 @@ class Reacher:
                                              service=f"{service.name} (task {task.name} on {task.node})"))
         return calls, None
 
-    # -- a service's verdict ----------------------------------------------------------------------------------
+    # -- a service's verdict: what health joins to its probe ---------------------------------------------------
     def address(self, service: Service) -> Service:
         """Its newest running task as a probe reaches it. When nothing of it runs, or nothing reaches it, a place
-        where nothing answers (NOWHERE): whatever answers on its registry port here is not it, and verdict() then
-        judges it by the engine alone."""
+        where nothing answers (NOWHERE): whatever answers on its registry port here is not it, and judged() says
+        why nothing was probed (health then has the engine's view alone)."""
         svc = self.stack.snapshot().services.get(service.compose_service)
         task = svc.running[0] if svc and svc.running else None
-        reach = self.reach(service, task) if task else Reach(None, "no task of it runs")
-        self._chosen[service.name] = (task, reach)
-        return reach.target or dataclasses.replace(service, host=NOWHERE[0], port=NOWHERE[1])
+        reach = self.reach(service, task) if task else None
+        return reach.target if reach and reach.target else dataclasses.replace(service, host=NOWHERE[0],
+                                                                               port=NOWHERE[1])
 
-    def verdict(self, service: Service, result: ProbeResult, status: ServiceStatus) -> tuple[Health, str | None]:
-        """The probe of the task address() chose, joined with the engine's view, then every other running task of
-        the service probed too. A task no probe reaches is judged by the engine's healthcheck alone, marked as
-        such. A service with some tasks serving and others failing or missing is degraded, each named with its
-        node; with none serving, unhealthy."""
-        from ..health.merge import NOT_RUNNING, merge_docker
+    def judged(self, service: Service, status: ServiceStatus) -> ServiceStatus:
+        """Its status with what health joins to the probe of the task address() gives: why no probe reaches that
+        task (ServiceStatus.unprobed), and its other tasks, each probed where it runs, that do not serve or do not
+        run, named with their nodes (ServiceStatus.instances)."""
         from ..probes import probe_all
-        from ..states import SERVING, Health
-        chosen = self._chosen.get(service.name)
-        if chosen is None:
-            return merge_docker(result, status)
-        task, reach = chosen
-        if task is None or status.state in NOT_RUNNING:  # what the engine says of its tasks: that is all there is
-            return Health.UNHEALTHY, f"not running: {status.detail}"
-        if reach.target is not None:
-            health, error = merge_docker(result, status)
-            if error:
-                error = f"task {task.name} on {task.where} ({reach.how}): {error}"
-        elif status.engine_health == "healthy":
-            health, error = Health.HEALTHY, (f"not probed: {reach.how}; the engine's healthcheck passes in task "
-                                             f"{task.name} on {task.where}: that is the only evidence")
-        else:
-            health, error = Health.DEGRADED, (f"not verified: {reach.how}, and it has no healthcheck: task "
-                                              f"{task.name} runs on {task.where}, nothing tells whether it works")
+        from ..states import SERVING
         svc = self.stack.snapshot().services.get(service.compose_service)
-        others = [t for t in (svc.running if svc else ()) if t.id != task.id]
+        running = svc.running if svc else []
+        if not running:
+            return dataclasses.replace(status, unprobed="no task of it runs")
+        task, others = running[0], running[1:]
+        reach = self.reach(service, task)
+        unprobed = None if reach.target else f"no probe reaches task {task.name} on {task.where} ({reach.how})"
         reaches = {t.id: self.reach(service, t) for t in others}
         answers = probe_all([dataclasses.replace(r.target, name=tid) for tid, r in reaches.items() if r.target],
                             service.probe.timeout) if others else {}
@@ -181,9 +165,7 @@ class Reacher:
             elif answer.status not in SERVING:
                 failing.append(f"task {t.name} on {t.where} ({reaches[t.id].how}): "
                                f"{answer.error or answer.status.value}")
-        missing = [f"not running: {t.describe()}" for t in (svc.missing() if svc else ())]
-        if not failing and not missing:
-            return health, error
-        serving = (health in SERVING) + len(others) - len(failing)
-        words = "; ".join([f"{serving} of {svc.replicas} task(s) serve", *failing, *missing])
-        return (Health.DEGRADED if serving else health), "; ".join(filter(None, [error, words]))
+        missing = [f"not running: {t.describe()}" for t in svc.missing()]
+        instances = "; ".join([f"{len(running) - len(failing)} of {svc.replicas} task(s) run and serve", *failing,
+                               *missing]) if failing or missing else None
+        return dataclasses.replace(status, unprobed=unprobed, instances=instances)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from ..console import Printer
+from ..results import StatusView, Table
 from .state import Snapshot, SwarmService, Task
 
 JSON_VERSION = 1  # only ever add fields
@@ -60,12 +60,12 @@ def document(snap: Snapshot, registry_names: dict[str, str], wanted: list[str]) 
     }
 
 
-def print_table(snap: Snapshot, printer: Printer, wanted: list[str]) -> None:
+def view(snap: Snapshot, registry_names: dict[str, str], wanted: list[str]) -> StatusView:
+    """docker-restart.py --mode swarm status: the nodes in a line, then each service's replicas and tasks, then an
+    update left paused and its recent failed tasks, then each node with the stack's tasks on it; or the --json
+    document."""
     nodes = "; ".join(n.describe() for n in snap.nodes.values())
-    printer.info(f"stack {snap.stack} on a swarm of {len(snap.nodes)} node(s): {nodes}")
-    if not snap.services:
-        printer.warn(f"stack {snap.stack}: no services deployed")
-        return
+    before = [("info", f"stack {snap.stack} on a swarm of {len(snap.nodes)} node(s): {nodes}")]
     rows, styles = [], []
     for svc in snap.services.values():
         shown = svc.live or list(svc.tasks[:1])  # none meant to run: the newest, which says why
@@ -79,18 +79,31 @@ def print_table(snap: Snapshot, printer: Printer, wanted: list[str]) -> None:
         if name not in snap.services:
             rows.append((name, "-", "not deployed", "-", "-", "-"))
             styles.append("error")
-    printer.table(("SERVICE", "REPLICAS", "TASKS", "HEALTH", "PUBLISHED", "LAST FAILURE"), rows, styles)
+    if not snap.services:
+        before.append(("warn", f"stack {snap.stack}: no services deployed"))
+    table = Table(("SERVICE", "REPLICAS", "TASKS", "HEALTH", "PUBLISHED", "LAST FAILURE"), tuple(rows),
+                  tuple(styles)) if rows else None
+    after = []
     for svc in snap.services.values():
         if svc.update_stuck:
-            printer.warn(f"{svc.compose_service}: {svc.update_stuck}")
-        for t in svc.failed[:FAILED_SHOWN]:
-            printer.line(f"  {t.describe()}", "dim")
+            after.append(("warn", f"{svc.compose_service}: {svc.update_stuck}"))
+        after += [("dim", f"  {t.describe()}") for t in svc.failed[:FAILED_SHOWN]]
+    return StatusView(document(snap, registry_names, wanted), table, status_code(snap, wanted), tuple(before),
+                      (*after, *_nodes(snap)))
+
+
+def _nodes(snap: Snapshot) -> list[tuple[str, str]]:
+    """The nodes as a second table (style, line): role, state, availability, address, the stack's tasks there."""
+    header = ("NODE", "ROLE", "STATE", "AVAILABILITY", "ADDRESS", f"TASKS OF {snap.stack}")
     rows, styles = [], []
     for n in snap.nodes.values():
         rows.append((n.hostname, n.role + (f" ({n.manager})" if n.manager else ""), n.state, n.availability,
                      n.address or "-", ", ".join(_task_here(t) for t in _on_node(snap, n.id)) or "-"))
         styles.append("ok" if n.usable else "warn" if n.state == "ready" else "error")
-    printer.table(("NODE", "ROLE", "STATE", "AVAILABILITY", "ADDRESS", f"TASKS OF {snap.stack}"), rows, styles)
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+    line = "  ".join(f"{{:<{w}}}" for w in widths)
+    return [("bold", line.format(*header).rstrip()),
+            *((style, line.format(*row).rstrip()) for row, style in zip(rows, styles))]
 
 
 def status_code(snap: Snapshot, wanted: list[str]) -> int:

@@ -3,6 +3,7 @@
 // Everything that comes from the server goes into the page as text (textContent), never as HTML.
 (function () {
   const SVG = "http://www.w3.org/2000/svg";
+  const DOWN = new Set(["unhealthy", "timeout", "error"]); // drawn red, critical or not; degraded, starting amber
   const $ = (id) => document.getElementById(id);
   const cards = new Map(); // check name -> its card's parts, kept across polls
   let lastRound = -1, changedAt = Date.now(), failingSince = null, findingsKey = "", healsKey = "";
@@ -24,8 +25,9 @@
     return new Date(iso).toLocaleTimeString();
   }
 
-  // Response time over the last rounds: a line where the check answered, a red (or amber) bar for each round
-  // in which it was critical (or a warning).
+  // Response time over the last rounds: a line where the check answered (the server leaves out the time of a
+  // refused connection or a probe that gave up), a red bar for each round in which it was down, amber where it was
+  // degraded or starting.
   function drawSpark(svg, points, slots) {
     const values = points.map((p) => p[2]).filter((v) => v !== null && v !== undefined);
     const top = Math.max(1, ...values);
@@ -45,10 +47,10 @@
       }
       run = [];
     };
-    points.forEach(([severity, , value], i) => {
-      if (severity !== "healthy") {
+    points.forEach(([, status, value], i) => {
+      if (status !== "healthy") {
         const bar = document.createElementNS(SVG, "line");
-        bar.setAttribute("class", severity === "critical" ? "bad" : "warn");
+        bar.setAttribute("class", DOWN.has(status) ? "bad" : "warn");
         for (const [k, v] of Object.entries({ x1: x(i), x2: x(i), y1: 2, y2: 30 })) bar.setAttribute(k, v);
         shapes.push(bar);
       }
@@ -102,7 +104,9 @@
       parts.sub.textContent = `${name} · ${check.address} · ${backend(check)}`;
       const points = history.map((h) => h.checks[name]).filter((p) => p);
       const answered = points.map((p) => p[2]).filter((v) => v !== null && v !== undefined);
-      parts.time.textContent = `now ${ms(check.response_time_ms)}` +
+      const latest = history.length ? history[history.length - 1].checks[name] : null; // this round's
+      const now = latest ? latest[2] : null;
+      parts.time.textContent = (now === null || now === undefined ? "no answer" : `now ${ms(now)}`) +
         (answered.length ? ` · highest ${ms(Math.max(...answered))} in the last ${points.length} rounds` : "");
       parts.note.textContent = check.error || "";
       drawSpark(parts.spark, points, slots);
@@ -156,16 +160,24 @@
     }));
   }
 
-  function gauge(label, value, percent, severity) {
+  // A host gauge: its name and value on one line, a disk's path on a line of its own below them (a long path
+  // wraps there, never under the value), then the bar.
+  function gauge(label, value, percent, severity, disk) {
     const box = el("div", "gauge");
     box.dataset.severity = severity;
     const text = el("div", "label");
-    text.append(el("span", null, label), el("span", null, value));
+    text.append(el("span", "what", label), el("span", "value", value));
     const bar = el("div", "bar");
     const fill = el("div", "fill");
     fill.style.width = `${Math.max(0, Math.min(100, percent))}%`;
     bar.append(fill);
-    box.append(text, bar);
+    box.append(text);
+    if (disk) {
+      const paths = [disk.path, ...disk.other_paths];
+      box.append(el("div", "path", disk.path));
+      box.title = `${paths.join(", ")}: one file system, measured at ${disk.measured_path}`;
+    }
+    box.append(bar);
     return box;
   }
 
@@ -176,7 +188,7 @@
       gauge(`CPU (${m.cpu_count})`, `${m.cpu_percent}%`, m.cpu_percent, m.severity.cpu_percent),
       gauge("Memory", `${m.memory_percent}% · ${gib(m.memory_available_bytes)} free`, m.memory_percent,
             m.severity.memory_percent),
-      ...m.disks.map((d) => gauge(`Disk ${d.path}`, `${d.percent}% · ${gib(d.free_bytes)} free`, d.percent, d.severity)),
+      ...m.disks.map((d) => gauge("Disk", `${d.percent}% · ${gib(d.free_bytes)} free`, d.percent, d.severity, d)),
       gauge("Load per CPU", `${m.load_per_cpu}`, load ? (m.load_per_cpu / load.critical) * 100 : 0,
             m.severity.load_per_cpu));
   }

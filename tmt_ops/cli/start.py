@@ -1,0 +1,38 @@
+"""start (tmt-ops start, docker-restart.py start): start what does not run, and the infrastructure it needs, in
+dependency waves; what runs is left as it is (supervisorctl start, pm2 start, docker compose up)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Sequence
+
+from .. import operations
+from ..console import Printer
+from .common import (CHANGE_EXITS, add_change_arguments, add_common_arguments, add_mode_argument, add_selection,
+                     change, check_selection, deployment_from, for_operation, options_of, parser_for, render, run)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = parser_for("start", "Start the TMT services that do not run (and the infrastructure they need) in "
+                                 "dependency waves; touch nothing that runs.", CHANGE_EXITS)
+    add_mode_argument(parser, "how the services run")
+    add_change_arguments(parser, stops=False)
+    add_selection(parser, "start")
+    add_common_arguments(parser)
+    return parser
+
+
+def act(args: argparse.Namespace, printer: Printer, **options) -> int:
+    check_selection(args)
+    interrupts, registry = for_operation(args, printer)
+    deployment = deployment_from(args.mode, registry, printer, **options)
+    services = operations.select(deployment, args.only, with_dependents=not args.no_deps, with_infra=args.with_infra)
+    opts = options_of(args)
+    if args.dry_run:
+        return render(printer, operations.start(deployment, services, opts, printer))
+    return change(printer, "start", deployment, services, interrupts,
+                  lambda: operations.start(deployment, services, opts, printer, interrupts))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(lambda a, printer: act(_parser().parse_args(a), printer), argv)
