@@ -435,7 +435,8 @@ class SwarmBackend:
 
     def remove(self, teardown: Teardown | None, events: Events) -> None:
         """`docker stack rm`, then wait until its containers are gone (volumes are in use until then) and
-        remove the volumes `teardown` listed (None: keep every volume)."""
+        remove the volumes `teardown` listed (None: keep every volume). A network of the stack that outlives its
+        containers is removed here: `stack rm` tries once, and the engine refuses while a task's endpoint is going."""
         label = self.stack.label
         snap = self.stack.snapshot(max_age=0)
         if snap.services or snap.relay or self.stack.engine.networks(label):
@@ -448,6 +449,12 @@ class SwarmBackend:
                 if time.monotonic() > deadline:
                     raise OperationFailed(f"stack {self.stack.name} was removed, but its containers or networks are "
                                           f"still there: see `docker stack ps {self.stack.name}`")
+                if not self.stack.engine.listed(label):
+                    for network in self.stack.engine.networks(label):
+                        try:
+                            self.stack.engine.remove("networks", network)
+                        except TmtError:  # still in use, or gone meanwhile: asked again
+                            pass
                 time.sleep(0.2)
             events.ok(f"removed stack {self.stack.name} (its services and networks)")
             for node, tasks in away.items():
