@@ -63,7 +63,6 @@ HEALTH_PROBE_KEYS = {"type": (str, "tcp"), "path": (str, None), "expect_status":
 BUILD_KEYS = {"command": (list, REQUIRED), "inputs": (list, []), "timeout": (NUMBER, None)}
 HOOK_KEYS = {"method": (str, "POST"), "path": (str, REQUIRED), "timeout": (NUMBER, 5)}  # pre_stop, post_start
 SWARM_KEYS = {"replicas": (int, None), "placement": (list, []), "endpoint_mode": (str, None)}  # a service's swarm:
-SWARM_BOUNDS = {"replicas": Bound(1, 1000, "tasks", integer=True)}
 CONSTRAINT = re.compile(r"\s*([A-Za-z0-9_.-]+)\s*(==|!=)\s*(\S(?:.*\S)?)\s*")
 NOTIFY_KEYS = {"slack": ((str, list), []), "webhook": ((str, list), [])}  # each: ${VAR} or a list of them
 TOP_KEYS = {"version": (int, 1), "project": (dict, {}), "defaults": (dict, {}), "health": (dict, {}),
@@ -85,7 +84,7 @@ BOUNDS = {
     "state_change_rounds": Bound(1, 1000, integer=True),
     "after_rounds": Bound(1, 1000, integer=True), "max_per_hour": Bound(1, 1000, integer=True),
     "backoff_seconds": Bound(0.1, 86400, SECONDS), "backoff_max_seconds": Bound(0.1, 86400, SECONDS),
-    "port": Bound(1, 65535, integer=True),
+    "port": Bound(1, 65535, integer=True), "replicas": Bound(1, 1000, "tasks", integer=True),
     "cpu_percent": PERCENT, "memory_percent": PERCENT, "disk_percent": PERCENT,
     "load_per_cpu": Bound(0, 1000, "load per CPU"),
 }
@@ -531,7 +530,7 @@ class _Loader:
         if data is None:
             return SwarmSettings()
         where = f"{where}: swarm"
-        given = self.section(data, SWARM_KEYS, where, SWARM_BOUNDS)
+        given = self.section(data, SWARM_KEYS, where)
         if oneshot and given["replicas"] not in (None, 1):
             raise self.fail(where, "replicas: a oneshot job runs once: 1 replica (or leave it out)")
         mode = given["endpoint_mode"]
