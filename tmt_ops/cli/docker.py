@@ -73,17 +73,10 @@ def _main(argv: Sequence[str], printer: Printer) -> int:
         return logs.show(deployment, args.only or (), args.tail, args.follow, printer)
     if args.command == "clean":
         return _clean(args, printer, among, options)
-    if args.mode == "auto":
-        args.mode = _mode_of(args, printer, among)
     if args.command == "start":
         args.with_infra = True  # a start brings the stack up whole, as `docker compose up` does
-    return {"restart": restart.act, "start": start.act, "stop": stop.act}[args.command](args, printer, **options)
-
-
-def _mode_of(args: argparse.Namespace, printer: Printer, among) -> str:
-    """auto, here: docker or swarm, whichever runs now (else the registry's default among them)."""
-    from ..backends import resolve_mode
-    return resolve_mode("auto", registry_from(args, printer), among)[0]
+    act = {"restart": restart.act, "start": start.act, "stop": stop.act}[args.command]
+    return act(args, printer, among, **options)
 
 
 def _clean(args: argparse.Namespace, printer: Printer, among, options) -> int:

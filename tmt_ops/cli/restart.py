@@ -23,11 +23,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def act(args: argparse.Namespace, printer: Printer, **options) -> int:
+def act(args: argparse.Namespace, printer: Printer, among: tuple[str, ...] | None = None, **options) -> int:
     """The restart these arguments ask for (options: the deployment's, e.g. docker-restart.py's compose file)."""
     check_selection(args)
     interrupts, registry = for_operation(args, printer)
-    deployment = deployment_from(args.mode, registry, printer, **options)
+    deployment = deployment_from(args.mode, registry, printer, among, **options)
     services = operations.select(deployment, args.only, with_dependents=not args.no_deps, with_infra=args.with_infra)
     opts = options_of(args)
     if args.dry_run:

@@ -33,13 +33,13 @@ def add_remove_stack(parser: argparse.ArgumentParser) -> None:
                              "volumes stay")
 
 
-def act(args: argparse.Namespace, printer: Printer, **options) -> int:
+def act(args: argparse.Namespace, printer: Printer, among: tuple[str, ...] | None = None, **options) -> int:
     check_selection(args)
     if args.remove_stack and (args.only or args.with_infra):
         raise UsageError("--remove-stack stops and removes the whole stack, infrastructure included: it goes "
                          "without --only and --with-infra")
     interrupts, registry = for_operation(args, printer)
-    deployment = deployment_from(args.mode, registry, printer, **options)
+    deployment = deployment_from(args.mode, registry, printer, among, **options)
     opts = options_of(args)
     if args.remove_stack:
         return stop_and_remove(deployment, opts, printer, interrupts)
