@@ -18,6 +18,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import IO, Sequence
 
@@ -77,6 +79,7 @@ class Printer:
         self.redact = redactor or Redactor.from_environment()
         self.colour = wants_colour(self.stream) if colour is None else colour
         self.verbosity = NORMAL
+        self.waits = Waits(self)
         if self.colour:
             import colorama
             colorama.just_fix_windows_console()
@@ -95,10 +98,22 @@ class Printer:
         LOGGER.log(level, text)
         if level >= logging.WARNING:
             shown = QUIET
-        # One write per line: lines printed from several threads (a wave in parallel) never interleave.
-        if self.stream is not None and self.verbosity >= shown and \
-                not write_out(self.stream, self.paint(text, style) + "\n"):
-            self.stream = None  # its reader has gone; the toolkit log carries on
+        # One write per line: lines printed from several threads (a wave in parallel) never interleave; a live
+        # block of waits (a terminal's) is taken away first and drawn again under the line.
+        if self.stream is not None and self.verbosity >= shown:
+            self.write(self.paint(text, style) + "\n")
+
+    def write(self, text: str) -> None:
+        with self.waits.lock:
+            if self.stream is not None and not write_out(self.stream, self.waits.around(text)):
+                self.stream = None  # its reader has gone; the toolkit log carries on
+
+    def waiting(self, service: str, activity: str, limit: float) -> None:
+        """A service's wait begins (its start, its stop), bounded by `limit` seconds: shown as it goes (Waits)."""
+        self.waits.begin(service, activity, limit)
+
+    def settled(self, service: str) -> None:
+        self.waits.end(service)
 
     def ok(self, text: str) -> None:
         self.line(text, "ok")
@@ -129,6 +144,91 @@ class Printer:
         self.line(fmt.format(*header).rstrip(), "bold")
         for i, row in enumerate(rows):
             self.line(fmt.format(*map(str, row)).rstrip(), styles[i] if i < len(styles) else None)
+
+
+LIVE_EVERY = 0.2  # seconds between redraws of a terminal's live block
+SAID_EVERY = 10.0  # seconds between "still waiting" lines (a pipe, a log)
+
+
+class Waits:
+    """What the run waits for now (a service starting, one stopping), shown as it goes, as compose shows its
+    containers: on a terminal, a live line per service with its elapsed time and its limit, under everything else
+    printed and gone when it is done; in a pipe, and always in the toolkit log, a plain "still waiting for X
+    (starting): 10 s of 60" line every SAID_EVERY seconds at most. A small thread draws; nothing else waits for it."""
+
+    def __init__(self, printer: "Printer") -> None:
+        self.printer = printer
+        self.lock = threading.RLock()
+        self.waits: dict[str, list] = {}  # service -> [activity, began, limit, said]
+        self.drawn = 0  # lines of the live block on the terminal now
+        self.ticker: threading.Thread | None = None
+
+    @property
+    def live(self) -> bool:
+        stream = self.printer.stream
+        return stream is not None and self.printer.verbosity >= NORMAL and _is_terminal(stream)
+
+    def begin(self, service: str, activity: str, limit: float) -> None:
+        with self.lock:
+            self.waits[service] = [activity, time.monotonic(), limit, 0]
+            if self.ticker is None or not self.ticker.is_alive():
+                self.ticker = threading.Thread(target=self._tick, name="waits", daemon=True)
+                self.ticker.start()
+        self._draw()
+
+    def end(self, service: str) -> None:
+        with self.lock:
+            if self.waits.pop(service, None) is not None:
+                self._draw()
+
+    def around(self, text: str) -> str:
+        """`text` written where the live block is, and the block drawn again under it (the lock is held)."""
+        return self._erase() + text + self._block()
+
+    def _erase(self) -> str:
+        erased, self.drawn = (f"\x1b[{self.drawn}F\x1b[J" if self.drawn else ""), 0
+        return erased
+
+    def _block(self) -> str:
+        if not self.live or not self.waits:
+            return ""
+        now = time.monotonic()
+        lines = [f"  {name}: {activity} {now - began:.1f} s of {limit:g} s"
+                 for name, (activity, began, limit, _) in self.waits.items()]
+        self.drawn = len(lines)
+        return "".join(self.printer.paint(line, "dim") + "\n" for line in lines)
+
+    def _draw(self) -> None:
+        with self.lock:
+            if self.live and self.printer.stream is not None and (self.drawn or self.waits):
+                if not write_out(self.printer.stream, self._erase() + self._block()):
+                    self.printer.stream = None
+
+    def _tick(self) -> None:
+        while True:
+            time.sleep(LIVE_EVERY)
+            with self.lock:
+                if not self.waits:
+                    self._draw()
+                    return
+                now, said = time.monotonic(), []
+                for name, wait in self.waits.items():
+                    activity, began, limit, last = wait
+                    if now - began >= last + SAID_EVERY:
+                        wait[3] = (now - began) // SAID_EVERY * SAID_EVERY
+                        said.append(f"still waiting for {name} ({activity}): {wait[3]:.0f} s of {limit:g}")
+            for text in said:  # a plain line: in the log always, on a terminal the live line says it already
+                LOGGER.info(text)
+                if not self.live and self.printer.stream is not None and self.printer.verbosity >= NORMAL:
+                    self.printer.write(text + "\n")
+            self._draw()
+
+
+def _is_terminal(stream: IO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 class _RedactFilter(logging.Filter):

@@ -55,6 +55,12 @@ class _HealLines:
     def ok(self, text: str) -> None:
         self.info(text)
 
+    def waiting(self, service: str, activity: str, limit: float) -> None:
+        """A heal's restart shows no live waits: the monitor's lines are its output."""
+
+    def settled(self, service: str) -> None:
+        """(see waiting)"""
+
     def detail(self, text: str) -> None:
         self.info(text)
 

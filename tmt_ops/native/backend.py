@@ -113,7 +113,8 @@ class NativeBackend:
                 builds.run(self.registry, service, events)
 
     def execute_stop(self, steps: list[StopStep], events: Events) -> dict[str, StopResult]:
-        results = run_parallel({step.service: (lambda s=step: stop.execute(s)) for step in steps})
+        results = run_parallel({step.service: (lambda s=step: _settled(events, s.service, stop.execute(s)))
+                                for step in steps})
         for name, result in results.items():
             if result.stopped:
                 warning = records.remove(self.registry.state_dir, name)
@@ -122,7 +123,8 @@ class NativeBackend:
         return results
 
     def execute_start(self, steps: list[StartStep], events: Events, cancel: threading.Event) -> dict[str, Outcome]:
-        return run_parallel({step.service.name: (lambda s=step: start.execute(self.registry, s, events, cancel))
+        return run_parallel({step.service.name: (lambda s=step: _settled(events, s.service.name,
+                                                                         start.execute(self.registry, s, events, cancel)))
                              for step in steps})
 
     def tidy(self) -> None:
@@ -157,6 +159,12 @@ class NativeBackend:
 
     def extra_disk_paths(self) -> list:
         return []
+
+
+def _settled(events: Events, service: str, result):
+    """A service's wait is over as soon as its own is (not when its wave's slowest is): said, then its result."""
+    events.settled(service)
+    return result
 
 
 def stop_steps(found: Discovery, services: list[Service], *, force: bool) -> dict[str, object]:
