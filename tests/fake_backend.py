@@ -20,6 +20,7 @@ class Stop:
     service: str
     pre_stop: None = None
     frozen: str | None = None
+    grace: float = 1.0
     backend: ClassVar[str] = "native"
 
     @property

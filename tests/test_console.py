@@ -4,7 +4,8 @@ import io
 import os
 import pty
 
-from tmt_ops.console import LOGGER, Printer, open_toolkit_log
+from tmt_ops.console import LOGGER, Printer
+from tmt_ops.toolkitlog import open_toolkit_log
 from tmt_ops.redact import Redactor
 
 

@@ -20,10 +20,8 @@ import os
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import IO, Sequence
 
-from . import files
 from .redact import Redactor
 
 LOGGER = logging.getLogger("tmt_ops")
@@ -229,31 +227,3 @@ def _is_terminal(stream: IO) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):
         return False
-
-
-class _RedactFilter(logging.Filter):
-    def __init__(self, redactor: Redactor):
-        super().__init__()
-        self.redactor = redactor
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg, record.args = self.redactor(record.getMessage()), None
-        return True
-
-
-def open_toolkit_log(log_dir: Path, redactor: Redactor, max_bytes: int, backups: int) -> None:
-    """Append the toolkit's own lines to log_dir/tmt-ops.log, rotated by size. Idempotent."""
-    from .toolkitlog import ToolkitLog  # here: read-only commands (status) never open the log, nor pay for it
-    if any(getattr(h, "tmt_toolkit_log", False) for h in LOGGER.handlers):
-        return
-    try:
-        files.ensure_dir(log_dir, files.PRIVATE_DIR)
-        handler = ToolkitLog(log_dir / "tmt-ops.log", max_bytes, backups)
-    except files.FileProblem as exc:  # a read-only log dir, a FIFO at the log's path: it must not stop a stop
-        write_out(sys.stderr, f"warning: the toolkit log is not kept ({exc}); the operation goes on without it\n")
-        return
-    handler.addFilter(_RedactFilter(redactor))
-    handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(message)s"))
-    LOGGER.addHandler(handler)
-    LOGGER.setLevel(logging.INFO)
-    LOGGER.propagate = False

@@ -9,7 +9,7 @@ from typing import Callable, Sequence
 
 from .. import __version__, commands, ephemeral, modes, notify
 from ..backends import Deployment, resolve_mode
-from ..console import NORMAL, QUIET, VERBOSE, Printer, open_toolkit_log
+from ..console import NORMAL, QUIET, VERBOSE, Printer
 from ..errors import TmtError, UsageError
 from ..interrupts import INTERRUPTED, Interrupts
 from ..native.records import secret_words
@@ -131,6 +131,7 @@ def for_operation(args: argparse.Namespace, printer: Printer) -> tuple[Interrupt
     moment is handled), the registry named by --config, and the toolkit log."""
     interrupts = Interrupts().install(printer.warn)
     registry = registry_from(args, printer)
+    from ..toolkitlog import open_toolkit_log  # here: read-only commands never pay for logging.handlers
     open_toolkit_log(registry.log_dir, printer.redact, registry.log_max_bytes, registry.log_backups)
     notify.start(registry, printer.redact, printer.warn)
     return interrupts, registry

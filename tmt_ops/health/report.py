@@ -5,7 +5,7 @@ findings derived from them. It only reads: nothing is written."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from .. import modes, prestopped
@@ -13,55 +13,16 @@ from ..backends import ServiceStatus
 from ..probes import ProbeResult, probe_all
 from ..registry import Service
 from ..statedir import StateError
-from ..states import Health, Overall
+from ..states import Health
 from . import advice
+from .checks import Check, PortHolder, Report
 from .backends import BackendQuery, BackendView
 from .merge import after_pre_stop, container_words, impostor, join, past_startup
-from .resources import CpuSampler, Resources, measure
-from .severity import of_health, worst
+from .resources import CpuSampler, measure
 
 if TYPE_CHECKING:
     from ..backends import Deployment
     from ..prestopped import PreStopped
-
-
-@dataclass(frozen=True)
-class PortHolder:
-    pid: int
-    name: str
-    user: str
-    cmdline: str
-    ours: bool | None  # is it the service's own process (None: cannot tell, e.g. infrastructure)
-
-
-@dataclass(frozen=True)
-class Check:
-    service: Service
-    result: ProbeResult
-    status: Health  # the probe's verdict, joined with the backend's
-    error: str | None
-    backend: ServiceStatus | None
-    holders: tuple[PortHolder, ...] = ()
-    stuck: bool = False  # it runs, but never became ready within its startup_timeout (merge.past_startup)
-
-    @property
-    def severity(self) -> Overall:
-        return of_health(self.status, self.service.critical)
-
-
-@dataclass(frozen=True)
-class Report:
-    timestamp: float
-    mode: str
-    checks: tuple[Check, ...]
-    resources: Resources
-    findings: tuple[advice.Finding, ...]
-    duration_ms: float
-
-    @property
-    def overall(self) -> Overall:
-        return worst([*(c.severity for c in self.checks), self.resources.severity,
-                      *(f.severity for f in self.findings)])
 
 
 def _not_running(service: Service, holders, backend: ServiceStatus | None, problem: str | None) -> str:
