@@ -19,7 +19,6 @@ import time
 import urllib.request
 
 import psutil
-import pytest
 import yaml
 
 from native_support import alive, port_of, recorded_pids, restart, state_dir, stop

@@ -73,7 +73,7 @@ def runnable(service: Service, environment: Mapping[str, str], command: tuple[st
     if not service.cwd.is_dir():
         return Problem(f"{service.name}: its working directory {service.cwd} does not exist (cwd in the registry)", 2)
     program = (command or service.command)[0]
-    if "/" in program:  # the loader made a relative one the service's cwd's (registry.loader._program)
+    if "/" in program:  # the loader made a relative one the service's cwd's (registry.build._program)
         if os.path.isfile(program) and os.access(program, os.X_OK):
             return None
         return Problem(f"{service.name}: its program {program} is not an executable file ({what} in the registry)", 2)

@@ -15,7 +15,7 @@ from ..interrupts import INTERRUPTED, Interrupts
 from ..native.records import secret_words
 from ..redact import Redactor
 from ..registry import Registry, load_registry
-from ..registry.loader import BOUNDS
+from ..registry.schema import BOUNDS
 from ..results import Result
 
 STOP_GRACE = BOUNDS["stop_grace"]  # -t/--timeout takes stop_grace's bound

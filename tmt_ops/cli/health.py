@@ -19,7 +19,7 @@ from ..errors import TmtError, UsageError
 from ..backends import Deployment
 from ..output import FORMATS, redact_tree, renderer
 from ..redact import Redactor
-from ..registry.loader import BOUNDS, SECONDS
+from ..registry.schema import BOUNDS, SECONDS
 from .common import (HEALTH_EXITS, ArgumentParser, add_common_arguments, add_mode_argument, deployment_from,
                      listen_address, parser_for, registry_from, run)
 
