@@ -26,6 +26,7 @@ CHANGE_EXITS = ("exit codes: 0 done (warnings, if any, on the last line); 1 the 
                 "130 interrupted")
 STATUS_EXITS = "exit codes: 0 every service runs; 1 not every one; 2 usage or configuration error"
 LOGS_EXITS = "exit codes: 0 done; 1 the logs could not be read; 2 usage or configuration error; 130 interrupted"
+ADMIN_EXITS = "exit codes: 0 done; 2 usage or configuration error (nothing is written)"
 HEALTH_EXITS = "exit codes: 0 healthy; 1 warning; 2 critical; 3 the check itself could not run (Nagios)"
 
 
@@ -55,13 +56,17 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                          help="print more: the plan before it runs, probe details")
 
 
-def add_selection(parser: argparse.ArgumentParser, verb: str, *, infra: bool = True, deps: bool = True) -> None:
-    """--only SERVICE... (with their dependents), --no-deps, --with-infra."""
+def add_selection(parser: argparse.ArgumentParser, verb: str, *, infra: bool = True, deps: bool = True,
+                  needs: bool = False) -> None:
+    """--only SERVICE... (with their dependents; `needs`: with what they need instead), --no-deps, --with-infra."""
     parser.add_argument("--only", nargs="+", metavar="SERVICE",
                         help=f"{verb} these services (registry or compose names)"
-                             + (" and, in order, their dependents" if deps else ""))
+                             + (" and what they need that does not run" if needs else
+                                " and, in order, their dependents" if deps else ""))
     if deps:
-        parser.add_argument("--no-deps", action="store_true", help=f"with --only: {verb} only the named services")
+        parser.add_argument("--no-deps", action="store_true",
+                            help=f"with --only: {verb} only the named services"
+                                 + (" (not what they depend on)" if needs else " (not their dependents)"))
     if infra:
         parser.add_argument("--with-infra", action="store_true",
                             help=f"also {verb} the infrastructure the deployment runs (e.g. its PostgreSQL container)")

@@ -37,9 +37,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("command", nargs="?", default="restart", choices=COMMANDS,
                         help="restart (default), start, stop, status, logs, clean")
     parser.add_argument("services", nargs="*", metavar="SERVICE",
-                        help="these services (registry or compose names); restart/start/stop: and their dependents")
+                        help="these services (registry or compose names); restart/stop: and their dependents; start: "
+                             "and what they need that does not run")
     parser.add_argument("--only", nargs="+", metavar="SERVICE", help="the same as naming them")
-    parser.add_argument("--no-deps", action="store_true", help="restart/start/stop: only the named services")
+    parser.add_argument("--no-deps", action="store_true", help="restart/start/stop: only the named services (not their dependents; start: not what "
+                             "they need)")
     parser.add_argument("--with-infra", action="store_true",
                         help="restart/stop: the infrastructure containers too (left running otherwise)")
     add_change_arguments(parser)

@@ -1,5 +1,6 @@
-"""start (tmt-ops start, docker-restart.py start): start what does not run, and the infrastructure it needs, in
-dependency waves; what runs is left as it is (supervisorctl start, pm2 start, docker compose up)."""
+"""start (tmt-ops start, docker-restart.py start): start what does not run, and what it needs that does not run, in
+dependency waves; what runs is left as it is (supervisorctl start, pm2 start; as docker compose up SERVICE, the
+services it depends on come up with it, --no-deps leaves them)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ def _parser() -> argparse.ArgumentParser:
                                  "dependency waves; touch nothing that runs.", CHANGE_EXITS)
     add_mode_argument(parser, "how the services run")
     add_change_arguments(parser, stops=False)
-    add_selection(parser, "start")
+    add_selection(parser, "start", needs=True)
     add_common_arguments(parser)
     return parser
 
@@ -26,12 +27,12 @@ def act(args: argparse.Namespace, printer: Printer, among: tuple[str, ...] | Non
     check_selection(args)
     interrupts, registry = for_operation(args, printer)
     deployment = deployment_from(args.mode, registry, printer, among, **options)
-    services = operations.select(deployment, args.only, with_dependents=not args.no_deps, with_infra=args.with_infra)
-    opts = options_of(args)
+    services = operations.select(deployment, args.only, with_dependents=False, with_infra=args.with_infra)
+    opts, needs = options_of(args), not args.no_deps
     if args.dry_run:
-        return render(printer, operations.start(deployment, services, opts, printer))
+        return render(printer, operations.start(deployment, services, opts, printer, needs=needs))
     return change(printer, "start", deployment, services, interrupts,
-                  lambda: operations.start(deployment, services, opts, printer, interrupts))
+                  lambda: operations.start(deployment, services, opts, printer, interrupts, needs=needs))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
