@@ -132,3 +132,9 @@ def run_script(script: str, *args: str, env: dict | None = None, timeout: float 
     full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
     return subprocess.run([sys.executable, str(REPO / script), *args], capture_output=True, text=True,
                           env=full_env, timeout=timeout, stdin=subprocess.DEVNULL, **kw)
+
+
+def advised(report: dict, service: str) -> list[str]:
+    """The commands a health report (--json) advises for `service`: what its text and its status page print."""
+    return [step["command"] for finding in report["findings"] if finding["subject"] == service
+            for step in finding["steps"]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ import yaml
 from docker_helpers import CORE, down, healthy_containers
 from fake_backend import ROW, RowBackend
 from native_support import recorded_pids
-from support import REPO, kill_listeners, remove_cgroups, run_script, write_registry
+from support import REPO, advised, kill_listeners, remove_cgroups, run_script, write_registry
 from swarm_helpers import remove_stack, task_ids
 from tmt_ops import modes
 
@@ -230,4 +231,29 @@ def test_stop_timeout_overrides_the_registrys_grace_for_one_run(registry_file):
     assert killed.returncode == 0, killed.stderr
     assert time.monotonic() - began < 30  # well inside the registry's 60 s: the grace was the one given
     assert "dashboard" not in recorded_pids(cfg)
+    assert ops(cfg, "stop", "-q").returncode == 0
+
+
+# -- a command the toolkit prints runs where it is printed -------------------------------------------------------
+@pytest.mark.parametrize("style", ["script", "module"])
+def test_the_advised_commands_run_where_they_are_printed(registry_file, tmp_path, style):
+    """system-health.py run from another directory (a checkout's script by its path, or python -m tmt_ops) advises
+    reading a down service's output and restarting it: each command, run as printed there, does that."""
+    cfg = registry_file(drop=("postgres", "redis", "kafka", "prometheus", "grafana", "jaeger", "vault"))
+    assert ops(cfg, "start", "-q").returncode == 0
+    assert ops(cfg, "stop", "--only", "dashboard", "-q").returncode == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    health = {"script": [sys.executable, str(REPO / "system-health.py")],
+              "module": [sys.executable, "-m", "tmt_ops", "health"]}[style]
+    env = {**os.environ, "NO_COLOR": "1"}
+    done = subprocess.run([*health, "--config", os.path.relpath(cfg, elsewhere), "--json"], capture_output=True,
+                          text=True, cwd=elsewhere, env=env, timeout=120)
+    logs, restart = advised(json.loads(done.stdout), "dashboard")
+    assert {"script": f"{REPO / 'docker-restart.py'} logs", "module": "-m tmt_ops logs"}[style] in logs, logs
+    assert {"script": f"{REPO / 'restart-trading-system.py'} ", "module": "-m tmt_ops restart"}[style] in restart
+    read = subprocess.run(shlex.split(logs), capture_output=True, text=True, cwd=elsewhere, env=env, timeout=120)
+    assert read.returncode == 0 and "dashboard" in read.stdout, (logs, read.stderr)
+    again = subprocess.run(shlex.split(restart), capture_output=True, text=True, cwd=elsewhere, env=env, timeout=120)
+    assert again.returncode == 0 and "dashboard" in recorded_pids(cfg), (restart, again.stderr)
     assert ops(cfg, "stop", "-q").returncode == 0
