@@ -177,6 +177,26 @@ def stop_and_remove(deployment: Deployment, options, printer: Printer, interrupt
     return change(printer, "stop", deployment, services, interrupts, stop_then_remove)
 
 
+Operate = Callable[..., Result]  # operations.restart / start / stop (deployment, services, options, events, interrupts)
+
+
+def act_on(args: argparse.Namespace, printer: Printer, verb: str, operate: Operate, *, with_dependents: bool,
+           among: tuple[str, ...] | None = None, **options) -> int:
+    """The change these arguments ask for (restart, start, stop): the deployment (of the mode, `among` these for
+    auto; `options`: the deployment's, e.g. docker-restart.py's compose file), the selection, then a dry run's plan
+    or the change itself."""
+    from .. import operations
+    check_selection(args)
+    interrupts, registry = for_operation(args, printer)
+    deployment = deployment_from(args.mode, registry, printer, among, **options)
+    services = operations.select(deployment, args.only, with_dependents=with_dependents, with_infra=args.with_infra)
+    opts = options_of(args)
+    if args.dry_run:
+        return render(printer, operate(deployment, services, opts, printer))
+    return change(printer, verb, deployment, services, interrupts,
+                  lambda: operate(deployment, services, opts, printer, interrupts))
+
+
 def change(printer: Printer, operation: str, deployment: Deployment, services, interrupts: Interrupts,
            act: Callable[[], Result]) -> int:
     """Carry out one change (restart, stop, start, clean) under the run lock, on the record: the journal's begin
