@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import logging
 import logging.handlers
+import os
 import sys
 from pathlib import Path
 from typing import IO
@@ -58,9 +59,14 @@ class _RedactFilter(logging.Filter):
 
 
 def open_toolkit_log(log_dir: Path, redactor: Redactor, max_bytes: int, backups: int) -> None:
-    """Append the toolkit's own lines to log_dir/tmt-ops.log, rotated by size. Idempotent."""
-    if any(getattr(h, "tmt_toolkit_log", False) for h in LOGGER.handlers):
-        return
+    """Append the toolkit's own lines to log_dir/tmt-ops.log, rotated by size, from here on. Idempotent for one
+    log; one toolkit log per process: a handler for another directory's log is closed first."""
+    path = os.path.abspath(log_dir / "tmt-ops.log")
+    for handler in [h for h in LOGGER.handlers if getattr(h, "tmt_toolkit_log", False)]:
+        if handler.baseFilename == path:
+            return
+        LOGGER.removeHandler(handler)
+        handler.close()
     try:
         files.ensure_dir(log_dir, files.PRIVATE_DIR)
         handler = ToolkitLog(log_dir / "tmt-ops.log", max_bytes, backups)

@@ -244,8 +244,11 @@ class _Loader(YamlChecks, Builders):
         return name
 
     def check_service(self, name: str, spec: dict, specs: dict) -> None:
-        """Its sub-sections checked as sections (keys, types, bounds, defaults), then every rule of validate.py."""
+        """The rules about what was written, its sub-sections checked as sections (keys, types, bounds, defaults),
+        then every other rule of validate.py."""
         where = f"service '{name}'"
+        for rule in validate.WRITTEN_RULES:
+            rule(name, spec, specs, lambda problem: self.fail(where, problem))
         spec["health"] = self.section(spec["health"], HEALTH_PROBE_KEYS, f"{where}: health")
         if spec["build"] is not None:
             spec["build"] = self.section(spec["build"], BUILD_KEYS, f"{where}: build")

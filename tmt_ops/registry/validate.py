@@ -133,8 +133,10 @@ def hooks_rule(name: str, spec: dict, specs: dict, fail: Fail) -> None:
             raise fail(f"{hook}.path: must start with '/'")
 
 
-SERVICE_RULES = (name_rule, group_rule, type_rule, backend_rule, command_rule, env_rule, depends_rule, probe_rule,
-                 build_rule, hooks_rule)
+# Rules about what was written (a key present or absent) run before the loader fills a section's defaults;
+# the others see every section filled.
+WRITTEN_RULES = (name_rule, group_rule, type_rule)
+SERVICE_RULES = (backend_rule, command_rule, env_rule, depends_rule, probe_rule, build_rule, hooks_rule)
 
 
 def ports_rule(specs: dict, default_host: str, fail: Callable[[str, str], Exception]) -> None:
