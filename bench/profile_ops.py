@@ -271,7 +271,7 @@ def cprofile(tmp: Path, cfg: Path) -> None:
         for (file, line, func), (cc, nc, tt, ct, _) in rows:
             where = f"{Path(file).parent.name}/{Path(file).name}:{line}" if file != "~" else "(built-in)"
             print(f"  {tt * 1000:8.1f} ms own {ct * 1000:8.1f} ms cum {nc:6d} calls  {func}  {where}")
-        print(f"  the toolkit's functions by cumulative CPU (callees included):")
+        print("  the toolkit's functions by cumulative CPU (callees included):")
         ours = [kv for kv in stats.stats.items() if "/tmt_ops/" in kv[0][0] and kv[0][2] not in ("<module>",)]
         for (file, line, func), (cc, nc, tt, ct, _) in sorted(ours, key=lambda kv: -kv[1][3])[:24]:
             where = f"{Path(file).parent.name}/{Path(file).name}:{line}"

@@ -1,6 +1,7 @@
 """A backend made of plain data, for pure units of what operations decide (no process, no engine): each service
 runs a "definition" (a word) or nothing; a start of a definition listed as broken fails; a step listed to raise
-raises, as an engine that goes away would."""
+raises, as an engine that goes away would. RowBackend is the same fake as a way of running of its own: one row
+(ROW, modes.register) makes it a --mode, a registry's default_mode and a service's `backend:` everywhere."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
+from tmt_ops import modes, statusview
 from tmt_ops.backends import Deployment, ServiceStatus
 from tmt_ops.results import Outcome, StopResult
 from tmt_ops.states import ServiceState
@@ -20,7 +22,8 @@ class Stop:
     service: str
     pre_stop: None = None
     frozen: str | None = None
-    backend: ClassVar[str] = "native"
+    grace: float = 1.0
+    backend: str = "native"  # the backend that carries it out (executor.py groups a wave's steps by it)
 
     @property
     def runs_as(self) -> str:
@@ -36,7 +39,7 @@ class Start:
     definition: str
     restore: str | None = None
     retry: bool = False
-    backend: ClassVar[str] = "native"
+    backend: str = "native"
     replaces: ClassVar[bool] = False
 
     def describe(self) -> str:
@@ -66,13 +69,13 @@ class FakeBackend:
                 for s in services}
 
     def plan_stop(self, services, *, force):
-        return {s.name: Stop(s.name) if s.name in self.running else None for s in services}
+        return {s.name: Stop(s.name, backend=self.name) if s.name in self.running else None for s in services}
 
     def plan_start(self, services):
-        return {s.name: Start(s, self.current) for s in services}
+        return {s.name: Start(s, self.current, backend=self.name) for s in services}
 
     def plan_restore(self, services):
-        return {s.name: Start(s, self.healthy.get(s.name, self.current), restore="kept",
+        return {s.name: Start(s, self.healthy.get(s.name, self.current), restore="kept", backend=self.name,
                               retry=self.healthy.get(s.name, self.current) == self.current) for s in services}
 
     def commit(self, steps, events):
@@ -126,6 +129,9 @@ class FakeBackend:
     def tidy(self):
         pass
 
+    def extra_disk_paths(self):
+        return []
+
 
 class _Answering:
     def __init__(self) -> None:
@@ -144,6 +150,39 @@ class _Answering:
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+class RowBackend(FakeBackend):
+    """The fake as a way of running of its own: what it runs outlives one command (in this test process), as a real
+    backend's processes or containers do."""
+
+    name: ClassVar[str] = "fake"
+    ran: ClassVar[dict] = {}  # service -> definition, for every command of the test process
+
+    def __init__(self, registry, **options):
+        super().__init__(registry, running=RowBackend.ran)
+
+    @classmethod
+    def detect(cls, registry) -> bool:
+        return any(name in cls.ran for name in registry.services)
+
+    def statuses(self, services):
+        return {s.name: dataclasses.replace(status, uptime_seconds=1.0 if s.name in self.running else None,
+                                            detail=f"fake {self.running[s.name]}" if s.name in self.running else "")
+                for s, status in zip(services, super().statuses(services).values())}
+
+    def log_lines(self, services, tail, follow):
+        for name in [s.name for s in services] or list(self.running):
+            yield f"{name} | runs {self.running.get(name, 'nothing')}"
+
+    def status_view(self):
+        ours = [s for s in self.registry.services.values() if s.backend in (None, self.name)]
+        return statusview.view(self.registry, self.name, self.statuses(ours),
+                               dict.fromkeys((s.name for s in ours), self.name))
+
+
+ROW = modes.Way("fake", "fake", "a fake for tests", modes.PROCESSES, engine=False, own=True, removable=False,
+                path="fake_backend:RowBackend")
 
 
 def fake_deployment(registry, **kw) -> tuple[Deployment, FakeBackend]:

@@ -11,10 +11,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-import yaml
 
 import realservers as rs
-from support import REPO, free_ports, kill_listeners, wait_for, write_registry
+from support import REPO, free_ports, kill_listeners, variant, wait_for, write_registry
 from tmt_ops.probes import probe
 from tmt_ops.registry import load_registry
 from tmt_ops.states import Health
@@ -97,11 +96,7 @@ class Stack:
 
     def variant(self, name: str, edit) -> Path:
         """The same registry (same ports) with an edit: e.g. other thresholds."""
-        data = yaml.safe_load(self.path.read_text())
-        edit(data)
-        path = self.path.with_name(name)
-        path.write_text(yaml.safe_dump(data, sort_keys=False))
-        return path
+        return variant(self.path, edit, name)
 
     def stop(self) -> None:
         for proc in self.procs.values():

@@ -20,6 +20,14 @@ def stop(cfg: Path, *args: str, **kw):
     return run_script("stop-trading-system.py", "--config", str(cfg), *args, **kw)
 
 
+def running_stack(registry_file, *, flags: tuple[str, ...] = (), **kw) -> tuple[Path, dict[str, int]]:
+    """A registry (registry_file(**kw)) whose whole stack is up, restarted with `flags`, and its pids."""
+    cfg = registry_file(**kw)
+    started = restart(cfg, *flags)
+    assert started.returncode == 0, started.stderr
+    return cfg, recorded_pids(cfg)
+
+
 def state_dir(cfg: Path) -> Path:
     return Path(yaml.safe_load(cfg.read_text())["project"]["state_dir"])
 

@@ -87,6 +87,15 @@ def write_registry(tmp_path: Path, *, knobs: dict[str, list[str]] | None = None,
     return path
 
 
+def variant(cfg: Path, edit: Callable[[dict], None], name: str = "variant.yaml") -> Path:
+    """The same registry (same ports, same state directory) with an edit, written beside it as `name`."""
+    data = yaml.safe_load(cfg.read_text())
+    edit(data)
+    path = cfg.with_name(name)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
 def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.05) -> bool:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -132,3 +141,9 @@ def run_script(script: str, *args: str, env: dict | None = None, timeout: float 
     full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
     return subprocess.run([sys.executable, str(REPO / script), *args], capture_output=True, text=True,
                           env=full_env, timeout=timeout, stdin=subprocess.DEVNULL, **kw)
+
+
+def advised(report: dict, service: str) -> list[str]:
+    """The commands a health report (--json) advises for `service`: what its text and its status page print."""
+    return [step["command"] for finding in report["findings"] if finding["subject"] == service
+            for step in finding["steps"]]

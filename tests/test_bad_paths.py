@@ -139,7 +139,8 @@ def test_the_toolkit_log_and_its_rotated_files_are_private(tmp_path):
     done = python("-c", f"""
 import logging, os
 from pathlib import Path
-from tmt_ops.console import LOGGER, open_toolkit_log
+from tmt_ops.console import LOGGER
+from tmt_ops.toolkitlog import open_toolkit_log
 from tmt_ops.redact import Redactor
 logs = Path({str(tmp_path)!r}) / "logs"
 open_toolkit_log(logs, Redactor(), 1024, 2)
@@ -163,7 +164,7 @@ for n in range(40):
     for name in ("tmt-ops.log", "tmt-ops.log.1"):
         (older / name).write_text("from an older version\n")
         (older / name).chmod(0o644)
-    done = python("-c", f"from tmt_ops.console import open_toolkit_log\nfrom tmt_ops.redact import Redactor\n"
+    done = python("-c", f"from tmt_ops.toolkitlog import open_toolkit_log\nfrom tmt_ops.redact import Redactor\n"
                   f"open_toolkit_log(__import__('pathlib').Path({str(older)!r}), Redactor(), 1 << 20, 3)\n")
     assert done.returncode == 0, done.stderr
     assert {p.name: mode_of(p) for p in older.iterdir()} == {"tmt-ops.log": 0o600, "tmt-ops.log.1": 0o600}

@@ -4,7 +4,8 @@ import io
 import os
 import pty
 
-from tmt_ops.console import LOGGER, Printer, open_toolkit_log
+from tmt_ops.console import LOGGER, Printer
+from tmt_ops.toolkitlog import open_toolkit_log
 from tmt_ops.redact import Redactor
 
 
@@ -42,6 +43,7 @@ def test_no_color_or_a_pipe_gets_plain_text(monkeypatch):
 
 def test_secrets_are_masked_on_screen_and_in_the_toolkit_log(tmp_path):
     redactor = Redactor({"sk-live-123456"})
+    open_toolkit_log(tmp_path / "an earlier registry's", redactor, 1 << 20, 1)  # one log per process: the last opened
     open_toolkit_log(tmp_path, redactor, 1 << 20, 1)
     try:
         out = io.StringIO()

@@ -13,11 +13,10 @@ import subprocess
 import sys
 
 import pytest
-import yaml
 
 import realservers as rs
 from docker_helpers import CORE, dr, healthy_containers, project_of, stack, stack_config  # noqa: F401  (fixtures)
-from support import REPO, free_ports, run_script, wait_for
+from support import REPO, free_ports, run_script, variant, wait_for
 
 from tmt_ops.compose.containers import container_labels
 from tmt_ops.engine import Engine
@@ -25,14 +24,6 @@ from tmt_ops.registry import load_registry
 
 pytestmark = pytest.mark.docker
 RESTART = str(REPO / "restart-trading-system.py")
-
-
-def variant(config, edit, name):
-    data = yaml.safe_load(config.read_text())
-    edit(data)
-    path = config.with_name(name)
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
 
 
 def container_ids(config):

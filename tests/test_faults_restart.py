@@ -17,30 +17,19 @@ import time
 
 import psutil
 import pytest
-import yaml
 
+import native_support
 from native_support import alive, port_of, recorded_pids, restart, state_dir
-from support import REPO, wait_for
+from support import REPO, variant, wait_for
 
 CORE = {"orchestrator", "market-analysis", "execution-engine", "dashboard"}
 SCRIPT = str(REPO / "restart-trading-system.py")
 
 
 def running_stack(registry_file, **kw):
-    """A registry whose whole stack is up, and its pids."""
-    cfg = registry_file(**kw)
-    started = restart(cfg, "--skip-health-check")
-    assert started.returncode == 0, started.stderr
-    return cfg, recorded_pids(cfg)
-
-
-def variant(cfg, edit, name="variant.yaml"):
-    """The same registry (same ports and state) with an edit."""
-    data = yaml.safe_load(cfg.read_text())
-    edit(data)
-    path = cfg.with_name(name)
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
+    """A registry whose whole stack is up (no final health round: some of these stacks are unhealthy on purpose),
+    and its pids."""
+    return native_support.running_stack(registry_file, flags=("--skip-health-check",), **kw)
 
 
 def untouched(cfg, before):

@@ -13,7 +13,8 @@ import yaml
 import realservers as rs
 from health_stack import CALM
 from support import run_script
-from tmt_ops.health.advice import Finding, Step, said_once
+from tmt_ops.health.advice import said_once
+from tmt_ops.health.checks import Finding, Step
 from tmt_ops.states import Overall
 
 CORE = ("orchestrator", "market-analysis", "execution-engine", "dashboard")

@@ -10,7 +10,7 @@ import pytest
 
 from tmt_ops import statedir, stopped
 from tmt_ops.errors import ConfigError
-from tmt_ops.health.heal import HOUR, HealPolicy
+from tmt_ops.heal.policy import HOUR, HealPolicy
 from tmt_ops.health.server import parse_listen
 from tmt_ops.health.snapshot import HISTORY, HEALS, Publisher, readiness
 from tmt_ops.registry import HealSettings, load_registry

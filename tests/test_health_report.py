@@ -11,7 +11,7 @@ from tmt_ops.commands import current
 from tmt_ops.health import advice
 from tmt_ops.health.merge import after_pre_stop, impostor, merge_docker, merge_native
 from tmt_ops.health.monitor import Debouncer
-from tmt_ops.health.report import Check, PortHolder
+from tmt_ops.health.checks import Check, PortHolder
 from tmt_ops.health.resources import CpuSampler
 from tmt_ops.health.severity import of_health, of_value, worst
 from tmt_ops.prestopped import PreStopped

@@ -4,14 +4,16 @@ operator puts it."""
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import subprocess
 import sys
 
 import pytest
 import yaml
 
-from support import REPO, free_ports, write_registry
+from support import REPO, advised, free_ports, write_registry
 
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory):
@@ -89,3 +91,24 @@ def test_the_installed_monitor_serves_its_status_page(venv, tmp_path):
              "server.close()\n")
     done = command(venv, tmp_path, "python", "-c", probe)
     assert done.stdout.split() == ["/", "200", "/status.js", "200", "/status.css", "200"], done.stderr
+
+
+def test_the_advised_commands_are_the_installed_ones_and_run_where_printed(venv, tmp_path):
+    """Installed and run from an empty directory, tmt-health advises commands of the install (never a checkout's
+    script, which is not there, or the upstream script of the same name in a TMT checkout), and they run there."""
+    cfg = write_registry(tmp_path, drop=("postgres", "redis", "kafka", "prometheus", "grafana", "jaeger", "vault"))
+    try:
+        assert command(venv, tmp_path, "tmt-ops", "start", "--config", str(cfg), "-q").returncode == 0
+        assert command(venv, tmp_path, "tmt-stop", "--config", str(cfg), "--only", "dashboard", "-q").returncode == 0
+        report = command(venv, tmp_path, "tmt-health", "--config", str(cfg), "--json")
+        logs, restart = advised(json.loads(report.stdout), "dashboard")
+        assert logs.startswith("tmt-ops logs ") and restart.startswith("tmt-restart "), (logs, restart)
+        assert ".py" not in logs + restart
+        read = command(venv, tmp_path, *shlex.split(logs))
+        assert read.returncode == 0 and "dashboard" in read.stdout, read.stderr
+        again = command(venv, tmp_path, *shlex.split(restart))
+        assert again.returncode == 0 and "1 service(s) running and healthy" in again.stderr, again.stderr
+        usage = command(venv, tmp_path, "tmt-restart", "--bogus")
+        assert usage.returncode == 2 and usage.stderr.startswith("error: tmt-restart: "), usage.stderr
+    finally:
+        command(venv, tmp_path, "tmt-stop", "--config", str(cfg), "-q")

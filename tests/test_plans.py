@@ -13,7 +13,7 @@ from tmt_ops.backends import Deployment
 from tmt_ops.errors import ConfigError, OperationFailed
 from tmt_ops.lock import holder, run_lock
 from tmt_ops.native import records
-from tmt_ops.native.backend import stop_steps
+from tmt_ops.native.steps import stop_steps
 from tmt_ops.native.discovery import Discovery, Found
 from tmt_ops.native.procs import Proc, signal_group
 from tmt_ops.native.records import RunRecord

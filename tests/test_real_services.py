@@ -12,10 +12,8 @@ import sys
 import time
 
 import psutil
-import pytest
 import yaml
 
-from monitor_support import Monitor
 from native_support import port_of, recorded_pids, restart, state_dir
 from support import REPO, run_script, wait_for
 

@@ -224,7 +224,7 @@ def test_env_files_read_as_compose_reads_dotenv():
 @pytest.mark.parametrize("value, expected", [("8000", 8000), ("2.5", 2.5), ("true", True), ("0123", 123),
                                              ("80OO", "80OO"), ("inf", "inf")])
 def test_a_value_written_as_one_reference_is_typed_as_if_written_there(value, expected):
-    from tmt_ops.registry.loader import _typed
+    from tmt_ops.registry.parse import _typed
     assert _typed(value) == expected and type(_typed(value)) is type(expected)
 
 

@@ -8,12 +8,11 @@ import json
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from native_support import port_of, state_dir
+from native_support import port_of
 from support import REPO, run_script, wait_for
 from tmt_ops.redact import argv_secrets, command_line, mask_argv
 

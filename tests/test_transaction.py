@@ -19,30 +19,12 @@ import time
 import urllib.request
 
 import psutil
-import pytest
-import yaml
 
-from native_support import alive, port_of, recorded_pids, restart, state_dir, stop
-from support import REPO, wait_for
+from native_support import alive, port_of, recorded_pids, restart, running_stack, state_dir, stop
+from support import REPO, variant, wait_for
 
 CORE = {"orchestrator", "market-analysis", "execution-engine", "dashboard"}
 SCRIPT = str(REPO / "restart-trading-system.py")
-
-
-def running_stack(registry_file, **kw):
-    cfg = registry_file(**kw)
-    started = restart(cfg)
-    assert started.returncode == 0, started.stderr
-    return cfg, recorded_pids(cfg)
-
-
-def variant(cfg, edit, name="variant.yaml"):
-    """The same registry (same ports, same state directory), edited."""
-    data = yaml.safe_load(cfg.read_text())
-    edit(data)
-    path = cfg.with_name(name)
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
 
 
 def cmdline(pid: int) -> str:

@@ -18,7 +18,7 @@ class Lines:
         self.lines = []
 
     def __getattr__(self, level):
-        return lambda text="", style=None: self.lines.append((level, text))
+        return lambda text="", *_: self.lines.append((level, text))
 
     def text(self) -> str:
         return "\n".join(text for _, text in self.lines)

@@ -85,7 +85,9 @@ class Backend(Protocol):
     def statuses(self, services: list[Service]) -> dict[str, ServiceStatus]: ...
 
     def plan_stop(self, services: list[Service], *, force: bool) -> dict[str, object]:
-        """service -> its stop step, or a Blocked (something foreign is in the way), or None (nothing runs)."""
+        """service -> its stop step, or a Blocked (something foreign is in the way), or None (nothing runs). A stop
+        step says its `service`, `grace`, `pre_stop` call, `runs_as` and `frozen` (what keeps it from acting on a
+        stop now, or None)."""
 
     def plan_start(self, services: list[Service]) -> dict[str, object]:
         """service -> its start step. A start step says whether it replaces a running service in place

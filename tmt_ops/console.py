@@ -18,10 +18,10 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from pathlib import Path
+import threading
+import time
 from typing import IO, Sequence
 
-from . import files
 from .redact import Redactor
 
 LOGGER = logging.getLogger("tmt_ops")
@@ -77,6 +77,7 @@ class Printer:
         self.redact = redactor or Redactor.from_environment()
         self.colour = wants_colour(self.stream) if colour is None else colour
         self.verbosity = NORMAL
+        self.waits = Waits(self)
         if self.colour:
             import colorama
             colorama.just_fix_windows_console()
@@ -95,10 +96,22 @@ class Printer:
         LOGGER.log(level, text)
         if level >= logging.WARNING:
             shown = QUIET
-        # One write per line: lines printed from several threads (a wave in parallel) never interleave.
-        if self.stream is not None and self.verbosity >= shown and \
-                not write_out(self.stream, self.paint(text, style) + "\n"):
-            self.stream = None  # its reader has gone; the toolkit log carries on
+        # One write per line: lines printed from several threads (a wave in parallel) never interleave; a live
+        # block of waits (a terminal's) is taken away first and drawn again under the line.
+        if self.stream is not None and self.verbosity >= shown:
+            self.write(self.paint(text, style) + "\n")
+
+    def write(self, text: str) -> None:
+        with self.waits.lock:
+            if self.stream is not None and not write_out(self.stream, self.waits.around(text)):
+                self.stream = None  # its reader has gone; the toolkit log carries on
+
+    def waiting(self, service: str, activity: str, limit: float) -> None:
+        """A service's wait begins (its start, its stop), bounded by `limit` seconds: shown as it goes (Waits)."""
+        self.waits.begin(service, activity, limit)
+
+    def settled(self, service: str) -> None:
+        self.waits.end(service)
 
     def ok(self, text: str) -> None:
         self.line(text, "ok")
@@ -131,29 +144,86 @@ class Printer:
             self.line(fmt.format(*map(str, row)).rstrip(), styles[i] if i < len(styles) else None)
 
 
-class _RedactFilter(logging.Filter):
-    def __init__(self, redactor: Redactor):
-        super().__init__()
-        self.redactor = redactor
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg, record.args = self.redactor(record.getMessage()), None
-        return True
+LIVE_EVERY = 0.2  # seconds between redraws of a terminal's live block
+SAID_EVERY = 10.0  # seconds between "still waiting" lines (a pipe, a log)
 
 
-def open_toolkit_log(log_dir: Path, redactor: Redactor, max_bytes: int, backups: int) -> None:
-    """Append the toolkit's own lines to log_dir/tmt-ops.log, rotated by size. Idempotent."""
-    from .toolkitlog import ToolkitLog  # here: read-only commands (status) never open the log, nor pay for it
-    if any(getattr(h, "tmt_toolkit_log", False) for h in LOGGER.handlers):
-        return
+class Waits:
+    """What the run waits for now (a service starting, one stopping), shown as it goes, as compose shows its
+    containers: on a terminal, a live line per service with its elapsed time and its limit, under everything else
+    printed and gone when it is done; in a pipe, and always in the toolkit log, a plain "still waiting for X
+    (starting): 10 s of 60" line every SAID_EVERY seconds at most. A small thread draws; nothing else waits for it."""
+
+    def __init__(self, printer: "Printer") -> None:
+        self.printer = printer
+        self.lock = threading.RLock()
+        self.waits: dict[str, list] = {}  # service -> [activity, began, limit, said]
+        self.drawn = 0  # lines of the live block on the terminal now
+        self.ticker: threading.Thread | None = None
+
+    @property
+    def live(self) -> bool:
+        stream = self.printer.stream
+        return stream is not None and self.printer.verbosity >= NORMAL and _is_terminal(stream)
+
+    def begin(self, service: str, activity: str, limit: float) -> None:
+        with self.lock:
+            self.waits[service] = [activity, time.monotonic(), limit, 0]
+            if self.ticker is None or not self.ticker.is_alive():
+                self.ticker = threading.Thread(target=self._tick, name="waits", daemon=True)
+                self.ticker.start()
+        self._draw()
+
+    def end(self, service: str) -> None:
+        with self.lock:
+            if self.waits.pop(service, None) is not None:
+                self._draw()
+
+    def around(self, text: str) -> str:
+        """`text` written where the live block is, and the block drawn again under it (the lock is held)."""
+        return self._erase() + text + self._block()
+
+    def _erase(self) -> str:
+        erased, self.drawn = (f"\x1b[{self.drawn}F\x1b[J" if self.drawn else ""), 0
+        return erased
+
+    def _block(self) -> str:
+        if not self.live or not self.waits:
+            return ""
+        now = time.monotonic()
+        lines = [f"  {name}: {activity} {now - began:.1f} s of {limit:g} s"
+                 for name, (activity, began, limit, _) in self.waits.items()]
+        self.drawn = len(lines)
+        return "".join(self.printer.paint(line, "dim") + "\n" for line in lines)
+
+    def _draw(self) -> None:
+        with self.lock:
+            if self.live and self.printer.stream is not None and (self.drawn or self.waits):
+                if not write_out(self.printer.stream, self._erase() + self._block()):
+                    self.printer.stream = None
+
+    def _tick(self) -> None:
+        while True:
+            time.sleep(LIVE_EVERY)
+            with self.lock:
+                if not self.waits:
+                    self._draw()
+                    return
+                now, said = time.monotonic(), []
+                for name, wait in self.waits.items():
+                    activity, began, limit, last = wait
+                    if now - began >= last + SAID_EVERY:
+                        wait[3] = (now - began) // SAID_EVERY * SAID_EVERY
+                        said.append(f"still waiting for {name} ({activity}): {wait[3]:.0f} s of {limit:g}")
+            for text in said:  # a plain line: in the log always, on a terminal the live line says it already
+                LOGGER.info(text)
+                if not self.live and self.printer.stream is not None and self.printer.verbosity >= NORMAL:
+                    self.printer.write(text + "\n")
+            self._draw()
+
+
+def _is_terminal(stream: IO) -> bool:
     try:
-        files.ensure_dir(log_dir, files.PRIVATE_DIR)
-        handler = ToolkitLog(log_dir / "tmt-ops.log", max_bytes, backups)
-    except files.FileProblem as exc:  # a read-only log dir, a FIFO at the log's path: it must not stop a stop
-        write_out(sys.stderr, f"warning: the toolkit log is not kept ({exc}); the operation goes on without it\n")
-        return
-    handler.addFilter(_RedactFilter(redactor))
-    handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(message)s"))
-    LOGGER.addHandler(handler)
-    LOGGER.setLevel(logging.INFO)
-    LOGGER.propagate = False
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False

@@ -21,3 +21,7 @@ class Events(Protocol):
     def detail(self, text: str) -> None: ...  # shown with --verbose only
 
     def line(self, text: str = "", style: str | None = None) -> None: ...
+
+    def waiting(self, service: str, activity: str, limit: float) -> None: ...  # a wait begins: shown as it goes
+
+    def settled(self, service: str) -> None: ...  # ... and is over

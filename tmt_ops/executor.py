@@ -62,6 +62,8 @@ def execute_stop(deployment: "Deployment", plan: StopPlan, events: Events,
     for n, wave in enumerate(plan.waves):
         if n and (run.failed or interrupted()):
             break
+        for step in wave:
+            events.waiting(step.service, "stopping", step.grace)
         calls = {step.service: (lambda h=step.pre_stop: hooks.call(h)) for step in wave if step.pre_stop}
         called = time.time()
         for name, (answered, line) in run_parallel(calls).items():  # "stop taking orders" first; never blocks
@@ -71,6 +73,7 @@ def execute_stop(deployment: "Deployment", plan: StopPlan, events: Events,
         done = run_parallel({b: (lambda b=b, steps=steps: deployment.backend(b).execute_stop(steps, events))
                              for b, steps in _by_backend(wave).items()})
         for step in wave:
+            events.settled(step.service)
             result = next(r[step.service] for r in done.values() if step.service in r)
             run.results[step.service] = result
             for warning in result.warnings:
@@ -141,11 +144,14 @@ def execute_start(deployment: "Deployment", plan: StartPlan, events: Events,
                 ready.append(step)
         if ready:
             events.info(f"wave {n}: starting {', '.join(step.service.name for step in ready)}")
+        for step in ready:
+            events.waiting(step.service.name, "starting", step.service.startup_timeout)
         done = run_parallel({b: (lambda b=b, steps=steps: deployment.backend(b).execute_start(steps, events, cancel))
                              for b, steps in _by_backend(ready).items()})
         post_start = []
         for step in ready:
             name = step.service.name
+            events.settled(name)
             outcome = next(r[name] for r in done.values() if name in r)
             outcomes[name] = outcome
             if outcome.up and step.service.post_start and not step.service.oneshot:

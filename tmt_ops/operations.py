@@ -83,16 +83,17 @@ def not_running(deployment: Deployment, services: list[Service]) -> list[Service
     return [s for s in services if s.name in down]
 
 
-def bring_up(deployment: Deployment, services: list[Service]) -> list[Service]:
-    """The services to start: these, and the infrastructure they depend on that the deployment runs and
-    that does not run yet (a native restart brings up its compose-run databases first)."""
+def bring_up(deployment: Deployment, services: list[Service], *, needs: bool = False) -> list[Service]:
+    """The services to start: these, and what they depend on that the deployment runs and that does not run yet:
+    the infrastructure (a native restart brings up its compose-run databases first), or with `needs` every
+    dependency (a start, as compose's `up SERVICE`: what the selection needs comes up with it)."""
     chosen = {s.name for s in services}
     needed: list[Service] = []
     todo = list(services)
     while todo:
         for dep in todo.pop().depends_on:
             d = deployment.registry.service(dep.name)
-            if d.name not in chosen and d.group == "infrastructure" and deployment.of(d) is not None:
+            if d.name not in chosen and (needs or d.group == "infrastructure") and deployment.of(d) is not None:
                 chosen.add(d.name)
                 needed.append(d)
                 todo.append(d)
@@ -351,10 +352,11 @@ def restart(deployment: Deployment, services: list[Service], options: Options, e
 
 
 def start(deployment: Deployment, services: list[Service], options: Options, events: Events,
-          interrupts: Interrupts | None = None) -> Result:
-    """Start what is not running (and the infrastructure it needs); what runs is left as it is."""
+          interrupts: Interrupts | None = None, *, needs: bool = True) -> Result:
+    """Start what is not running, and what it needs that does not run (`needs` False: only the infrastructure it
+    needs); what runs is left as it is."""
     interrupts = interrupts or Interrupts()
-    starting = bring_up(deployment, not_running(deployment, services))
+    starting = bring_up(deployment, not_running(deployment, services), needs=needs)
     plan = plan_start(deployment, starting)
     if options.dry_run:
         return _dry_run(events, None, plan)

@@ -70,10 +70,13 @@ def runnable(service: Service, environment: Mapping[str, str], command: tuple[st
              what: str = "command") -> Problem | None:
     """The service's working directory exists and its program (of `command`, its own by default; `what` names it
     in the registry) is an executable file or found on the PATH of `environment`, the one it starts with."""
+    if not (command or service.command):
+        return Problem(f"{service.name}: no {what} in the registry: native mode cannot start it (give it one, or "
+                       "`backend: compose` to run it in a container)", 2)
     if not service.cwd.is_dir():
         return Problem(f"{service.name}: its working directory {service.cwd} does not exist (cwd in the registry)", 2)
     program = (command or service.command)[0]
-    if "/" in program:  # the loader made a relative one the service's cwd's (registry.loader._program)
+    if "/" in program:  # the loader made a relative one the service's cwd's (registry.build._program)
         if os.path.isfile(program) and os.access(program, os.X_OK):
             return None
         return Problem(f"{service.name}: its program {program} is not an executable file ({what} in the registry)", 2)

@@ -7,12 +7,14 @@ from __future__ import annotations
 import io
 import logging
 import logging.handlers
+import os
 import sys
 from pathlib import Path
 from typing import IO
 
 from . import files
 from .console import LOGGER, write_out
+from .redact import Redactor
 
 
 class ToolkitLog(logging.handlers.RotatingFileHandler):
@@ -44,3 +46,35 @@ class ToolkitLog(logging.handlers.RotatingFileHandler):
             self.close()
         except (OSError, ValueError):
             pass
+
+
+class _RedactFilter(logging.Filter):
+    def __init__(self, redactor: Redactor):
+        super().__init__()
+        self.redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = self.redactor(record.getMessage()), None
+        return True
+
+
+def open_toolkit_log(log_dir: Path, redactor: Redactor, max_bytes: int, backups: int) -> None:
+    """Append the toolkit's own lines to log_dir/tmt-ops.log, rotated by size, from here on. Idempotent for one
+    log; one toolkit log per process: a handler for another directory's log is closed first."""
+    path = os.path.abspath(log_dir / "tmt-ops.log")
+    for handler in [h for h in LOGGER.handlers if getattr(h, "tmt_toolkit_log", False)]:
+        if handler.baseFilename == path:
+            return
+        LOGGER.removeHandler(handler)
+        handler.close()
+    try:
+        files.ensure_dir(log_dir, files.PRIVATE_DIR)
+        handler = ToolkitLog(log_dir / "tmt-ops.log", max_bytes, backups)
+    except files.FileProblem as exc:  # a read-only log dir, a FIFO at the log's path: it must not stop a stop
+        write_out(sys.stderr, f"warning: the toolkit log is not kept ({exc}); the operation goes on without it\n")
+        return
+    handler.addFilter(_RedactFilter(redactor))
+    handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(message)s"))
+    LOGGER.addHandler(handler)
+    LOGGER.setLevel(logging.INFO)
+    LOGGER.propagate = False

@@ -32,10 +32,9 @@ from ..errors import ConfigError, UsageError
 from ..registry import load_registry
 from ..registry.loader import CHECKOUT
 from ..alerts import DOWN_FOR, JOB
-from .common import ArgumentParser, add_common_arguments, listen_address, registry_from, run
+from .common import ADMIN_EXITS, ArgumentParser, add_common_arguments, listen_address, registry_from, run
 
 ROOT_LINE = re.compile(r"^(  root:)[^\n]*$", re.M)  # project.root in the shipped registry
-# cli module -> the names it runs by: the script at the repository's root, the console command of an install
 SERVICE_ARGUMENTS = ("only", "services")  # the arguments that name services
 
 
@@ -93,8 +92,11 @@ def _parser() -> ArgumentParser:
     parser.add_argument("-V", "--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                      parser_class=ArgumentParser)
-    init = commands.add_parser("init", help="write the starter registry (the simulated stack) where the "
-                                            "scripts look for it")
+
+    def add(name: str, **kw) -> ArgumentParser:
+        return commands.add_parser(name, epilog=ADMIN_EXITS, **kw)
+
+    init = add("init", help="write the starter registry (the simulated stack) where the scripts look for it")
     init.add_argument("--to", metavar="PATH", type=Path,
                       help="where to write it (default: $XDG_CONFIG_HOME/tmt-ops/services.yaml, else "
                            "~/.config/tmt-ops/services.yaml; /etc/tmt-ops/services.yaml for the whole host)")
@@ -102,10 +104,11 @@ def _parser() -> ArgumentParser:
                       help="its project.root, where logs/ and .tmt-state/ go (default: $XDG_STATE_HOME/tmt-ops, "
                            "else ~/.local/state/tmt-ops)")
     init.add_argument("--force", action="store_true", help="replace a registry already there")
-    services = commands.add_parser("services", help="the registry's service names, one per line")
+    _add_version(init)
+    services = add("services", help="the registry's service names, one per line")
     add_common_arguments(services)
-    units = commands.add_parser("systemd", help="print (or --write) systemd units for this installation: the "
-                                                "system at boot, the monitor, a daily JSON snapshot")
+    units = add("systemd", help="print (or --write) systemd units for this installation: the "
+                                "system at boot, the monitor, a daily JSON snapshot")
     add_common_arguments(units)
     units.add_argument("--mode", choices=modes.modes(), help="how the services run (default: the registry's default_mode)")
     units.add_argument("--write", metavar="DIR", type=Path,
@@ -122,8 +125,8 @@ def _parser() -> ArgumentParser:
     units.add_argument("--user", metavar="NAME",
                        help="the user the units run as, in its primary group (default: you; through sudo, the user "
                             "who ran sudo; root only as --user root)")
-    history = commands.add_parser("history", help="the journal of every restart, stop, start, clean and heal, newest "
-                                                  "first: when, who, the command, how it ended")
+    history = add("history", help="the journal of every restart, stop, start, clean and heal, newest "
+                                  "first: when, who, the command, how it ended")
     add_common_arguments(history)
     history.add_argument("--json", action="store_true", help="JSON on stdout: {\"version\": 1, \"records\": [...]}")
     history.add_argument("--since", metavar="WHEN", type=_since,
@@ -131,8 +134,8 @@ def _parser() -> ArgumentParser:
                               "age (90s, 30m, 12h, 7d)")
     history.add_argument("--service", metavar="NAME", help="only the operations that touched this service")
     history.add_argument("--limit", metavar="N", type=_count, help="at most N records")
-    alerts = commands.add_parser("alerts", help="print Prometheus alert rules for what system-health.py --serve "
-                                                "exposes at /metrics (thresholds from the registry)")
+    alerts = add("alerts", help="print Prometheus alert rules for what system-health.py --serve "
+                                "exposes at /metrics (thresholds from the registry)")
     add_common_arguments(alerts)
     alerts.add_argument("--down-for", metavar="SECONDS", type=_seconds, default=DOWN_FOR,
                         help=f"how long a service (or the monitor's scrape) must be down before its alert fires "
@@ -142,10 +145,16 @@ def _parser() -> ArgumentParser:
                              "last round counts as stale)")
     alerts.add_argument("--job", default=JOB, help=f"the Prometheus job scraping system-health.py --serve "
                                                    f"(default {JOB})")
-    completion = commands.add_parser("completion", help="print shell completion for the five scripts and tmt-ops "
-                                                        '(bash: eval "$(tmt-ops completion bash)" in ~/.bashrc)')
+    completion = add("completion", help="print shell completion for the five scripts and tmt-ops "
+                                        '(bash: eval "$(tmt-ops completion bash)" in ~/.bashrc)')
     completion.add_argument("shell", choices=("bash", "zsh"))
+    _add_version(completion)
     return parser
+
+
+def _add_version(parser: argparse.ArgumentParser) -> None:
+    """-V/--version, on a command that reads no registry (add_common_arguments gives the others theirs)."""
+    parser.add_argument("-V", "--version", action="version", version=f"{parser.prog} (tmt-ops) {__version__}")
 
 
 

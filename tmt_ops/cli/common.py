@@ -9,13 +9,13 @@ from typing import Callable, Sequence
 
 from .. import __version__, commands, ephemeral, modes, notify
 from ..backends import Deployment, resolve_mode
-from ..console import NORMAL, QUIET, VERBOSE, Printer, open_toolkit_log
+from ..console import NORMAL, QUIET, VERBOSE, Printer
 from ..errors import TmtError, UsageError
 from ..interrupts import INTERRUPTED, Interrupts
 from ..native.records import secret_words
 from ..redact import Redactor
 from ..registry import Registry, load_registry
-from ..registry.loader import BOUNDS
+from ..registry.schema import BOUNDS
 from ..results import Result
 
 STOP_GRACE = BOUNDS["stop_grace"]  # -t/--timeout takes stop_grace's bound
@@ -26,6 +26,7 @@ CHANGE_EXITS = ("exit codes: 0 done (warnings, if any, on the last line); 1 the 
                 "130 interrupted")
 STATUS_EXITS = "exit codes: 0 every service runs; 1 not every one; 2 usage or configuration error"
 LOGS_EXITS = "exit codes: 0 done; 1 the logs could not be read; 2 usage or configuration error; 130 interrupted"
+ADMIN_EXITS = "exit codes: 0 done; 2 usage or configuration error (nothing is written)"
 HEALTH_EXITS = "exit codes: 0 healthy; 1 warning; 2 critical; 3 the check itself could not run (Nagios)"
 
 
@@ -55,13 +56,17 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                          help="print more: the plan before it runs, probe details")
 
 
-def add_selection(parser: argparse.ArgumentParser, verb: str, *, infra: bool = True, deps: bool = True) -> None:
-    """--only SERVICE... (with their dependents), --no-deps, --with-infra."""
+def add_selection(parser: argparse.ArgumentParser, verb: str, *, infra: bool = True, deps: bool = True,
+                  needs: bool = False) -> None:
+    """--only SERVICE... (with their dependents; `needs`: with what they need instead), --no-deps, --with-infra."""
     parser.add_argument("--only", nargs="+", metavar="SERVICE",
                         help=f"{verb} these services (registry or compose names)"
-                             + (" and, in order, their dependents" if deps else ""))
+                             + (" and what they need that does not run" if needs else
+                                " and, in order, their dependents" if deps else ""))
     if deps:
-        parser.add_argument("--no-deps", action="store_true", help=f"with --only: {verb} only the named services")
+        parser.add_argument("--no-deps", action="store_true",
+                            help=f"with --only: {verb} only the named services"
+                                 + (" (not what they depend on)" if needs else " (not their dependents)"))
     if infra:
         parser.add_argument("--with-infra", action="store_true",
                             help=f"also {verb} the infrastructure the deployment runs (e.g. its PostgreSQL container)")
@@ -131,6 +136,7 @@ def for_operation(args: argparse.Namespace, printer: Printer) -> tuple[Interrupt
     moment is handled), the registry named by --config, and the toolkit log."""
     interrupts = Interrupts().install(printer.warn)
     registry = registry_from(args, printer)
+    from ..toolkitlog import open_toolkit_log  # here: read-only commands never pay for logging.handlers
     open_toolkit_log(registry.log_dir, printer.redact, registry.log_max_bytes, registry.log_backups)
     notify.start(registry, printer.redact, printer.warn)
     return interrupts, registry
@@ -169,6 +175,26 @@ def stop_and_remove(deployment: Deployment, options, printer: Printer, interrupt
             backend.remove(None, printer)
         return result
     return change(printer, "stop", deployment, services, interrupts, stop_then_remove)
+
+
+Operate = Callable[..., Result]  # operations.restart / start / stop (deployment, services, options, events, interrupts)
+
+
+def act_on(args: argparse.Namespace, printer: Printer, verb: str, operate: Operate, *, with_dependents: bool,
+           among: tuple[str, ...] | None = None, **options) -> int:
+    """The change these arguments ask for (restart, start, stop): the deployment (of the mode, `among` these for
+    auto; `options`: the deployment's, e.g. docker-restart.py's compose file), the selection, then a dry run's plan
+    or the change itself."""
+    from .. import operations
+    check_selection(args)
+    interrupts, registry = for_operation(args, printer)
+    deployment = deployment_from(args.mode, registry, printer, among, **options)
+    services = operations.select(deployment, args.only, with_dependents=with_dependents, with_infra=args.with_infra)
+    opts = options_of(args)
+    if args.dry_run:
+        return render(printer, operate(deployment, services, opts, printer))
+    return change(printer, verb, deployment, services, interrupts,
+                  lambda: operate(deployment, services, opts, printer, interrupts))
 
 
 def change(printer: Printer, operation: str, deployment: Deployment, services, interrupts: Interrupts,

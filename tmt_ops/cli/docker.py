@@ -37,9 +37,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("command", nargs="?", default="restart", choices=COMMANDS,
                         help="restart (default), start, stop, status, logs, clean")
     parser.add_argument("services", nargs="*", metavar="SERVICE",
-                        help="these services (registry or compose names); restart/start/stop: and their dependents")
+                        help="these services (registry or compose names); restart/stop: and their dependents; start: "
+                             "and what they need that does not run")
     parser.add_argument("--only", nargs="+", metavar="SERVICE", help="the same as naming them")
-    parser.add_argument("--no-deps", action="store_true", help="restart/start/stop: only the named services")
+    parser.add_argument("--no-deps", action="store_true", help="restart/start/stop: only the named services (not their dependents; start: not what "
+                             "they need)")
     parser.add_argument("--with-infra", action="store_true",
                         help="restart/stop: the infrastructure containers too (left running otherwise)")
     add_change_arguments(parser)
@@ -73,17 +75,10 @@ def _main(argv: Sequence[str], printer: Printer) -> int:
         return logs.show(deployment, args.only or (), args.tail, args.follow, printer)
     if args.command == "clean":
         return _clean(args, printer, among, options)
-    if args.mode == "auto":
-        args.mode = _mode_of(args, printer, among)
     if args.command == "start":
         args.with_infra = True  # a start brings the stack up whole, as `docker compose up` does
-    return {"restart": restart.act, "start": start.act, "stop": stop.act}[args.command](args, printer, **options)
-
-
-def _mode_of(args: argparse.Namespace, printer: Printer, among) -> str:
-    """auto, here: docker or swarm, whichever runs now (else the registry's default among them)."""
-    from ..backends import resolve_mode
-    return resolve_mode("auto", registry_from(args, printer), among)[0]
+    act = {"restart": restart.act, "start": start.act, "stop": stop.act}[args.command]
+    return act(args, printer, among, **options)
 
 
 def _clean(args: argparse.Namespace, printer: Printer, among, options) -> int:

@@ -14,12 +14,12 @@ from contextlib import contextmanager
 from typing import Iterator, Sequence
 
 from ..bounds import Bound
-from ..console import Printer, open_toolkit_log, write_out
+from ..console import Printer, write_out
 from ..errors import TmtError, UsageError
 from ..backends import Deployment
 from ..output import FORMATS, redact_tree, renderer
 from ..redact import Redactor
-from ..registry.loader import BOUNDS, SECONDS
+from ..registry.schema import BOUNDS, SECONDS
 from .common import (HEALTH_EXITS, ArgumentParser, add_common_arguments, add_mode_argument, deployment_from,
                      listen_address, parser_for, registry_from, run)
 
@@ -77,6 +77,7 @@ def _monitor(args: argparse.Namespace, fmt: str, deployment: Deployment, redacto
     from ..output.rounds import RoundWriter
     registry = deployment.registry
     interval = args.interval or registry.health.monitor_interval
+    from ..toolkitlog import open_toolkit_log  # here: read-only commands never pay for logging.handlers
     open_toolkit_log(registry.log_dir, redactor, registry.log_max_bytes, registry.log_backups)
     # round and change lines are the data of a text monitor; beside JSON or a file they are commentary
     human = Printer(sys.stderr if fmt != "text" or args.output else sys.stdout, redactor)
@@ -93,7 +94,7 @@ def _monitor(args: argparse.Namespace, fmt: str, deployment: Deployment, redacto
         human.info(f"serving {server.url} (/health, /metrics, /livez, /readyz, and the status page at /)")
     if args.heal:
         from ..audit import HealJournal
-        from ..health.healer import Healer
+        from ..heal.runner import Healer
 
         def on_heal(event: dict) -> None:
             event = redact_tree(event, redactor)

@@ -63,7 +63,15 @@ def entry(name: str | None = None) -> Callable[[], NoReturn]:
     """The entry of a script or console command: command `name`, or tmt-ops itself (None)."""
     def start() -> NoReturn:
         commands.invoked(sys.argv[0])
-        finish(main() if name is None else run_command(name, sys.argv[1:]))
+        try:
+            finish(main() if name is None else run_command(name, sys.argv[1:]))
+        except ModuleNotFoundError as exc:  # run by an interpreter the toolkit's dependencies are not installed for
+            if not exc.name or exc.name.split(".")[0] == "tmt_ops":
+                raise
+            write_out(sys.stderr, f"error: the Python package '{exc.name}' is not installed for {sys.executable}: "
+                                  "install the toolkit (README: `pip install -e .`) or run it with the interpreter "
+                                  "it is installed for\n")
+            finish(3 if (name or next(iter(sys.argv[1:2]), "")) == "health" else 2)
     return start
 
 

@@ -8,8 +8,8 @@ from typing import Sequence
 
 from .. import operations
 from ..console import Printer
-from .common import (CHANGE_EXITS, add_change_arguments, add_common_arguments, add_mode_argument, add_selection,
-                     change, check_selection, deployment_from, for_operation, options_of, parser_for, render, run)
+from .common import (CHANGE_EXITS, act_on, add_change_arguments, add_common_arguments, add_mode_argument, add_selection,
+                     parser_for, run)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -23,17 +23,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def act(args: argparse.Namespace, printer: Printer, **options) -> int:
+def act(args: argparse.Namespace, printer: Printer, among: tuple[str, ...] | None = None, **options) -> int:
     """The restart these arguments ask for (options: the deployment's, e.g. docker-restart.py's compose file)."""
-    check_selection(args)
-    interrupts, registry = for_operation(args, printer)
-    deployment = deployment_from(args.mode, registry, printer, **options)
-    services = operations.select(deployment, args.only, with_dependents=not args.no_deps, with_infra=args.with_infra)
-    opts = options_of(args)
-    if args.dry_run:
-        return render(printer, operations.restart(deployment, services, opts, printer))
-    return change(printer, "restart", deployment, services, interrupts,
-                  lambda: operations.restart(deployment, services, opts, printer, interrupts))
+    return act_on(args, printer, "restart", operations.restart, with_dependents=not args.no_deps, among=among,
+                  **options)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

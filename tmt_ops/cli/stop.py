@@ -9,9 +9,8 @@ from typing import Sequence
 from .. import operations
 from ..console import Printer
 from ..errors import UsageError
-from .common import (CHANGE_EXITS, add_change_arguments, add_common_arguments, add_mode_argument, add_selection,
-                     change, check_selection, deployment_from, for_operation, options_of, parser_for, render, run,
-                     stop_and_remove)
+from .common import (CHANGE_EXITS, act_on, add_change_arguments, add_common_arguments, add_mode_argument, add_selection,
+                     check_selection, deployment_from, for_operation, options_of, parser_for, run, stop_and_remove)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,21 +32,16 @@ def add_remove_stack(parser: argparse.ArgumentParser) -> None:
                              "volumes stay")
 
 
-def act(args: argparse.Namespace, printer: Printer, **options) -> int:
+def act(args: argparse.Namespace, printer: Printer, among: tuple[str, ...] | None = None, **options) -> int:
     check_selection(args)
     if args.remove_stack and (args.only or args.with_infra):
         raise UsageError("--remove-stack stops and removes the whole stack, infrastructure included: it goes "
                          "without --only and --with-infra")
-    interrupts, registry = for_operation(args, printer)
-    deployment = deployment_from(args.mode, registry, printer, **options)
-    opts = options_of(args)
     if args.remove_stack:
-        return stop_and_remove(deployment, opts, printer, interrupts)
-    services = operations.select(deployment, args.only, with_dependents=not args.no_deps, with_infra=args.with_infra)
-    if args.dry_run:
-        return render(printer, operations.stop(deployment, services, opts, printer))
-    return change(printer, "stop", deployment, services, interrupts,
-                  lambda: operations.stop(deployment, services, opts, printer, interrupts))
+        interrupts, registry = for_operation(args, printer)
+        deployment = deployment_from(args.mode, registry, printer, among, **options)
+        return stop_and_remove(deployment, options_of(args), printer, interrupts)
+    return act_on(args, printer, "stop", operations.stop, with_dependents=not args.no_deps, among=among, **options)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

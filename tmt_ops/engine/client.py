@@ -199,12 +199,13 @@ class Engine:
         self._request("POST", f"/images/{quote(image, safe=':')}/tag?repo={quote(repository)}&tag={quote(tag)}")
 
     def untag(self, reference: str) -> bool:
-        """Drop one tag (False: there was none). The image goes with its last tag unless a container uses it;
-        nothing else is pruned (noprune: untagged parent images stay as they are)."""
+        """Drop one tag (False: there was none, or it is an image's last name and a container uses it: it stays until
+        that container is gone). The image goes with its last tag unless a container uses it; nothing else is pruned
+        (noprune: untagged parent images stay as they are)."""
         try:
             self._request("DELETE", f"/images/{quote(reference, safe='/:@')}?noprune=1")
         except Refused as exc:
-            if exc.status == 404:
+            if exc.status in (404, 409):
                 return False
             raise
         return True

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shlex
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
@@ -23,29 +22,11 @@ from ..registry import Registry, default_config_path
 from ..states import Health, Overall
 from .severity import ORDER
 
-if TYPE_CHECKING:  # report imports this module
+from .checks import Check, Finding, Step
+
+if TYPE_CHECKING:
     from ..backends import Deployment
-    from .report import Check
     from .resources import Resources
-
-
-@dataclass(frozen=True)
-class Step:
-    why: str
-    command: str
-
-
-@dataclass(frozen=True)
-class Finding:
-    severity: Overall
-    subject: str  # the service's name, or the resource ("disk /var/log", "memory"); joined: "postgres, redis"
-    message: str
-    steps: tuple[Step, ...] = ()
-    # A finding whose cause other subjects can share says it as `who: cause` (shared()): said_once() joins those
-    # with the same cause, severity and steps. Empty: the finding is its subject's own.
-    who: str = ""  # how the message names its subject(s): "PostgreSQL (127.0.0.1:5432)"
-    cause: str = ""  # what it says of them, naming none of them
-    subjects: tuple[str, ...] = ()  # every subject of a joined finding, in order (() for one: the subject)
 
 
 def shared(severity: Overall, subject: str, who: str, cause: str, steps: tuple[Step, ...]) -> Finding:

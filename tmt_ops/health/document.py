@@ -6,22 +6,18 @@ fields are only ever added; schema_version counts incompatible changes (none so 
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any, Mapping
 
 from ..registry import Service
 from ..states import Health
-from .report import Check, Report
+from ..timefmt import iso
+from .checks import Check, Report
 from .severity import of_health
 
 if TYPE_CHECKING:
     from .monitor import StateChange
 
 SCHEMA_VERSION = 1
-
-
-def iso(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + f".{int(epoch % 1 * 1000):03d}Z"
 
 
 def _backend(check: Check) -> dict[str, Any] | None:

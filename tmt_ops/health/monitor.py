@@ -24,7 +24,7 @@ from .resources import CpuSampler
 
 if TYPE_CHECKING:
     from ..backends import Deployment
-    from .healer import Healer
+    from ..heal.runner import Healer
 
 
 @dataclass(frozen=True)

@@ -13,55 +13,16 @@ from ..backends import ServiceStatus
 from ..probes import ProbeResult, probe_all
 from ..registry import Service
 from ..statedir import StateError
-from ..states import Health, Overall
+from ..states import Health
 from . import advice
+from .checks import Check, PortHolder, Report
 from .backends import BackendQuery, BackendView
 from .merge import after_pre_stop, container_words, impostor, join, past_startup
-from .resources import CpuSampler, Resources, measure
-from .severity import of_health, worst
+from .resources import CpuSampler, measure
 
 if TYPE_CHECKING:
     from ..backends import Deployment
     from ..prestopped import PreStopped
-
-
-@dataclass(frozen=True)
-class PortHolder:
-    pid: int
-    name: str
-    user: str
-    cmdline: str
-    ours: bool | None  # is it the service's own process (None: cannot tell, e.g. infrastructure)
-
-
-@dataclass(frozen=True)
-class Check:
-    service: Service
-    result: ProbeResult
-    status: Health  # the probe's verdict, joined with the backend's
-    error: str | None
-    backend: ServiceStatus | None
-    holders: tuple[PortHolder, ...] = ()
-    stuck: bool = False  # it runs, but never became ready within its startup_timeout (merge.past_startup)
-
-    @property
-    def severity(self) -> Overall:
-        return of_health(self.status, self.service.critical)
-
-
-@dataclass(frozen=True)
-class Report:
-    timestamp: float
-    mode: str
-    checks: tuple[Check, ...]
-    resources: Resources
-    findings: tuple[advice.Finding, ...]
-    duration_ms: float
-
-    @property
-    def overall(self) -> Overall:
-        return worst([*(c.severity for c in self.checks), self.resources.severity,
-                      *(f.severity for f in self.findings)])
 
 
 def _not_running(service: Service, holders, backend: ServiceStatus | None, problem: str | None) -> str:
@@ -120,40 +81,49 @@ def _after_pre_stop(checks: tuple[Check, ...], records: dict[str, "PreStopped"],
     return tuple(joined)
 
 
-def check_services(deployment: "Deployment", services: list[Service]) -> dict[str, Check]:
-    """One round of checks of these services only, judged as system-health judges them: what a restart
-    validates with (operations.py)."""
+@dataclass(frozen=True)
+class Round:
+    """What one round of checks found: each service's Check, the backends' view, and why the state directory's
+    records could not be read (None when they could)."""
+
+    checks: tuple[Check, ...]
+    view: BackendView
+    state_problem: str | None
+
+
+def check_round(deployment: "Deployment", services: list[Service]) -> Round:
+    """One round of checks of these services, as system-health judges them, whoever asks (a restart's verdict, a
+    health report, a heal). The backends are asked while the probes run: only they can tell whether what answers
+    on a service's port is the service (native: the port's socket in one of its processes; docker: the container
+    publishing the port), so a healthy answer is never taken on trust."""
     deadline = deployment.registry.health.deadline
     started = time.monotonic()
-    query = BackendQuery(deployment)
-    results = probe_all([deployment.of(s).address(s) if deployment.of(s) else s for s in services], deadline)
-    view = query.wait(max(deadline - (time.monotonic() - started), 1.0))
-    return {c.service.name: c for c in make_checks(deployment, results, view)}
-
-
-def build(deployment: "Deployment", cpu: CpuSampler | None = None) -> Report:
-    """One round. `cpu` marks where the CPU window starts (the monitor keeps one sampler across rounds).
-
-    The backends are asked while the probes run, every round: only they can tell whether what answers on a
-    service's port is the service (native: the port's socket in one of its processes; docker: the container
-    publishing the port), so a healthy answer is never taken on trust.
-    """
-    registry = deployment.registry
-    cpu = cpu or CpuSampler()
-    started = time.monotonic()
-    deadline = registry.health.deadline
     asked_at = time.time()  # before the backends measure uptimes: a start told from them is never too late
     query = BackendQuery(deployment)
-    services = [s for s in registry.services.values() if not s.oneshot]  # jobs are not running services
+    services = [s for s in services if not s.oneshot]  # jobs are not running services
     results = probe_all([deployment.of(s).address(s) if deployment.of(s) else s for s in services], deadline)
     try:
-        records, state_problem = prestopped.read(registry.state_dir), None
+        records, state_problem = prestopped.read(deployment.registry.state_dir), None
     except StateError as exc:  # said as a finding, never taken for "no records"
         records, state_problem = {}, str(exc)
     view = query.wait(max(deadline - (time.monotonic() - started), 1.0))
-    checks = _after_pre_stop(make_checks(deployment, results, view), records, asked_at)
-    paths = [*registry.health.disk_paths, registry.log_dir, *view.disk_paths]
+    return Round(_after_pre_stop(make_checks(deployment, results, view), records, asked_at), view, state_problem)
+
+
+def check_services(deployment: "Deployment", services: list[Service]) -> dict[str, Check]:
+    """check_round's checks by service."""
+    return {c.service.name: c for c in check_round(deployment, services).checks}
+
+
+def build(deployment: "Deployment", cpu: CpuSampler | None = None) -> Report:
+    """The report of one round of every service, with the host's resources and the findings. `cpu` marks where the
+    CPU window starts (the monitor keeps one sampler across rounds)."""
+    registry = deployment.registry
+    cpu = cpu or CpuSampler()
+    started = time.monotonic()
+    found = check_round(deployment, list(registry.services.values()))
+    paths = [*registry.health.disk_paths, registry.log_dir, *found.view.disk_paths]
     resources = measure(registry.health.thresholds, paths, cpu)
-    findings = advice.findings(deployment, checks, resources, view.problems, state_problem)
-    return Report(time.time(), deployment.mode, checks, resources, tuple(findings),
+    findings = advice.findings(deployment, found.checks, resources, found.view.problems, found.state_problem)
+    return Report(time.time(), deployment.mode, found.checks, resources, tuple(findings),
                   round((time.monotonic() - started) * 1000, 1))

@@ -3,14 +3,10 @@ proven identity (see discovery.py and proof.py)."""
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
 from typing import Iterator
 
-import psutil
-
-from .. import hooks
 from ..errors import ConfigError
 from ..files import FileProblem, read_part
 from ..backends import ServiceStatus
@@ -20,13 +16,12 @@ from .. import statusview
 from ..ports import held_by, listening_sockets
 from ..preflight import Problem, runnable, writable
 from ..registry import Registry, Service
-from ..results import Blocked, Outcome, StatusView, StopResult
+from ..results import Outcome, StatusView, StopResult
 from ..states import ServiceState
 from . import build as builds, definitions, logs as native_logs, records, start, stop
 from .spawn import environment_of
-from .discovery import Discovery, describe_holders, discover
-from .procs import Proc, live
-from .steps import BACKEND, StartStep, StopStep
+from .discovery import describe_holders, discover
+from .steps import BACKEND, StartStep, StopStep, stop_steps
 
 
 LOG_TAIL_BYTES = 256 * 1024  # what is read of a service's log for its last lines
@@ -113,7 +108,8 @@ class NativeBackend:
                 builds.run(self.registry, service, events)
 
     def execute_stop(self, steps: list[StopStep], events: Events) -> dict[str, StopResult]:
-        results = run_parallel({step.service: (lambda s=step: stop.execute(s)) for step in steps})
+        results = run_parallel({step.service: (lambda s=step: _settled(events, s.service, stop.execute(s)))
+                                for step in steps})
         for name, result in results.items():
             if result.stopped:
                 warning = records.remove(self.registry.state_dir, name)
@@ -122,7 +118,8 @@ class NativeBackend:
         return results
 
     def execute_start(self, steps: list[StartStep], events: Events, cancel: threading.Event) -> dict[str, Outcome]:
-        return run_parallel({step.service.name: (lambda s=step: start.execute(self.registry, s, events, cancel))
+        return run_parallel({step.service.name: (lambda s=step: _settled(events, s.service.name,
+                                                                         start.execute(self.registry, s, events, cancel)))
                              for step in steps})
 
     def tidy(self) -> None:
@@ -159,46 +156,7 @@ class NativeBackend:
         return []
 
 
-def stop_steps(found: Discovery, services: list[Service], *, force: bool) -> dict[str, object]:
-    """Pure: each service's stop step from what discovery found (a Blocked for a foreign holder without
-    --force, and for a run record not trusted; None when nothing runs)."""
-    plan: dict[str, object] = {}
-    for s in services:
-        ours = found.ours.get(s.name)
-        if ours is not None:
-            plan[s.name] = StopStep(s.name, ours.target, ours.members, s.stop_signal, s.stop_grace, force, s.host,
-                                    s.port, hooks.pre_stop(s), ours.how, ours.pgid, ours.cgroup, frozen(ours.members))
-        elif s.name in found.others:  # provably another deployment's: never signalled, --force or not
-            plan[s.name] = Blocked(found.others[s.name], holds_port=True)
-        elif s.name in found.foreign:
-            why = describe_holders(s, found.foreign[s.name])
-            if force:  # SIGTERM, its grace, then SIGKILL: never a blind kill, never without --force
-                procs = tuple(_proc(h.pid) for h in found.foreign[s.name])
-                plan[s.name] = StopStep(s.name, "foreign", tuple(p for p in procs if p), signal.SIGTERM,
-                                        s.stop_grace, True, s.host, s.port, None, why + "; --force")
-            else:
-                plan[s.name] = Blocked(found.in_the_way(s), holds_port=True)
-        elif s.name in found.distrusted:  # never signalled, not even with --force: it is no holder of ours
-            plan[s.name] = Blocked(found.distrusted[s.name])
-        else:
-            plan[s.name] = None
-    return plan
-
-
-def frozen(procs) -> str | None:
-    """'pid N is stopped (SIGSTOP)' for the first of these processes that cannot act on a signal now."""
-    for proc in procs:
-        p = live(proc)
-        try:
-            if p is not None and p.status() in (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP):
-                return f"pid {p.pid} is {p.status()} (frozen, e.g. by SIGSTOP)"
-        except psutil.NoSuchProcess:
-            continue
-    return None
-
-
-def _proc(pid: int) -> Proc | None:
-    try:
-        return Proc.of(psutil.Process(pid))
-    except psutil.NoSuchProcess:
-        return None
+def _settled(events: Events, service: str, result):
+    """A service's wait is over as soon as its own is (not when its wave's slowest is): said, then its result."""
+    events.settled(service)
+    return result

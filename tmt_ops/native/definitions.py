@@ -19,7 +19,7 @@ from .. import statedir
 from ..errors import ConfigError
 from ..redact import MIN_SECRET_LEN, SECRET_NAME, URL_PASSWORD
 from ..registry import Registry, Service, load_registry
-from ..registry.loader import ENV_REF
+from ..registry.schema import ENV_REF
 
 KIND = "healthy"  # sub-directory of the state directory
 MASKED = "***"

@@ -23,6 +23,7 @@ import psutil
 from .. import files, statedir
 from ..errors import ConfigError, OperationFailed
 from ..loglines import MARKER
+from ..preflight import runnable
 from ..registry import Registry, Service, dotenv
 from . import proof, records
 from .records import RunRecord
@@ -59,14 +60,15 @@ def environment_of(service: Service) -> dict[str, str]:
 
 
 def spawn(registry: Registry, service: Service) -> Spawned:
-    if not service.command:
-        raise OperationFailed(f"{service.name}: no command in the registry; native mode cannot start it")
-    if not service.cwd.is_dir():
-        raise OperationFailed(f"{service.name}: working directory {service.cwd} does not exist")
+    """The service started in a session and cgroup of its own, its output appended to its log, its run on
+    record; OperationFailed when it cannot be (checked as preflight checks it: things change after a preflight)."""
     try:
         environment = environment_of(service)
     except ConfigError as exc:
         raise OperationFailed(f"{service.name}: {exc}") from None
+    problem = runnable(service, environment)
+    if problem:
+        raise OperationFailed(problem.text)
     tag = proof.run_tag(registry.state_dir, service.name, secrets.token_hex(6))
     cgroup = proof.make_cgroup(registry.state_dir, service.name)
     if cgroup is not None and proof.cgroup_pids(cgroup):

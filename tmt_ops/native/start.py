@@ -37,7 +37,7 @@ from ..states import SERVING, Health
 from . import records, stop
 from .discovery import describe_holders, discover
 from .spawn import Spawned, spawn
-from .steps import StartStep, StopStep
+from .steps import StartStep, StopStep, stop_steps
 
 TICK = 0.005  # seconds between looks at what costs the service nothing: its process, its port, its log
 PROBE_RATE = 10.0  # probes a second at most, on average, of one service ...
@@ -153,7 +153,6 @@ def _forget(registry: Registry, service: Service, events: Events) -> None:
 def _clear_leftovers(registry: Registry, service: Service, events: Events) -> str | None:
     """Before a restore: stop what is left of the service's failed start (its processes, proven ours; killed
     after its grace). Why it could not be, else None."""
-    from .backend import stop_steps  # the backend imports this module
     step = stop_steps(discover(registry, [service]), [service], force=True).get(service.name)
     if not isinstance(step, StopStep):
         return None  # nothing of it runs (a foreign holder of its port is found below)

@@ -1,4 +1,5 @@
-"""The native backend's plan steps: everything the executor needs, decided in advance (plain data)."""
+"""The native backend's plan steps, everything the executor needs decided in advance (plain data), and the pure
+rules that make a service's stop step from what discovery found."""
 
 from __future__ import annotations
 
@@ -6,10 +7,15 @@ import signal
 from dataclasses import dataclass
 from typing import ClassVar
 
+import psutil
+
+from .. import hooks
 from ..hooks import HookCall, first
 from ..redact import command_line
 from ..registry import Service
-from .procs import Proc
+from ..results import Blocked
+from .discovery import Discovery, describe_holders
+from .procs import Proc, live
 
 
 BACKEND = "native"  # the backend that carries these steps out (its lookup name)
@@ -61,3 +67,48 @@ class StartStep:
         s = self.service
         how = f" ({self.restore})" if self.restore else ""
         return f"start {s.name} on port {s.port}{how}: {command_line(s.command, s.secret_args)}"
+
+
+def stop_steps(found: Discovery, services: list[Service], *, force: bool) -> dict[str, object]:
+    """Pure: each service's stop step from what discovery found (a Blocked for a foreign holder without
+    --force, and for a run record not trusted; None when nothing runs)."""
+    plan: dict[str, object] = {}
+    for s in services:
+        ours = found.ours.get(s.name)
+        if ours is not None:
+            plan[s.name] = StopStep(s.name, ours.target, ours.members, s.stop_signal, s.stop_grace, force, s.host,
+                                    s.port, hooks.pre_stop(s), ours.how, ours.pgid, ours.cgroup, frozen(ours.members))
+        elif s.name in found.others:  # provably another deployment's: never signalled, --force or not
+            plan[s.name] = Blocked(found.others[s.name], holds_port=True)
+        elif s.name in found.foreign:
+            why = describe_holders(s, found.foreign[s.name])
+            if force:  # SIGTERM, its grace, then SIGKILL: never a blind kill, never without --force
+                procs = tuple(_proc(h.pid) for h in found.foreign[s.name])
+                plan[s.name] = StopStep(s.name, "foreign", tuple(p for p in procs if p), signal.SIGTERM,
+                                        s.stop_grace, True, s.host, s.port, None, why + "; --force")
+            else:
+                plan[s.name] = Blocked(found.in_the_way(s), holds_port=True)
+        elif s.name in found.distrusted:  # never signalled, not even with --force: it is no holder of ours
+            plan[s.name] = Blocked(found.distrusted[s.name])
+        else:
+            plan[s.name] = None
+    return plan
+
+
+def frozen(procs) -> str | None:
+    """'pid N is stopped (SIGSTOP)' for the first of these processes that cannot act on a signal now."""
+    for proc in procs:
+        p = live(proc)
+        try:
+            if p is not None and p.status() in (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP):
+                return f"pid {p.pid} is {p.status()} (frozen, e.g. by SIGSTOP)"
+        except psutil.NoSuchProcess:
+            continue
+    return None
+
+
+def _proc(pid: int) -> Proc | None:
+    try:
+        return Proc.of(psutil.Process(pid))
+    except psutil.NoSuchProcess:
+        return None

@@ -27,15 +27,16 @@ from ..interrupts import INTERRUPTED, Interrupts
 from ..lock import holder, run_lock
 from ..results import Result
 from ..states import Overall
-from . import advice
-from .document import iso
-from .heal import HealPolicy
-from .merge import NOT_RUNNING
+from ..health import advice
+from ..health.checks import Finding
+from ..health.merge import NOT_RUNNING
+from ..timefmt import iso
+from .policy import HealPolicy
 
 if TYPE_CHECKING:
     from ..backends import Deployment
     from ..registry import Service
-    from .report import Check, Report
+    from ..health.checks import Check, Report
 
 
 def _names(names) -> str:
@@ -54,6 +55,12 @@ class _HealLines:
 
     def ok(self, text: str) -> None:
         self.info(text)
+
+    def waiting(self, service: str, activity: str, limit: float) -> None:
+        """A heal's restart shows no live waits: the monitor's lines are its output."""
+
+    def settled(self, service: str) -> None:
+        """(see waiting)"""
 
     def detail(self, text: str) -> None:
         self.info(text)
@@ -139,7 +146,7 @@ class Healer:
                 still_down = {s.name for s in operations.not_running(self.deployment, looked)}
                 running = [s for s in looked if s.name not in still_down]
                 if running:  # one that runs but never became ready (stuck) is as down as one that is gone
-                    from .report import check_services
+                    from ..health.report import check_services
                     still_down |= {n for n, c in check_services(self.deployment, running).items() if c.stuck}
             except TmtError as exc:  # the backend cannot be asked now: no restart on what cannot be seen
                 self._event("skipped", roots, "warn", f"{_names(roots)} down, not healed this round: {exc}")
@@ -242,9 +249,9 @@ class Healer:
                 down.setdefault(c.service.group, []).append(c.service.name)
         return down, unseen
 
-    def _given_up(self, check: "Check") -> advice.Finding:
+    def _given_up(self, check: "Check") -> Finding:
         s = check.service
-        return advice.Finding(Overall.CRITICAL, s.name,
+        return Finding(Overall.CRITICAL, s.name,
                               f"{s.display_name} stays down after {self.settings.max_per_hour} heal attempt(s) "
                               "within an hour (heal.max_per_hour): --heal stopped trying until it runs again",
                               advice.service_steps(advice.Commands(self.deployment.registry, self.deployment.mode),
