@@ -112,6 +112,10 @@ class Service:
     swarm: SwarmSettings = field(default_factory=SwarmSettings)  # --mode swarm only
     env_files: tuple[Path, ...] = ()  # dotenv files read when it starts (the project's, then its own); env wins
     build: Build | None = None
+    # Set by a backend's address() only: why no probe or hook made from here reaches this service (a swarm task on
+    # another node with no probe relay, or none running). It is then probed and called nowhere: what answers at
+    # any address here is not it.
+    unreached: str | None = None
 
     @property
     def address(self) -> str:

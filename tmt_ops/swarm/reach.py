@@ -26,8 +26,9 @@ if TYPE_CHECKING:
     from ..hooks import HookCall
 
 RELAY_WAIT = 30.0  # seconds a run's preflight waits for the probe relay it deployed to run
-# Where the probe of a task that nothing reaches goes: nothing can listen on port 0, so it is refused at once; the
-# verdict is then the engine's (judged(): ServiceStatus.unprobed), never whatever holds the registry's port here.
+# The address of a service no probe reaches (address(): unreached, so nothing contacts it; were anything to, nothing
+# listens on port 0): the verdict is the engine's (judged(): ServiceStatus.unprobed), never whatever holds the
+# registry's port here.
 NOWHERE = ("127.0.0.1", 0)
 
 
@@ -131,14 +132,17 @@ class Reacher:
 
     # -- a service's verdict: what health joins to its probe ---------------------------------------------------
     def address(self, service: Service) -> Service:
-        """Its newest running task as a probe reaches it. When nothing of it runs, or nothing reaches it, a place
-        where nothing answers (NOWHERE): whatever answers on its registry port here is not it, and judged() says
-        why nothing was probed (health then has the engine's view alone)."""
+        """Its newest running task as a probe reaches it. When nothing of it runs, or nothing reaches it, the
+        service marked unreached, with why (probes and hooks then say so and contact nothing), at a place where
+        nothing answers besides (NOWHERE): whatever answers on its registry port here is not it. judged() joins
+        the same reason to its status (health then has the engine's view alone)."""
         svc = self.stack.snapshot().services.get(service.compose_service)
         task = svc.running[0] if svc and svc.running else None
         reach = self.reach(service, task) if task else None
-        return reach.target if reach and reach.target else dataclasses.replace(service, host=NOWHERE[0],
-                                                                               port=NOWHERE[1])
+        if reach and reach.target:
+            return reach.target
+        why = f"task {task.name} on {task.where}: {reach.how}" if task else "no task of it runs"
+        return dataclasses.replace(service, host=NOWHERE[0], port=NOWHERE[1], unreached=why)
 
     def judged(self, service: Service, status: ServiceStatus) -> ServiceStatus:
         """Its status with what health joins to the probe of the task address() gives: why no probe reaches that
