@@ -54,8 +54,14 @@ def remove_stack(config: Path, stack: str | None = None) -> None:
     subprocess.run(["docker", "stack", "rm", name], capture_output=True, timeout=60)
     engine = Engine()
     label = f"{STACK_LABEL}={name}"
-    assert wait_for(lambda: not engine.listed(label) and not engine.networks(label), 60), \
-        f"stack {name} left containers or networks behind"
+
+    def gone() -> bool:
+        if engine.listed(label):
+            return False
+        for network in engine.networks(label):  # `stack rm` tries once; a task's endpoint may still hold it
+            subprocess.run(["docker", "network", "rm", network], capture_output=True, timeout=60)
+        return not engine.networks(label)
+    assert wait_for(gone, 60, 0.5), f"stack {name} left containers or networks behind"
     for volume in engine.volumes(label):
         engine.remove("volumes", volume)
 

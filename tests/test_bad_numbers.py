@@ -45,6 +45,7 @@ PLACES = {
     "service stop_grace": (", stop_grace: VALUE", "service 'a': stop_grace"),
     "service health.timeout": (", health: {type: tcp, timeout: VALUE}", "service 'a': health: timeout"),
     "service pre_stop.timeout": (", pre_stop: {path: /stop, timeout: VALUE}", "service 'a': pre_stop: timeout"),
+    "service swarm.replicas": (", swarm: {replicas: VALUE}", "service 'a': swarm: replicas"),
 }
 
 

@@ -100,7 +100,9 @@ def test_rolling_restart_of_one_service_and_its_dependents(swarm_stack, decoy):
     assert all(after[n][0]["ID"] != before[n] for n in rolled)
     for earlier, later in zip(rolled, rolled[1:]):  # dependents after the services they need
         assert engine_time(after[later][0]["CreatedAt"]) >= running_at(after[earlier][0])
-    assert "execution-engine: pre-stop POST /api/trading/disable -> HTTP 200" in done.stderr
+    hostname = Engine().info()["Name"]  # each task's call says which task, on which node
+    assert (f"execution-engine (task {stack_of(swarm_stack)}_execution-engine.1 on {hostname}): pre-stop POST "
+            "/api/trading/disable -> HTTP 200") in done.stderr
     assert "starting orchestrator" not in done.stderr and "orchestrator: pre-stop" not in done.stderr
     assert task_ids(decoy) == decoy_before
 
@@ -139,7 +141,8 @@ def test_dry_run_prints_the_rolling_plan_and_changes_nothing(swarm_stack):
     before = task_ids(swarm_stack)
     done = sw(swarm_stack, "restart-trading-system.py", "--dry-run")
     assert done.returncode == 0, done.stderr
-    assert "wave 1: roll orchestrator: POST /api/trading/disable, then deploy service" in done.stderr
+    assert (f"wave 1: roll orchestrator: POST /api/trading/disable to its task (task {stack_of(swarm_stack)}_"
+            f"orchestrator.1 on {Engine().info()['Name']}: running), then deploy service") in done.stderr
     assert "wave 4: roll dashboard" in done.stderr
     assert task_ids(swarm_stack) == before
 
@@ -213,7 +216,8 @@ def test_stop_scales_down_in_reverse_waves_and_keeps_the_stack(swarm_stack, deco
     order = [next(i for i, line in enumerate(done.stderr.splitlines()) if line.startswith(f"{n}: scaled to 0"))
              for n in CORE]
     assert order == sorted(order, reverse=True)  # dashboard first, orchestrator last
-    assert "orchestrator: pre-stop POST /api/trading/disable -> HTTP 200" in done.stderr
+    assert (f"orchestrator (task {stack_of(swarm_stack)}_orchestrator.1 on {Engine().info()['Name']}): pre-stop "
+            "POST /api/trading/disable -> HTTP 200") in done.stderr
     found = services(swarm_stack)
     assert sorted(found) == sorted(CORE)  # still deployed, at zero replicas
     assert all(s["Spec"]["Mode"]["Replicated"]["Replicas"] == 0 for s in found.values())
@@ -285,8 +289,8 @@ def test_a_public_service_is_published_in_host_mode(tmp_path):
         assert status["orchestrator"]["published"] == [port] and status["orchestrator"]["deployed"]
         assert [name for name in CORE if not status[name]["deployed"]] == CORE[1:]
         table = sw(config, "docker-restart.py", "status").stdout
-        assert all(f"{name}" in line and "not deployed" in line
-                   for name, line in zip(CORE[1:], table.splitlines()[-3:])), table
+        rows = {line.split()[0]: line for line in table.splitlines() if line.strip()}
+        assert all("not deployed" in rows[name] for name in CORE[1:]), table
         quick = run_script("quick-restart.py", "--config", str(config), "swarm", timeout=300)
         assert quick.returncode == 0, quick.stderr  # rolls the orchestrator (its own port), deploys the others
         assert sorted(task_ids(config)) == sorted(CORE)

@@ -170,7 +170,7 @@ def test_tmt_swarm_push_sends_built_images_to_their_registry_and_deploys_by_dige
     try:
         done = sw(config, "docker-restart.py", "restart", "orchestrator", "--no-deps", env=env)
         assert done.returncode == 0, done.stderr
-        assert "pushing the images of orchestrator (TMT_SWARM_PUSH=1)" in done.stderr
+        assert f"pushing {image}, the image of orchestrator (TMT_SWARM_PUSH=1)" in done.stderr
         with urllib.request.urlopen(f"http://{image_registry}/v2/tmt-sim/tags/list", timeout=5) as answer:
             assert json.load(answer)["tags"] == ["test"]
         spec = services(config)["orchestrator"]["Spec"]["TaskTemplate"]["ContainerSpec"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import time
 
 import pytest
 
@@ -12,7 +14,8 @@ from support import write_registry
 from tmt_ops.engine import endpoint
 from tmt_ops.errors import ConfigError
 from tmt_ops.registry import load_registry
-from tmt_ops.swarm import stackfile
+from tmt_ops.states import ServiceState
+from tmt_ops.swarm import stackfile, state
 
 # `docker compose config --format json` of a service, as Compose v2 writes it
 V2 = {
@@ -136,3 +139,140 @@ def test_the_stack_makes_only_the_networks_compose_would_name_after_its_project(
     made = stackfile.stack_networks({**model(spec), "networks": networks}, "proj", "stk", [orchestrator])
     assert made == ["stk_back", "stk_default"]
     assert stackfile.stack_networks(model({**V2, "networks": None}), "proj", "stk", [orchestrator]) == ["stk_default"]
+
+
+# -- issue 19: what a swarm of several nodes needs --------------------------------------------------------------
+def test_the_registry_says_replicas_placement_and_endpoint_mode_and_overrides_the_compose_file(tmp_path):
+    swarm = {"replicas": 2, "placement": ["node.labels.db==true", "node.role != manager"], "endpoint_mode": "vip"}
+    orchestrator = registry(tmp_path, swarm=swarm).service("orchestrator")
+    assert (orchestrator.swarm.replicas, orchestrator.swarm.placement, orchestrator.swarm.endpoint_mode) == \
+        (2, ("node.labels.db == true", "node.role != manager"), "vip")
+    given = {**V2, "deploy": {"placement": {"constraints": ["node.hostname == a"], "preferences": [{"spread": "x"}]},
+                              "endpoint_mode": "dnsrr", "resources": {"limits": {"cpus": "1"}}}}
+    deploy = stackfile.wave_document(model(given), "p", [orchestrator], {"orchestrator": 2}, "r")["services"][
+        "orchestrator"]["deploy"]
+    assert deploy["placement"] == {"constraints": ["node.labels.db == true", "node.role != manager"],
+                                   "preferences": [{"spread": "x"}]}  # the registry's constraints, the rest kept
+    assert deploy["endpoint_mode"] == "vip" and deploy["resources"] == {"limits": {"cpus": "1"}}
+    # without the registry's keys the compose file's deploy block is what counts; dnsrr is the default
+    plain = registry(tmp_path / "plain").service("orchestrator")
+    deploy = stackfile.wave_document(model(given), "p", [plain], {"orchestrator": 1}, "r")["services"][
+        "orchestrator"]["deploy"]
+    assert deploy["placement"]["constraints"] == ["node.hostname == a"] and deploy["endpoint_mode"] == "dnsrr"
+    assert stackfile.wave_document(model(), "p", [plain], {"orchestrator": 1}, "r")["services"]["orchestrator"][
+        "deploy"]["endpoint_mode"] == "dnsrr"  # no deploy block at all: no virtual IP (it needs IPVS)
+
+
+@pytest.mark.parametrize("swarm, problem", [
+    ({"replicas": 0}, "replicas: must be an integer from 1 to 1000"),
+    ({"replicas": "two"}, "replicas: expected"),
+    ({"placement": "node.role == worker"}, "placement: expected"),
+    ({"placement": ["node.role = worker"]}, "is not a constraint"),
+    ({"placement": ["node.rol == worker"]}, "unknown attribute 'node.rol' (did you mean 'node.role'?)"),
+    ({"placement": ["node.labels. == x"]}, "unknown attribute"),
+    ({"placement": ["node.role == leader"]}, "node.role is manager or worker"),
+    ({"endpoint_mode": "dns"}, "endpoint_mode: must be one of vip, dnsrr"),
+    ({"replica": 2}, "unknown key 'replica'"),
+])
+def test_the_swarm_keys_are_checked_when_the_registry_loads(tmp_path, swarm, problem):
+    with pytest.raises(ConfigError, match=re.escape(problem)):
+        registry(tmp_path, swarm=swarm)
+
+
+def test_a_service_with_its_data_in_a_local_volume_is_pinned_to_its_node(tmp_path):
+    orchestrator = registry(tmp_path).service("orchestrator")
+    assert stackfile.local_volumes(model(), V2) == ["data"]
+    assert stackfile.local_volumes({**model(), "volumes": {"data": {"driver": "nfs-plugin"}}}, V2) == []
+    svc = stackfile.wave_document(model(), "p", [orchestrator], {"orchestrator": 1}, "r", {"orchestrator": "n1"})
+    assert svc["services"]["orchestrator"]["deploy"]["placement"] == {"constraints": ["node.id == n1"]}
+
+
+def node(**kw):
+    base = dict(id="n1", hostname="w1", address="10.0.0.1", state="ready", availability="active", manager=None,
+                labels={"db": "true"}, engine_labels={}, platform=("linux", "x86_64"))
+    return state.Node(**{**base, **kw})
+
+
+def test_a_node_satisfies_placement_constraints_as_swarm_matches_them():
+    w1 = node()
+    assert w1.satisfies("node.labels.db == TRUE") and not w1.satisfies("node.labels.db != true")
+    assert w1.satisfies("node.role == worker") and not node(manager="leader").satisfies("node.role == worker")
+    assert w1.satisfies("node.labels.ssd != true")  # a label it does not have
+    assert w1.satisfies("node.hostname == w1") and w1.satisfies("node.platform.os == linux")
+    assert (w1.usable, node(availability="drain").note, node(state="down").note) == (True, "drained", "down")
+
+
+def task(**kw):
+    base = dict(id="t1", name="stk_x.1", node="w1", node_id="n1", state="running", desired="running", error="",
+                exit_code=None, container="c1", since=100.0, rollout="run-2", slot=1)
+    return state.Task(**{**base, **kw})
+
+
+def test_a_task_of_the_roll_that_the_swarm_gave_up_on_fails_the_wait_at_once(tmp_path):
+    """A worker lost mid-roll: its new task is shut down by the swarm before it ran; nothing will bring it up."""
+    from tmt_ops.swarm import ready
+    orchestrator = registry(tmp_path).service("orchestrator")
+    gone = task(state="assigned", desired="shutdown", node_note="down", container=None)
+    now = time.time()
+    svc = state.SwarmService("s1", "stk_x", "x", 1, True, (), (gone,))
+    why, which = ready._verdict(None, orchestrator, svc, 1, "run-2", now, None, frozenset())
+    assert which is gone and why == ("task stk_x.1 on w1 (down): assigned, shut down by the swarm (its node is "
+                                     "down); nothing will start it")
+    # a task of a node not seen down (yet) is awaited; one there before (a rollback's) never fails the wait
+    waiting = state.SwarmService("s1", "stk_x", "x", 1, True, (), (task(state="assigned", container=None),))
+    assert ready._verdict(None, orchestrator, waiting, 1, "run-2", now, None, frozenset()) == (None, None)
+    assert ready._verdict(None, orchestrator, svc, 1, "run-2", now, None, frozenset({"t1"})) == (None, None)
+
+
+def test_a_service_says_which_replicas_do_not_run_and_an_update_the_engine_left_paused():
+    running = task(id="a", name="stk_x.1", slot=1)
+    killed = task(id="b", name="stk_x.2", slot=2, node="w2", state="failed", error="task: non-zero exit (137)",
+                  exit_code=137)
+    svc = state.SwarmService("s1", "stk_x", "x", 2, True, (), (running, killed),
+                             update=("paused", "update paused due to failure"))
+    assert svc.missing() == [killed]
+    assert svc.update_stuck == "update paused: update paused due to failure"
+    assert state.SwarmService("s1", "stk_x", "x", 1, True, (), (), update=("completed", "")).update_stuck is None
+
+
+def test_while_swarms_own_restart_is_due_the_service_is_starting_so_heal_does_not_start_a_second_task(tmp_path):
+    """A service whose compose file asks for swarm's restarts (`restart: always`): its task just ended, the swarm
+    makes another after the policy's delay. Until then it is starting, not down; with policy none it is down."""
+    orchestrator = registry(tmp_path).service("orchestrator")
+    ended = task(state="failed", desired="shutdown", since=time.time() - 2, exit_code=137)
+
+    def snapshot(restart_after):
+        svc = state.SwarmService("s1", "stk_orchestrator", "orchestrator", 1, True, (), (ended,),
+                                 restart_after=restart_after)
+        return state.Snapshot("stk", {"orchestrator": svc}, {})
+    assert snapshot(5.0).status(orchestrator).state is ServiceState.STARTING
+    assert "the swarm starts it again" in snapshot(5.0).status(orchestrator).detail
+    assert snapshot(None).status(orchestrator).state is ServiceState.FAILED
+    assert state._restart_after({"Condition": "none"}) is None
+    assert state._restart_after({"Condition": "on-failure", "Delay": 1_000_000_000}) == 1.0
+
+
+def test_a_service_no_probe_reaches_is_neither_probed_nor_called_and_says_why(tmp_path):
+    """A backend's address() may mark a service unreached (swarm: a task on another node, no probe relay): whatever
+    listens at its address here is a stranger, so nothing connects, and probe and hook carry the reason."""
+    import dataclasses
+    import socket
+
+    from tmt_ops import hooks
+    from tmt_ops.probes import Health, probe
+
+    stranger = socket.socket()
+    stranger.bind(("127.0.0.1", 0))
+    stranger.listen()
+    stranger.setblocking(False)
+    with stranger:
+        service = registry(tmp_path).service("orchestrator")
+        unreached = dataclasses.replace(service, port=stranger.getsockname()[1],
+                                        unreached="task o.1 on worker1: no probe relay runs on this node")
+        answer = probe(unreached)
+        assert answer.status == Health.UNHEALTHY
+        assert answer.error == "no probe reaches it from here: task o.1 on worker1: no probe relay runs on this node"
+        made, line = hooks.call(hooks.post_start(dataclasses.replace(unreached, post_start=service.pre_stop)))
+        assert not made and "not made: nothing reaches it from here (task o.1 on worker1" in line
+        with pytest.raises(BlockingIOError):
+            stranger.accept()  # the stranger on the port was never contacted

@@ -50,6 +50,12 @@ class ServiceStatus:
     # its processes; docker, its running container publishes the port. None: nothing to say (not running,
     # or nothing listens).
     holds_port: bool | None = None
+    # Why no probe from here reaches the instance its address is given for (swarm: a task on another node, with
+    # no probe relay): the probe then goes nowhere, and the engine's own view is the only evidence. None: it does.
+    unprobed: str | None = None
+    # Its other instances (a swarm service's replicas) that do not serve or do not run, each said with where it is:
+    # a service that serves is then degraded. None: there are none.
+    instances: str | None = None
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ class HookCall:
     timeout: float
     host: str
     port: int
+    unreached: str | None = None  # why it cannot be made from here (Service.unreached): it is then not made
 
     def describe(self) -> str:
         return f"{self.method} {self.path}"
@@ -36,7 +37,8 @@ def first(hook: HookCall | None) -> str:
 def _planned(service: Service, kind: str, hook: Hook | None) -> HookCall | None:
     if hook is None:
         return None
-    return HookCall(service.name, kind, hook.method, hook.path, hook.timeout, service.host, service.port)
+    return HookCall(service.name, kind, hook.method, hook.path, hook.timeout, service.host, service.port,
+                    service.unreached)
 
 
 def pre_stop(service: Service) -> HookCall | None:
@@ -52,6 +54,8 @@ def call(hook: HookCall) -> tuple[bool, str]:
     """(whether it answered well, one line saying what happened)."""
     what = f"{hook.service}: {hook.kind} {hook.method} {hook.path}"
     then = "stopping anyway" if hook.kind == "pre-stop" else "it runs on"
+    if hook.unreached:
+        return False, f"{what} not made: nothing reaches it from here ({hook.unreached}); {then}"
     try:
         status, _ = http_request(hook.host, hook.port, hook.method, hook.path, hook.timeout, body=b"")
     except (OSError, ValueError) as exc:  # ValueError: probes.ProtocolError too

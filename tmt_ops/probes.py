@@ -38,6 +38,7 @@ PG_AUTH_OK = bytes(4)  # an Authentication message with code 0; any other code a
 # BackendKeyData, NoticeResponse.
 PG_SESSION_START = {b"R", b"S", b"K", b"N"}
 PG_TERMINATE = b"X\0\0\0\x04"
+UNREACHED = "no probe reaches it from here"  # a backend's address() said why (Service.unreached)
 REFUSED = "connection refused"  # how a refused probe's error begins (health.advice says services refused alike once)
 
 
@@ -335,6 +336,8 @@ _PROBES = {"http": _probe_http, "tcp": _probe_tcp, "redis": _probe_redis, "postg
 
 def probe(service: Service, timeout: float | None = None) -> ProbeResult:
     """Run the service's probe; never raises for what the network does."""
+    if service.unreached:
+        return ProbeResult(Health.UNHEALTHY, service.url, error=f"{UNREACHED}: {service.unreached}")
     seconds = service.probe.timeout if timeout is None else min(timeout, service.probe.timeout)
     deadline = _Deadline(seconds)
     started = time.perf_counter()

@@ -185,6 +185,13 @@ class Engine:
         """The images with a name that matches this pattern ("REPOSITORY:TAG", `*` as a wildcard)."""
         return self._get(f"/images/json?filters={quote(json.dumps({'reference': [reference]}))}")
 
+    def distribution(self, image: str) -> str:
+        """The digest of an image as its registry has it, asked by this engine (what `stack deploy --resolve-image
+        always` records, and what every node then pulls); Refused when the registry does not have it or cannot
+        be reached."""
+        answer = self._get(f"/distribution/{quote(image, safe='/:@')}/json")
+        return str(((answer or {}).get("Descriptor") or {}).get("digest", ""))
+
     def has_image(self, image: str) -> bool:
         return self.image(image) is not None
 

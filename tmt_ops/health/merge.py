@@ -56,8 +56,17 @@ def impostor(result: ProbeResult, status: ServiceStatus | None) -> bool:
 
 
 def merge_docker(result: ProbeResult, status: ServiceStatus | None) -> tuple[Health, str | None]:
+    health, error = _merge_docker(result, status)
+    if status is not None and status.instances:  # its other instances: all must serve for the service to
+        return (Health.DEGRADED if health in SERVING else health), _join(error, status.instances)
+    return health, error
+
+
+def _merge_docker(result: ProbeResult, status: ServiceStatus | None) -> tuple[Health, str | None]:
     if status is None:
         return result.status, result.error
+    if status.unprobed is not None:  # nothing was probed: the engine's view is all there is, and says so
+        return _engine_only(status)
     answered = result.status is Health.HEALTHY
     if status.state in NOT_RUNNING:
         return result.status, _join(result.error, container_words(status))
@@ -70,6 +79,22 @@ def merge_docker(result: ProbeResult, status: ServiceStatus | None) -> tuple[Hea
             return Health.DEGRADED, "answers, but the engine's healthcheck reports unhealthy"
         return result.status, _join(result.error, "engine healthcheck: unhealthy")
     return result.status, result.error
+
+
+def _engine_only(status: ServiceStatus) -> tuple[Health, str | None]:
+    """A verdict without a probe (status.unprobed says why): the engine's healthcheck of the instance, marked as
+    the only evidence; without one nothing tells whether it works (degraded: not verified)."""
+    if status.state in NOT_RUNNING:
+        return Health.UNHEALTHY, container_words(status)
+    if status.state is ServiceState.STARTING or status.engine_health == "starting":
+        return Health.STARTING, f"not probed: {status.unprobed}; it is starting"
+    if status.engine_health == "healthy":
+        return Health.HEALTHY, (f"not probed: {status.unprobed}; the engine's healthcheck passes: that is the only "
+                                "evidence")
+    if status.engine_health == "unhealthy":
+        return Health.UNHEALTHY, f"not probed: {status.unprobed}; engine healthcheck: unhealthy"
+    return Health.DEGRADED, (f"not verified: {status.unprobed}, and it has no healthcheck: nothing tells whether it "
+                             "works")
 
 
 def merge_native(result: ProbeResult, status: ServiceStatus | None) -> tuple[Health, str | None]:

@@ -12,10 +12,10 @@ from typing import Any
 
 from ..redact import SECRET_NAME, URL_PASSWORD
 from . import validate
-from .model import (Build, Dependency, HealSettings, HealthSettings, Hook, NotifySettings, Probe, Service, Threshold,
-                    freeze, suggest)
-from .schema import (BOUNDS, ENV_REF, HEAL_KEYS, HEALTH_KEYS, NOTIFY_KEYS, NUMBER, PLACEHOLDER, PLACEHOLDERS,
-                     REQUIRED, THRESHOLD_DEFAULTS, VARIABLE_REF)
+from .model import (ENDPOINT_MODES, PLACEMENT_ATTRIBUTES, PLACEMENT_LABELS, Build, Dependency, HealSettings,
+                    HealthSettings, Hook, NotifySettings, Probe, Service, SwarmSettings, Threshold, freeze, suggest)
+from .schema import (BOUNDS, CONSTRAINT, ENV_REF, HEAL_KEYS, HEALTH_KEYS, NOTIFY_KEYS, NUMBER, PLACEHOLDER,
+                     PLACEHOLDERS, REQUIRED, SWARM_KEYS, THRESHOLD_DEFAULTS, VARIABLE_REF)
 
 
 class Builders:
@@ -80,7 +80,40 @@ class Builders:
             definition=freeze(self.written.get(name, {})), secret_args=self.secret_args(name, spec["command"] or ()),
             env_files=(*(root / f for f in validate.listed(project["env_file"])), *(cwd / f for f in validate.listed(spec["env_file"]))),
             build=Build(_program(tuple(str(a) for a in build["command"]), cwd), cwd, tuple(build["inputs"]),
-                        float(build["timeout"] or defaults["compose_timeout"])) if build else None)
+                        float(build["timeout"] or defaults["compose_timeout"])) if build else None,
+            swarm=self.make_swarm(spec["swarm"], where, spec["type"] == "oneshot"))
+
+    def make_swarm(self, data: Any, where: str, oneshot: bool) -> SwarmSettings:
+        """A service's `swarm:` block: replicas, placement constraints (`ATTRIBUTE == VALUE` or `!=`, as swarm
+        writes them: node.id, node.hostname, node.role, node.platform.os/arch, node.labels.KEY, engine.labels.KEY),
+        endpoint_mode (vip or dnsrr). Checked here, so a typo is one line before anything is deployed, not a
+        task that no node accepts."""
+        if data is None:
+            return SwarmSettings()
+        where = f"{where}: swarm"
+        given = self.section(data, SWARM_KEYS, where)
+        if oneshot and given["replicas"] not in (None, 1):
+            raise self.fail(where, "replicas: a oneshot job runs once: 1 replica (or leave it out)")
+        mode = given["endpoint_mode"]
+        if mode is not None and mode not in ENDPOINT_MODES:
+            raise self.fail(where, f"endpoint_mode: must be one of {', '.join(ENDPOINT_MODES)}, got '{mode}'"
+                                   f"{suggest(mode, ENDPOINT_MODES)}")
+        placement = []
+        for item in given["placement"]:
+            match = CONSTRAINT.fullmatch(item) if isinstance(item, str) else None
+            if match is None:
+                raise self.fail(where, f"placement: {item!r} is not a constraint: write `ATTRIBUTE == VALUE` or "
+                                       "`!=`, e.g. node.labels.db == true or node.role == manager")
+            attribute, operator, value = match.groups()
+            label = next((p for p in PLACEMENT_LABELS if attribute.startswith(p)), None)
+            if attribute not in PLACEMENT_ATTRIBUTES and not (label and len(attribute) > len(label)):
+                raise self.fail(where, f"placement: unknown attribute '{attribute}'"
+                                       f"{suggest(attribute, PLACEMENT_ATTRIBUTES)} (one of "
+                                       f"{', '.join(PLACEMENT_ATTRIBUTES)}, node.labels.KEY, engine.labels.KEY)")
+            if attribute == "node.role" and value not in ("manager", "worker"):
+                raise self.fail(where, f"placement: node.role is manager or worker, got '{value}'")
+            placement.append(f"{attribute} {operator} {value}")
+        return SwarmSettings(given["replicas"], tuple(placement), mode)
 
     def secret_args(self, name: str, expanded: list) -> tuple[int, ...]:
         """Positions of the service's command arguments that hold a secret: a ${VAR} of a secret-looking name

@@ -61,6 +61,22 @@ class Hook:
         return f"{self.method} {self.path}"
 
 
+ENDPOINT_MODES = ("vip", "dnsrr")  # swarm: a virtual IP (needs the kernel's IPVS), or DNS round robin to the tasks
+# What a swarm placement constraint may test: `ATTRIBUTE == VALUE` or `!=`, as `docker service create --constraint`
+PLACEMENT_ATTRIBUTES = ("node.id", "node.hostname", "node.role", "node.platform.os", "node.platform.arch")
+PLACEMENT_LABELS = ("node.labels.", "engine.labels.")
+
+
+@dataclass(frozen=True)
+class SwarmSettings:
+    """How --mode swarm deploys a service, from the registry's `swarm:` block (each key overrides the compose
+    file's `deploy:` block of the service; None: not said here)."""
+
+    replicas: int | None = None
+    placement: tuple[str, ...] = ()  # constraints, e.g. "node.labels.db == true": all must hold
+    endpoint_mode: str | None = None  # ENDPOINT_MODES
+
+
 DEFINITION_KEYS = ("command", "cwd", "env", "env_file")  # what a service runs, as written (${VAR} unexpanded)
 
 
@@ -93,8 +109,13 @@ class Service:
     # positions in command that hold a secret (a secret-named ${VAR} went in, or a URL password): always masked
     # where the command line is shown, whether or not the variable is set now (redact.mask_argv)
     secret_args: tuple[int, ...] = ()
+    swarm: SwarmSettings = field(default_factory=SwarmSettings)  # --mode swarm only
     env_files: tuple[Path, ...] = ()  # dotenv files read when it starts (the project's, then its own); env wins
     build: Build | None = None
+    # Set by a backend's address() only: why no probe or hook made from here reaches this service (a swarm task on
+    # another node with no probe relay, or none running). It is then probed and called nowhere: what answers at
+    # any address here is not it.
+    unreached: str | None = None
 
     @property
     def address(self) -> str:

@@ -39,12 +39,14 @@ SERVICE_KEYS = {
     "env": (dict, {}), "health": (dict, {}), "depends_on": (dict, {}), "startup_timeout": (NUMBER, None),
     "stop_signal": (str, None), "stop_grace": (NUMBER, None), "pre_stop": (dict, None),
     "post_start": (dict, None), "compose_service": (str, None), "backend": (str, None), "public": (bool, False),
-    "env_file": ((str, list), []), "build": (dict, None),
+    "env_file": ((str, list), []), "build": (dict, None), "swarm": (dict, None),
 }
 HEALTH_PROBE_KEYS = {"type": (str, "tcp"), "path": (str, None), "expect_status": ((int, list), 200),
                      "timeout": (NUMBER, None), "status_field": (str, None), "degraded_if": (dict, {})}
 BUILD_KEYS = {"command": (list, REQUIRED), "inputs": (list, []), "timeout": (NUMBER, None)}
 HOOK_KEYS = {"method": (str, "POST"), "path": (str, REQUIRED), "timeout": (NUMBER, 5)}  # pre_stop, post_start
+SWARM_KEYS = {"replicas": (int, None), "placement": (list, []), "endpoint_mode": (str, None)}  # a service's swarm:
+CONSTRAINT = re.compile(r"\s*([A-Za-z0-9_.-]+)\s*(==|!=)\s*(\S(?:.*\S)?)\s*")  # a placement constraint
 NOTIFY_KEYS = {"slack": ((str, list), []), "webhook": ((str, list), [])}  # each: ${VAR} or a list of them
 TOP_KEYS = {"version": (int, 1), "project": (dict, {}), "defaults": (dict, {}), "health": (dict, {}),
             "heal": (dict, {}), "notify": (dict, {}), "services": (dict, REQUIRED)}
@@ -65,7 +67,7 @@ BOUNDS = {
     "state_change_rounds": Bound(1, 1000, integer=True),
     "after_rounds": Bound(1, 1000, integer=True), "max_per_hour": Bound(1, 1000, integer=True),
     "backoff_seconds": Bound(0.1, 86400, SECONDS), "backoff_max_seconds": Bound(0.1, 86400, SECONDS),
-    "port": Bound(1, 65535, integer=True),
+    "port": Bound(1, 65535, integer=True), "replicas": Bound(1, 1000, "tasks", integer=True),
     "cpu_percent": PERCENT, "memory_percent": PERCENT, "disk_percent": PERCENT,
     "load_per_cpu": Bound(0, 1000, "load per CPU"),
 }

@@ -7,7 +7,9 @@ it) says nothing about the rollback.) Ready means: the
 service's healthcheck passed where it has one (a swarm task with a healthcheck is "starting" until its first
 success, then "running"), else the registry's probe answers from this host at the task's own address; for a
 oneshot job, its task completed with exit code 0. A task of this deploy that ends first has failed, and says why: the engine's error, its exit code,
-and its healthcheck's last words where the container is on this node. Each task's clock starts when it
+and its healthcheck's last words where the container is on this node. So has one whose node is seen lost, or that
+the swarm shut down before it ended (its node lost or drained): with restart policy none nothing will start it, and
+the wait ends then, naming the node, instead of after its timeouts. Each task's clock starts when it
 does; scheduling and image pulls have PLACE_SLACK besides.
 """
 
@@ -26,6 +28,7 @@ from .state import ENDED, SwarmService, Task
 
 POLL = 0.1
 PLACE_SLACK = 30.0  # seconds a task may take to be scheduled and get its image, besides its startup timeout
+LOST = ("down", "unknown", "disconnected")  # Node.note of a node whose tasks cannot run
 
 
 @dataclass
@@ -34,6 +37,7 @@ class Waited:
     failed: dict[str, str] = field(default_factory=dict)  # registry service -> why
     seconds: dict[str, float] = field(default_factory=dict)
     pending: list[str] = field(default_factory=list)  # not decided when the wait ended (cancel)
+    lost: set[str] = field(default_factory=set)  # of the failed: those whose task's node was lost, not its definition
 
 
 def health_words(stack: Stack, task: Task) -> str:
@@ -60,6 +64,11 @@ def _verdict(stack: Stack, service: Service, svc: SwarmService | None, replicas:
     """('', task) ready; (None, _) not yet; (why, _) failed."""
     ours = [t for t in (svc.tasks if svc else ()) if t.rollout == rollout]
     ended = [t for t in ours if t.state in ENDED and t.id not in existing]
+    # the swarm gave up on a task of this deploy (its node was lost or drained), or its node is not ready: nothing
+    # will bring it up (the restart policy is none), so waiting out the timeouts would only delay the verdict
+    lost = [t for t in ours if t.id not in existing and t.state not in ENDED and (t.given_up or t.node_note in LOST)]
+    if lost and not ended:
+        return f"{lost[0].describe()}; nothing will start it", lost[0]
     if service.oneshot:
         done = [t for t in ended if t.state == "complete" and t.exit_code == 0]
         if done:
@@ -110,6 +119,8 @@ def wait_ready(stack: Stack, services: list[Service], replicas: Mapping[str, int
                 waited.ready[service.name] = task
             else:
                 waited.failed[service.name] = why
+                if task is not None and (task.given_up or task.node_note in LOST):
+                    waited.lost.add(service.name)
         if pending and cancel.wait(POLL):
             waited.pending = [s.name for s in pending]
             break

@@ -19,11 +19,12 @@ from ..compose.project import Project
 from ..engine import cli, endpoint
 from ..errors import ConfigError, OperationFailed, TmtError
 from ..registry import Registry, Service
-from . import state, stackfile
+from . import relay, state, stackfile
 
 PUSH = "TMT_SWARM_PUSH"  # 1: push built images to their registry and let every node pull them by digest
 SNAPSHOT_AGE = 0.5  # seconds a look at the stack is reused (one health round asks for it twice)
 REMOVAL_WAIT = 20.0  # seconds a deploy waits for a `stack rm` under way to finish
+PUSH_TRIES = 3
 
 
 class Stack:
@@ -106,15 +107,40 @@ class Stack:
         return cli.run(["docker", *args], endpoint.current().pin(os.environ), self.registry.compose_timeout,
                        limit="defaults.compose_timeout in the registry", stdin=stdin)
 
-    def deploy(self, services: Iterable[Service], replicas: Mapping[str, int], rollout: str) -> None:
-        """Deploy these services, and only these, of the stack (created the first time)."""
-        document = json.dumps(stackfile.wave_document(self.model, self.project.name, services, replicas, rollout))
-        resolve = "always" if self.pushes else "never"  # one node: its local images
+    def deploy(self, services: Iterable[Service], replicas: Mapping[str, int], rollout: str,
+               pins: Mapping[str, str] | None = None) -> None:
+        """Deploy these services, and only these, of the stack (created the first time); `pins`: service -> the node
+        id it must stay on."""
+        document = stackfile.wave_document(self.model, self.project.name, services, replicas, rollout, pins)
+        self._deploy(document, "always" if self.pushes else "never")  # one node: its local images
+
+    def deploy_relay(self) -> None:
+        """The probe relay (relay.py) on this manager's node, on every network of the stack, from the image on
+        this node (never pulled)."""
+        document = stackfile.relay_document(self.model, self.project.name, relay.SERVICE, relay.service_spec(
+            self.local_node, stackfile.all_networks(self.model), (state.ROLE_LABEL, state.RELAY_ROLE)))
+        self._deploy(document, "never")
+
+    def push(self, image: str) -> None:
+        """`docker push` of one image, tried PUSH_TRIES times: a registry may fail a blob that another client
+        uploads at the same moment (Debian's docker-registry answers 500 or "digest invalid"); the next try
+        finds it there."""
+        for attempt in range(1, PUSH_TRIES + 1):
+            try:
+                self.docker("push", "--quiet", image)
+                return
+            except OperationFailed:
+                if attempt == PUSH_TRIES:
+                    raise
+                time.sleep(attempt)
+
+    def _deploy(self, document: dict, resolve: str) -> None:
+        text = json.dumps(document)
         deadline = time.monotonic() + REMOVAL_WAIT
         while True:
             try:
                 self.docker("stack", "deploy", "--resolve-image", resolve, "--compose-file", "-", self.name,
-                            stdin=document)
+                            stdin=text)
                 return
             except OperationFailed as exc:
                 # a `stack rm` still under way (the engine removes networks last): its network is going

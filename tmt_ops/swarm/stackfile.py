@@ -6,10 +6,13 @@ profiles applied, variables filled in, anchors resolved):
 
 - only the services of the wave being deployed (a deploy leaves every service it is not given as it is, so
   each wave is deployed once the one before is ready, and nothing else moves);
-- their replicas, a stop grace from the registry, a restart policy from the compose file's `restart`, a
-  stop-first update order (a trading service never runs twice at once), and a container label with this
-  run's id, which makes every deploy replace the tasks: a rolling restart that also applies the current
-  file and re-reads images rebuilt under the same tag;
+- their replicas, a stop grace from the registry, a restart policy from the compose file's `restart` (none
+  by default: see _restart_policy), a stop-first update order (a trading service never runs twice at once),
+  and a container label with this run's id, which makes every deploy replace the tasks: a rolling restart that
+  also applies the current file and re-reads images rebuilt under the same tag;
+- the registry's `swarm:` keys (replicas, placement constraints, endpoint_mode) over the compose file's deploy
+  block, endpoint_mode dnsrr unless either says otherwise, and a service with its data in a local volume pinned
+  to the node that holds it;
 - ports only for services the registry marks `public: true`, published in host mode (this engine's
   routing mesh may not route, and swarm cannot bind an address: a published port is open on every
   interface of every node); every other port is left unpublished, with a warning;
@@ -80,7 +83,21 @@ def target_port(spec: Mapping[str, Any], service: Service) -> int | None:
 
 
 def _restart_policy(restart: str | None) -> dict:
-    """compose `restart` -> swarm restart_policy; compose's default is "no", and so it stays here."""
+    """compose `restart` -> swarm restart_policy; compose's default is "no", and so it stays here: `condition:
+    none`. Swarm applies one policy to three cases, and for a trading desk none is right in each:
+    - a task that crashed is not started again behind anyone's back (an execution engine in a crash loop places
+      orders at every start); `system-health.py --monitor --heal` restarts it, under the run lock, rate-limited,
+      with its hooks and the health verdict;
+    - a task on a node that is lost: the manager cannot tell a dead node from one cut off from it, whose task may
+      still be trading. Swarm would start a replacement elsewhere once it calls the node down (about 15 s), and
+      the service would then run twice: duplicate orders. Instead the toolkit says which tasks were there (status,
+      health, the run that meets it) and starts them elsewhere only once the node is back or drained, the
+      operator's word that it is gone (a start while a task was last seen running there is refused);
+    - a task on a drained node is stopped by swarm with a plain SIGTERM, without its pre-stop call, and not
+      replaced: status and health say so, and a restart or heal starts it elsewhere. To move services off a node
+      in order: `docker node update --availability pause NODE` (no new tasks there), a rolling restart (each
+      task's pre-stop call, then its replacement elsewhere), then drain it.
+    A service that wants swarm's own restarts says so in the compose file (`restart: always`, `on-failure[:N]`)."""
     word, _, attempts = (restart or "no").partition(":")
     if word in ("always", "unless-stopped"):
         return {"condition": "any"}
@@ -138,6 +155,21 @@ def _used(services: Iterable[Mapping[str, Any]], key: str) -> set[str]:
     return used
 
 
+def all_networks(model: Mapping[str, Any]) -> list[str]:
+    """Every network key the compose file's services use (the relay joins them all)."""
+    return sorted(_used(model["services"].values(), "networks"))
+
+
+def relay_document(model: Mapping[str, Any], project: str, name: str, spec: Mapping[str, Any]) -> dict:
+    """The stack file of the probe relay alone (relay.py), with the networks it joins defined as the waves
+    define them."""
+    document: dict[str, Any] = {"version": VERSION, "services": {name: dict(spec)}}
+    networks = _generated(model.get("networks"), project, set(spec.get("networks") or ()))
+    if networks:
+        document["networks"] = networks
+    return _escaped(document)
+
+
 def unpublished(model: Mapping[str, Any], services: Iterable[Service]) -> list[str]:
     """'name:port' of each port the compose file publishes for a service the registry does not mark public."""
     out = []
@@ -149,10 +181,45 @@ def unpublished(model: Mapping[str, Any], services: Iterable[Service]) -> list[s
     return out
 
 
+def constraints(spec: Mapping[str, Any], service: Service) -> list[str]:
+    """Where the service may run: the registry's swarm.placement, else the compose file's deploy.placement."""
+    if service.swarm.placement:
+        return list(service.swarm.placement)
+    return list((((spec.get("deploy") or {}).get("placement") or {}).get("constraints")) or ())
+
+
+def local_volumes(model: Mapping[str, Any], spec: Mapping[str, Any]) -> list[str]:
+    """The named volumes of the stack a service mounts that live on one node (the local driver): its data stays on
+    the node where it first ran."""
+    volumes = model.get("volumes") or {}
+    named = [v.get("source") for v in spec.get("volumes") or () if isinstance(v, Mapping) and v.get("type") == "volume"]
+    return [name for name in named if name in volumes and (volumes[name] or {}).get("driver") in (None, "local")
+            and not (volumes[name] or {}).get("external")]
+
+
+def _deploy(given: Mapping[str, Any], service: Service, pin: str | None) -> dict:
+    """The compose file's deploy block with the registry's swarm: keys over it, dnsrr unless either says otherwise
+    (a virtual IP needs the kernel's IPVS, which not every host has: with dnsrr a service name resolves to its
+    tasks' own addresses), and `pin` (a node id) added to the constraints: a service with its data in a local
+    volume is never moved off the node that holds it."""
+    deploy = dict(given)
+    settings = service.swarm
+    deploy["endpoint_mode"] = settings.endpoint_mode or deploy.get("endpoint_mode") or "dnsrr"
+    placement = dict(deploy.get("placement") or {})
+    if settings.placement:
+        placement["constraints"] = list(settings.placement)
+    if pin:
+        placement["constraints"] = [*(placement.get("constraints") or ()), f"node.id == {pin}"]
+    if placement:
+        deploy["placement"] = placement
+    return deploy
+
+
 def wave_document(model: Mapping[str, Any], project: str, services: Iterable[Service], replicas: Mapping[str, int],
-                  rollout: str) -> dict:
+                  rollout: str, pins: Mapping[str, str] | None = None) -> dict:
     """The stack file that deploys these services (and only these) with their replicas. `model`: `compose
-    config` of the compose file; `project`: the compose project name it was read under."""
+    config` of the compose file; `project`: the compose project name it was read under; `pins`: service -> the
+    node id it must stay on (its local volume's node)."""
     out: dict[str, dict] = {}
     for service in services:
         spec = model["services"][service.compose_service]
@@ -161,7 +228,7 @@ def wave_document(model: Mapping[str, Any], project: str, services: Iterable[Ser
         if isinstance(labels, list):  # "key=value" strings
             labels = dict(item.partition("=")[::2] for item in labels)
         swarm["labels"] = {**labels, ROLLOUT_LABEL: rollout}
-        deploy = dict(swarm.get("deploy") or {})
+        deploy = _deploy(swarm.get("deploy") or {}, service, (pins or {}).get(service.name))
         deploy["replicas"] = replicas[service.name]
         deploy.setdefault("restart_policy", _restart_policy(spec.get("restart")))
         deploy.setdefault("update_config", {"parallelism": 1, "order": "stop-first", "failure_action": "pause"})

@@ -23,9 +23,11 @@ class StopStep:
     service_id: str  # what is scaled: the id found under the stack's label, never a name someone else could own
     tasks: tuple[str, ...]  # its live tasks ("task tmt_orchestrator.1 on node-1: running")
     grace: float  # the service's stop_grace_period: SIGTERM, then the engine's SIGKILL
-    pre_stop: HookCall | None  # planned only while a task runs
+    pre_stop: HookCall | None  # to its first running task (the executor makes it), planned only while one runs
     reason: str
     frozen: str | None = None  # why it cannot act on a stop now (a paused task container): preflight.unresponsive
+    more_pre_stops: tuple[HookCall, ...] = ()  # to each of its other running tasks, made before it is scaled
+    refused: str | None = None  # why it is not stopped (its pre-stop cannot reach a task): the step fails
     backend: ClassVar[str] = BACKEND
 
     @property
@@ -34,7 +36,11 @@ class StopStep:
 
     def describe(self) -> str:
         from ..hooks import first  # here: a status, which imports these steps, never describes one
+        if self.refused:
+            return f"{self.service}: {self.refused}"
         hook = first(self.pre_stop)
+        if self.more_pre_stops:
+            hook = f"{self.pre_stop.describe()} to each of its {1 + len(self.more_pre_stops)} tasks, then "
         return (f"{self.service}: {hook}scale service {self.swarm_service} to 0 ({self.grace:g}s grace, then the "
                 f"engine kills its tasks) - {self.reason}")
 
@@ -45,13 +51,18 @@ class StartStep:
     swarm_service: str
     replicas: int
     roll: bool  # it runs now: its tasks are replaced one by one (stop-first), a rolling restart
-    pre_stop: HookCall | None  # a roll's hook, called before its tasks are replaced
+    # A roll's hook, called before its tasks are replaced: to each task that runs then, wherever it runs (its
+    # address is found when it is called: the probe relay may be deployed by the run's preflight)
+    pre_stop: HookCall | None
     restore: str | None = None  # a rollback's start: which definition it brings back (operations.py)
     retry: bool = False  # that is what just failed
     action: str = DEPLOY
     service_id: str | None = None  # ROLLBACK: the service, by the id found under the stack's label
     rollout: str | None = None  # ROLLBACK, AS_IS: the run id the tasks to await carry (stackfile.ROLLOUT_LABEL)
     frozen: str | None = None  # a roll's: why its running task cannot act on a stop now (a paused container)
+    tasks: tuple[str, ...] = ()  # a roll's: its running tasks when planned ("task X.1 on node-2: running")
+    pin: tuple[str, str] | None = None  # (node id, hostname) it stays on: its data is in a local volume there
+    short: str | None = None  # a roll's: which of its replicas do not run now, and why
     backend: ClassVar[str] = BACKEND
 
     @property
@@ -65,9 +76,12 @@ class StartStep:
             return f"roll back {self.service.name}: `docker service rollback` of {self.swarm_service} ({n})"
         if self.action == AS_IS:
             return f"await {self.service.name}: its tasks as they run ({self.swarm_service}, {n}): nothing to undo"
+        pinned = f", kept on {self.pin[1]} (its data is in a volume there)" if self.pin else ""
         if self.roll:
-            from ..hooks import first
-            hook = first(self.pre_stop)
-            return (f"roll {self.service.name}: {hook}deploy service {self.swarm_service} anew ({n}, each task "
-                    "stopped, then its replacement started and awaited)")
-        return f"start {self.service.name}: deploy service {self.swarm_service} with {n}, port {self.service.port}"
+            hook = (f"{self.pre_stop.describe()} to {'each of its tasks' if len(self.tasks) > 1 else 'its task'} "
+                    f"({'; '.join(self.tasks)}), then " if self.pre_stop else "")
+            short = f" - {self.short}" if self.short else ""
+            return (f"roll {self.service.name}: {hook}deploy service {self.swarm_service} anew ({n}{pinned}, each "
+                    f"task stopped, then its replacement started and awaited){short}")
+        return (f"start {self.service.name}: deploy service {self.swarm_service} with {n}{pinned}, port "
+                f"{self.service.port}")
