@@ -33,6 +33,7 @@ LATER = ("tmt_ops.native.backend", "tmt_ops.health.report", "http.client", "logg
          "tmt_ops.rollback", "tmt_ops.native.definitions", "traceback")
 SPANS: list[tuple] = []  # (label, key, thread, start, end, note)
 MARKS: dict[str, float] = {"started": STARTED}
+UNTRACED: list[str] = []  # what install() was asked to trace and no longer exists
 
 
 def record(label: str, key: str, start: float, end: float, note: str = "") -> None:
@@ -42,7 +43,10 @@ def record(label: str, key: str, start: float, end: float, note: str = "") -> No
 def wrap(owner, attr: str, label: str, key=None, note=None) -> None:
     """Replace owner.attr by a wrapper that records a span per call; key(*args, **kw) names what it was for,
     note(result) adds what it found."""
-    original = getattr(owner, attr)
+    original = getattr(owner, attr, None)
+    if original is None:  # the code moved on: say so, trace the rest
+        UNTRACED.append(f"{getattr(owner, '__name__', owner)}.{attr} ({label})")
+        return
 
     @functools.wraps(original)
     def timed(*args, **kwargs):
@@ -134,7 +138,8 @@ def install() -> None:
     svc = lambda s, *a, **k: s.name  # noqa: E731
     first_svc = lambda _, s, *a, **k: s.name  # noqa: E731
     wrap(common, "load_registry", "registry load")
-    wrap(common, "open_toolkit_log", "toolkit log open")
+    import tmt_ops.toolkitlog as toolkitlog
+    wrap(toolkitlog, "open_toolkit_log", "toolkit log open")
     import tmt_ops.cli.restart as cli_restart
     import tmt_ops.cli.stop as cli_stop
     for cli in (cli_restart, cli_stop):  # each imported it by name
@@ -278,6 +283,8 @@ def main() -> int:
         __import__(module)
     MARKS["imported later"] = time.time()
     install()
+    if UNTRACED:
+        print(f"trace_ops: not traced (no longer in the code): {', '.join(UNTRACED)}", file=sys.stderr)
     MARKS["main"] = time.time()
     try:
         code = entry(argv)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
-from tmt_ops import modes, statusview
+from tmt_ops import hooks, modes, statusview
 from tmt_ops.backends import Deployment, ServiceStatus
 from tmt_ops.results import Outcome, StopResult
 from tmt_ops.states import ServiceState
@@ -20,7 +20,7 @@ from tmt_ops.states import ServiceState
 @dataclass(frozen=True)
 class Stop:
     service: str
-    pre_stop: None = None
+    pre_stop: object = None  # hooks.HookCall
     frozen: str | None = None
     grace: float = 1.0
     backend: str = "native"  # the backend that carries it out (executor.py groups a wave's steps by it)
@@ -69,7 +69,8 @@ class FakeBackend:
                 for s in services}
 
     def plan_stop(self, services, *, force):
-        return {s.name: Stop(s.name, backend=self.name) if s.name in self.running else None for s in services}
+        return {s.name: Stop(s.name, hooks.pre_stop(self.address(s)), backend=self.name) if s.name in self.running
+                else None for s in services}
 
     def plan_start(self, services):
         return {s.name: Start(s, self.current, backend=self.name) for s in services}

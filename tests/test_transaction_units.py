@@ -104,6 +104,19 @@ def test_a_stop_that_breaks_off_on_an_error_starts_again_what_it_stopped(running
     assert result.exit_code == 1 and result.last.startswith("the stop broke off on an internal error")
     assert set(fake.running) == set(CORE) and all(v == "old" for v in fake.running.values())
     assert "traceback" in events.text().lower()  # the bug's traceback went to the detail (log) lines
+    assert "not running" not in result.last  # what the stop never reached runs on; it is not reported down
+
+
+def test_a_service_told_to_stop_working_that_the_stop_never_reached_works_again(running):
+    """The orchestrator's pre-stop call (trading off) answered, then its stop broke off before any signal: it
+    runs on, and the restart's putting back undoes the pre-stop with its post-start call."""
+    deployment, fake = running
+    fake.raises.add(("stop", "orchestrator"))
+    result, events = restart(deployment)
+    assert result.exit_code == 1 and result.last.startswith("the stop broke off on an internal error")
+    assert "orchestrator: pre-stop POST /api/trading/disable -> HTTP 200" in events.text()
+    assert "orchestrator: its pre-stop POST /api/trading/disable is undone: it works as before" in events.text()
+    assert fake.running["orchestrator"] == "old" and "not running" not in result.last
 
 
 def test_an_interrupt_in_the_start_half_puts_back_what_is_not_up(running):

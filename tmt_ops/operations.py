@@ -330,11 +330,12 @@ def restart(deployment: Deployment, services: list[Service], options: Options, e
         _tidy(deployment, services)
         if run.failed or run.broke_off or interrupts.requested.is_set():
             outcomes = _after_stop_half(deployment, services, stop_plan, run, interrupts, events)
+            put_back = {name: outcomes[name] for name in run.stopped}  # what is left untouched is not "not running"
             if run.failed or run.broke_off:
                 why = run.broke_off or _survivors(deployment, run, options.force)
-                return Result(1, outcomes, f"{why}; nothing more was stopped, and {PUT_BACK}{_not_back(outcomes)}",
+                return Result(1, outcomes, f"{why}; nothing more was stopped, and {PUT_BACK}{_not_back(put_back)}",
                               "error")
-            return Result(INTERRUPTED, outcomes, f"interrupted: {PUT_BACK}{_not_back(outcomes)}", "warn")
+            return Result(INTERRUPTED, outcomes, f"interrupted: {PUT_BACK}{_not_back(put_back)}", "warn")
     interrupts.begin_changes("ending the starts in flight, then starting again what this run stopped the way it "
                              "last ran healthy")
     outcomes, interrupted = _start_half(deployment, start_plan, events, interrupts)

@@ -67,10 +67,12 @@ def _clear_prestopped(deployment: "Deployment", names: list[str], events: Events
 
 
 def survivors(deployment: "Deployment", run: StopRun, events: Events, *, undo: bool) -> None:
-    """Services that run on after their pre-stop call answered: undone by their post-start call where `undo`
-    (a restart puts things back) and the registry has one; else recorded, and said."""
+    """Services that run on after their pre-stop call answered (their stop failed, or the stop broke off or was
+    interrupted before it signalled them): undone by their post-start call where `undo` (a restart puts things
+    back) and the registry has one; else recorded, and said."""
     registry = deployment.registry
-    for name in (n for n in run.failed if n in run.prestopped):
+    stopped = set(run.stopped)
+    for name in (n for n in run.prestopped if n not in stopped):
         service = registry.service(name)
         hook = service.pre_stop.describe()
         if undo and service.post_start:
