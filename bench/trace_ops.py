@@ -48,15 +48,21 @@ def wrap(owner, attr: str, label: str, key=None, note=None) -> None:
         UNTRACED.append(f"{getattr(owner, '__name__', owner)}.{attr} ({label})")
         return
 
+    def said(what, *args, **kwargs) -> str:  # a key or note that no longer fits the call: the span says so
+        try:
+            return what(*args, **kwargs) if what else ""
+        except Exception as exc:
+            return f"? ({type(exc).__name__})"
+
     @functools.wraps(original)
     def timed(*args, **kwargs):
         start = time.time()
         try:
             result = original(*args, **kwargs)
         except BaseException:
-            record(label, key(*args, **kwargs) if key else "", start, time.time(), "raised")
+            record(label, said(key, *args, **kwargs), start, time.time(), "raised")
             raise
-        record(label, key(*args, **kwargs) if key else "", start, time.time(), note(result) if note else "")
+        record(label, said(key, *args, **kwargs), start, time.time(), said(note, result))
         return result
 
     setattr(owner, attr, timed)

@@ -243,3 +243,28 @@ def test_a_stranger_answering_while_a_service_boots_is_not_its_readiness(registr
         if stranger is not None:
             stranger.stop()
         stop(cfg)  # the orchestrator's wrapper, which would bind the port once it is free
+
+
+@pytest.mark.parametrize("forks", [False, True], ids=["nothing started yet", "already forked"])
+def test_a_process_joins_its_cgroup_with_whatever_it_has_started(forks):
+    """proof.join: a process that has started nothing yet is moved alone (no walk of every process); one that
+    forked before the move brings its children along."""
+    if not cgroup2_writable():
+        pytest.skip("cgroup v2 is not writable here")
+    folder = proof.cgroup2_mount() / f"tmt-test-join-{uuid.uuid4().hex[:8]}"
+    folder.mkdir()
+    script = "import os, time\nif os.fork() == 0:\n    time.sleep(60)\ntime.sleep(60)" if forks else \
+        "import time; time.sleep(60)"
+    parent = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
+    try:
+        if forks:
+            assert wait_for(lambda: psutil.Process(parent.pid).children(), 10)
+        assert proof._childless(parent.pid) is not forks
+        assert proof.join(folder, parent.pid)
+        family = [parent.pid, *(c.pid for c in psutil.Process(parent.pid).children(recursive=True))]
+        assert len(family) == (2 if forks else 1) and sorted(proof.cgroup_pids(folder)) == sorted(family)
+    finally:
+        proof.kill_cgroup(folder)
+        parent.wait()
+        assert wait_for(lambda: not proof.cgroup_pids(folder), 5)
+        folder.rmdir()

@@ -151,10 +151,10 @@ def private_dir(folder: str | os.PathLike) -> Path:
     return folder
 
 
-def write_atomic(path: str | os.PathLike, text: str, mode: int = 0o644) -> None:
+def write_atomic(path: str | os.PathLike, text: str, mode: int = 0o644, durable: bool = True) -> None:
     """Write a whole file so that a reader (a later stop, cron mail, node_exporter) sees the old content or the
-    new, never half: a temporary file in the same directory, fsync, rename over the target. A target that is not
-    a regular file is refused, never replaced."""
+    new, never half: a temporary file in the same directory, fsync (unless not `durable`: what only matters while
+    this boot lasts), rename over the target. A target that is not a regular file is refused, never replaced."""
     target = Path(path)
     writable_file(target)
     try:
@@ -165,7 +165,8 @@ def write_atomic(path: str | os.PathLike, text: str, mode: int = 0o644) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.chmod(temp, mode)  # mkstemp makes 0600; collectors often run as another user
         writable_file(target)  # again: the rename must not replace what appeared meanwhile
         os.replace(temp, target)

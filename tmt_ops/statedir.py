@@ -66,12 +66,13 @@ def _folder(state_dir: Path, kind: str) -> Path:
     return Path(state_dir) / kind
 
 
-def write(state_dir: Path, kind: str, name: str, data: dict) -> None:
-    """Write one record atomically (StateError when it cannot be)."""
+def write(state_dir: Path, kind: str, name: str, data: dict, durable: bool = True) -> None:
+    """Write one record atomically (StateError when it cannot be); `durable`: to survive a crash of the host."""
     try:
         private_dir(state_dir)
         folder = private_dir(_folder(state_dir, kind))
-        write_atomic(folder / f"{name}.json", json.dumps(data, indent=1, allow_nan=False), mode=0o600)
+        write_atomic(folder / f"{name}.json", json.dumps(data, indent=1, allow_nan=False), mode=0o600,
+                     durable=durable)
     except (FileProblem, ValueError) as exc:
         raise StateError(str(exc)) from None
 

@@ -116,6 +116,8 @@ def join(path: Path, pid: int) -> bool:
     procs = Path(path, "cgroup.procs")
     try:
         procs.write_text(str(pid))
+        if _childless(pid):  # the common case (it has only just exec'd): no walk of every process's stat
+            return True
         for _ in range(3):
             outside = [c.pid for c in psutil.Process(pid).children(recursive=True) if cgroup_of(c.pid) != Path(path)]
             if not outside:
@@ -123,6 +125,19 @@ def join(path: Path, pid: int) -> bool:
             for child in outside:
                 procs.write_text(str(child))
     except (OSError, psutil.NoSuchProcess):
+        return False
+    return True
+
+
+def _childless(pid: int) -> bool:
+    """True when none of the process's threads has a child (/proc/PID/task/TID/children); False when one has, or
+    the kernel does not say (then the caller looks the long way)."""
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                if f.read().strip():
+                    return False
+    except OSError:
         return False
     return True
 

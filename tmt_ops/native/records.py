@@ -47,8 +47,10 @@ class RunRecord:
 
 
 def write(state_dir: Path, record: RunRecord) -> None:
-    """Atomically: a reader sees the old record or the new one, never half of one (statedir.StateError)."""
-    statedir.write(state_dir, RECORDS, record.service, asdict(record))
+    """Atomically: a reader sees the old record or the new one, never half of one (statedir.StateError). Not
+    fsync'd (it is on each start's critical path): a record describes processes of this boot, which a crash of
+    the host ends too, and a record damaged by one is read as damaged (no proof, nothing signalled)."""
+    statedir.write(state_dir, RECORDS, record.service, asdict(record), durable=False)
 
 
 _FIELDS = {f.name for f in dataclasses.fields(RunRecord)}
