@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import psutil
 import yaml
 
-from support import run_script
+from support import run_script, wait_for
 
 
 def restart(cfg: Path, *args: str, **kw):
@@ -58,3 +61,16 @@ def alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+@contextlib.contextmanager
+def stranger_on(port: int):
+    """A process that is not ours serving HTTP on 127.0.0.1:port (its own session), once it listens; killed after."""
+    stranger = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        assert wait_for(lambda: any(c.laddr.port == port for c in psutil.Process(stranger.pid).net_connections()), 10)
+        yield stranger
+    finally:
+        stranger.kill()
+        stranger.wait()

@@ -15,11 +15,10 @@ import subprocess
 import sys
 import time
 
-import psutil
 import pytest
 
 import native_support
-from native_support import alive, port_of, recorded_pids, restart, state_dir
+from native_support import alive, port_of, recorded_pids, restart, state_dir, stranger_on
 from support import REPO, variant, wait_for
 
 CORE = {"orchestrator", "market-analysis", "execution-engine", "dashboard"}
@@ -99,18 +98,12 @@ def test_foreign_holder_of_a_service_port_stops_nothing_without_force(registry_f
     orchestrator = before.pop("orchestrator")
     os.killpg(orchestrator, signal.SIGKILL)  # the orchestrator dies; a stranger takes its port
     port = port_of(cfg, "orchestrator")
-    stranger = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        assert wait_for(lambda: any(c.laddr.port == port for c in psutil.Process(stranger.pid).net_connections()), 10)
+    with stranger_on(port) as stranger:
         result = restart(cfg)
         assert result.returncode == 1, result.stderr
         assert f"preflight: orchestrator: port {port} is held by pid {stranger.pid}" in result.stderr
         assert all(alive(p) for p in before.values()) and stranger.poll() is None
         assert {k: v for k, v in recorded_pids(cfg).items() if k != "orchestrator"} == before
-    finally:
-        stranger.kill()
-        stranger.wait()
 
 
 # -- a service that will not stop -----------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import urllib.request
 
 import psutil
 
-from native_support import alive, port_of, recorded_pids, restart, running_stack, state_dir, stop
+from native_support import alive, port_of, recorded_pids, restart, running_stack, state_dir, stop, stranger_on
 from support import REPO, variant, wait_for
 
 CORE = {"orchestrator", "market-analysis", "execution-engine", "dashboard"}
@@ -234,17 +234,11 @@ def test_a_copy_of_a_running_checkout_never_signals_the_original_even_with_force
 def test_a_stop_that_leaves_a_port_held_by_a_stranger_says_so(registry_file):
     cfg = registry_file(drop=["market-analysis", "execution-engine", "dashboard"])
     port = port_of(cfg, "orchestrator")
-    stranger = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        assert wait_for(lambda: any(c.laddr.port == port for c in psutil.Process(stranger.pid).net_connections()), 10)
+    with stranger_on(port) as stranger:
         result = stop(cfg)
         assert result.returncode == 1, result.stderr
         assert f"port {port} is held by pid {stranger.pid}" in result.stderr and "or use --force" in result.stderr
         assert stranger.poll() is None
-    finally:
-        stranger.kill()
-        stranger.wait()
 
 
 # -- a service that survives its pre-stop call ---------------------------------------------------------------------
