@@ -67,8 +67,8 @@ def _clear_prestopped(deployment: "Deployment", names: list[str], events: Events
 
 
 def survivors(deployment: "Deployment", run: StopRun, events: Events, *, undo: bool) -> None:
-    """Services that run on after their pre-stop call answered (their stop failed, or the stop broke off or was
-    interrupted before it signalled them): undone by their post-start call where `undo` (a restart puts things
+    """Services that run on after their pre-stop call answered (their stop failed, or the stop broke off on an
+    error before it signalled them): undone by their post-start call where `undo` (a restart puts things
     back) and the registry has one; else recorded, and said."""
     registry = deployment.registry
     stopped = set(run.stopped)
