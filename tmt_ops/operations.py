@@ -330,7 +330,8 @@ def restart(deployment: Deployment, services: list[Service], options: Options, e
         _tidy(deployment, services)
         if run.failed or run.broke_off or interrupts.requested.is_set():
             outcomes = _after_stop_half(deployment, services, stop_plan, run, interrupts, events)
-            put_back = {name: outcomes[name] for name in run.stopped}  # what is left untouched is not "not running"
+            stopped = set(run.stopped)  # what this run took down; what it left untouched is not "not running"
+            put_back = {name: outcome for name, outcome in outcomes.items() if name in stopped}
             if run.failed or run.broke_off:
                 why = run.broke_off or _survivors(deployment, run, options.force)
                 return Result(1, outcomes, f"{why}; nothing more was stopped, and {PUT_BACK}{_not_back(put_back)}",
