@@ -23,12 +23,12 @@ Both are only ever described here, never signalled.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping
 
 import psutil
 
+from ..data import dataclass, field
 from ..ports import Holder, describe_holders as describe_port, listeners, port_open
 from ..registry import Registry, Service
 from . import proof, records
@@ -155,7 +155,7 @@ def discover(registry: Registry, services: Iterable[Service] | None = None) -> D
     """Find the given managed services (all managed ones by default). Scans sockets only for a service
     without a live record or cgroup whose port answers, so the common case costs a few file reads."""
     chosen = [s for s in (registry.managed if services is None else services) if s.managed]
-    saved = records.read_all(registry.state_dir)
+    saved = records.read_all(registry.state_dir, [s.name for s in chosen])
     ours: dict[str, Found] = {}
     stale: dict[str, RunRecord] = {}
     distrusted: dict[str, str] = {}
