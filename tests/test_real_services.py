@@ -18,7 +18,7 @@ from native_support import port_of, recorded_pids, restart, state_dir
 from support import REPO, run_script, wait_for
 
 CORE = ("orchestrator", "market-analysis", "execution-engine", "dashboard")
-PROBE = re.compile(r'^INFO: +127\.0\.0\.1:\d+ - "GET (/health|/api/health) HTTP/1\.1" \d+$')
+PROBE = re.compile(r'^INFO: +127\.0\.0\.1:\d+ - "GET (/health|/api/health) HTTP/1\.[01]" \d+$')
 
 
 def log_of(cfg, service: str) -> str:

@@ -1,8 +1,8 @@
 """Health probes that need no client library, run concurrently under one overall deadline.
 
-A leaf module: it knows sockets and wire formats, and nothing of lifecycle or rendering. HTTP uses
-http.client rather than requests: it honours no proxy variables (a probe of 127.0.0.1 must never go
-through HTTP_PROXY) and costs a fifth of the import time, which matters for a health check run by cron.
+A leaf module: it knows sockets and wire formats, and nothing of lifecycle or rendering. HTTP is one HTTP/1.0
+exchange on a plain socket (http10.py), not requests: it honours no proxy variables (a probe of 127.0.0.1 must
+never go through HTTP_PROXY) and costs nothing to import, which matters for a health check run by cron.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import socket
 import struct
 import threading
 import time
-from dataclasses import dataclass, replace
 from typing import Any, Iterable
 
+from . import http10
+from .data import dataclass, replace
 from .registry import Service
 from .states import Health
 
@@ -135,33 +136,20 @@ def http_request(host: str, port: int, method: str, path: str, timeout: float,
 
 def _http_exchange(host: str, port: int, method: str, path: str, deadline: _Deadline,
                    body: bytes | None = None) -> tuple[int, Any]:
-    import http.client  # here, not at the top: a restart imports it while its first service boots
-    conn = http.client.HTTPConnection(host, port, timeout=deadline.left())
-    try:
-        conn.connect()
+    with socket.create_connection((host, port), timeout=deadline.left()) as sock:
         deadline.connected = True
-        sock = conn.sock  # getresponse() drops conn.sock when the server closes after the answer (HTTP/1.0)
-        conn.request(method, path, body=body, headers={"User-Agent": "tmt-ops", "Accept": "application/json"})
-        sock.settimeout(deadline.left())
-        response = conn.getresponse()
-        chunks, size = [], 0
-        while size < MAX_BODY:
-            sock.settimeout(deadline.left())
-            chunk = response.read1(MAX_BODY - size) if hasattr(response, "read1") else response.read(MAX_BODY)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        text = b"".join(chunks).decode("utf-8", "replace")
         try:
-            parsed: Any = json.loads(text)
-        except ValueError:
-            parsed = text.strip()[:200]
-        return response.status, parsed
-    except http.client.HTTPException as exc:  # an answer cut short, or not HTTP at all
-        raise ProtocolError(f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
-    finally:
-        conn.close()
+            code, raw = http10.exchange(sock, method, path, f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+                                        body=body, headers=("User-Agent: tmt-ops", "Accept: application/json"),
+                                        limit=MAX_BODY, left=deadline.left)
+        except http10.BadAnswer as exc:  # an answer cut short, or not HTTP at all
+            raise ProtocolError(str(exc)) from None
+    text = raw.decode("utf-8", "replace")
+    try:
+        parsed: Any = json.loads(text)
+    except ValueError:
+        parsed = text.strip()[:200]
+    return code, parsed
 
 
 def _probe_http(service: Service, deadline: _Deadline) -> ProbeResult:

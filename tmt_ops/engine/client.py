@@ -2,9 +2,8 @@
 tasks and nodes.
 
 A local engine (unix socket, or plain tcp://) is asked with one HTTP/1.0 request per connection on a
-plain socket: importing the docker SDK (or even http.client) costs more than the whole of `docker compose
-ps`, and `status` must be as quick. HTTP/1.0 keeps the answer simple: the engine sends the body whole
-(never chunked) and closes. Any other engine (TLS, ssh://) goes through the docker SDK, imported only then,
+plain socket (http10.py): importing the docker SDK (or even http.client) costs more than the whole of `docker
+compose ps`, and `status` must be as quick. Any other engine (TLS, ssh://) goes through the docker SDK, imported only then,
 built from the same endpoint (endpoint.py) the CLIs are pinned to.
 """
 
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from .. import __version__
+from .. import __version__, http10
 from ..errors import ConfigError, OperationFailed, TmtError
 from . import endpoint as endpoints
 
@@ -94,15 +93,9 @@ class Engine:
         return body
 
     def _send(self, method: str, path: str) -> tuple[int, bytes]:
-        with self._connect() as sock:
-            length = "" if method == "GET" else "Content-Length: 0\r\n"  # POST and DELETE carry no body
-            sock.sendall(f"{method} {path} HTTP/1.0\r\nHost: docker\r\nUser-Agent: {USER_AGENT}\r\n"
-                         f"Accept: application/json\r\n{length}\r\n".encode())
-            chunks = []
-            while chunk := sock.recv(65536):
-                chunks.append(chunk)
-        head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
-        return int(head.split(b" ", 2)[1]), body
+        with self._connect() as sock:  # POST and DELETE carry no body
+            return http10.exchange(sock, method, path, "docker",
+                                   headers=(f"User-Agent: {USER_AGENT}", "Accept: application/json"))
 
     def _sdk_send(self, method: str, path: str) -> tuple[int, bytes]:
         if self._sdk is None:
