@@ -5,14 +5,13 @@ raises, as an engine that goes away would. RowBackend is the same fake as a way 
 
 from __future__ import annotations
 
-import dataclasses
 import threading
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
 from tmt_ops import hooks, modes, statusview
 from tmt_ops.backends import Deployment, ServiceStatus
+from tmt_ops.data import dataclass, field, replace
 from tmt_ops.results import Outcome, StopResult
 from tmt_ops.states import ServiceState
 
@@ -122,7 +121,7 @@ class FakeBackend:
         started)."""
         if self.answering is None:
             self.answering = _Answering()
-        return dataclasses.replace(service, host="127.0.0.1", port=self.answering.port)
+        return replace(service, host="127.0.0.1", port=self.answering.port)
 
     def merge(self, result, status):
         return result.status, result.error
@@ -168,7 +167,7 @@ class RowBackend(FakeBackend):
         return any(name in cls.ran for name in registry.services)
 
     def statuses(self, services):
-        return {s.name: dataclasses.replace(status, uptime_seconds=1.0 if s.name in self.running else None,
+        return {s.name: replace(status, uptime_seconds=1.0 if s.name in self.running else None,
                                             detail=f"fake {self.running[s.name]}" if s.name in self.running else "")
                 for s, status in zip(services, super().statuses(services).values())}
 

@@ -255,10 +255,10 @@ def test_while_swarms_own_restart_is_due_the_service_is_starting_so_heal_does_no
 def test_a_service_no_probe_reaches_is_neither_probed_nor_called_and_says_why(tmp_path):
     """A backend's address() may mark a service unreached (swarm: a task on another node, no probe relay): whatever
     listens at its address here is a stranger, so nothing connects, and probe and hook carry the reason."""
-    import dataclasses
     import socket
 
     from tmt_ops import hooks
+    from tmt_ops.data import replace
     from tmt_ops.probes import Health, probe
 
     stranger = socket.socket()
@@ -267,12 +267,12 @@ def test_a_service_no_probe_reaches_is_neither_probed_nor_called_and_says_why(tm
     stranger.setblocking(False)
     with stranger:
         service = registry(tmp_path).service("orchestrator")
-        unreached = dataclasses.replace(service, port=stranger.getsockname()[1],
+        unreached = replace(service, port=stranger.getsockname()[1],
                                         unreached="task o.1 on worker1: no probe relay runs on this node")
         answer = probe(unreached)
         assert answer.status == Health.UNHEALTHY
         assert answer.error == "no probe reaches it from here: task o.1 on worker1: no probe relay runs on this node"
-        made, line = hooks.call(hooks.post_start(dataclasses.replace(unreached, post_start=service.pre_stop)))
+        made, line = hooks.call(hooks.post_start(replace(unreached, post_start=service.pre_stop)))
         assert not made and "not made: nothing reaches it from here (task o.1 on worker1" in line
         with pytest.raises(BlockingIOError):
             stranger.accept()  # the stranger on the port was never contacted

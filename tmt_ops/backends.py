@@ -18,10 +18,10 @@ or stopped. No other module compares mode names.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Iterable, Iterator, Protocol
 
 from . import modes
+from .data import dataclass
 from .errors import ConfigError
 from .registry import Registry, Service
 from .states import ServiceState

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import argparse
 import math
-from dataclasses import dataclass
+
+from .data import dataclass
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,9 @@ import os
 import shlex
 import shutil
 import sys
-from dataclasses import dataclass
 from pathlib import Path
+
+from .data import dataclass
 
 DOCKER_SCRIPT = "docker-restart.py"  # the spec's script for the stack's status, logs, start and clean
 

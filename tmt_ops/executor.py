@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 from . import hooks, loglines
+from .data import dataclass, field
 from .parallel import run_parallel
 from .events import Events
 from .plan import StartPlan, StopPlan

@@ -8,8 +8,8 @@ said, and what it leaves behind is visible (prestopped.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
+from .data import dataclass
 from .probes import http_request
 from .registry import Hook, Service
 

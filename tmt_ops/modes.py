@@ -7,7 +7,8 @@ package and one row (register(), as a test's fake backend does). A leaf: it impo
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+
+from .data import dataclass
 
 PROCESSES, CONTAINERS = "processes", "containers"  # what a way runs a service as
 

@@ -23,10 +23,10 @@ import queue
 import socket
 import threading
 import time
-from dataclasses import dataclass
 from typing import Callable, Mapping
 
 from .console import LOGGER
+from .data import dataclass
 from .output import redact_tree
 from .redact import Redactor
 

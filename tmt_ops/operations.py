@@ -18,12 +18,11 @@ less is a warning.
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
 from typing import Iterable
 
 from . import rollback, stopped
 from .backends import Deployment
+from .data import dataclass, replace
 from .errors import TmtError, UsageError
 from .events import Events
 from .executor import StopRun, execute_start, execute_stop
@@ -52,7 +51,7 @@ class Options:
 
 def _graced(services: list[Service], options: Options) -> list[Service]:
     """The services as this run stops them: with -t/--timeout, each with that stop grace (compose's `stop -t`)."""
-    return services if options.grace is None else [dataclasses.replace(s, stop_grace=options.grace) for s in services]
+    return services if options.grace is None else [replace(s, stop_grace=options.grace) for s in services]
 
 
 def select(deployment: Deployment, only: Iterable[str] | None, *, with_dependents: bool = True,

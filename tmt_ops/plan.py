@@ -6,9 +6,9 @@ the executor runs it as written.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, Mapping
 
+from .data import dataclass, field
 from .registry import Service
 from .results import Blocked
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import os
 import socket
 import struct
-from dataclasses import dataclass
 from typing import Iterable
 
 import psutil
 
+from .data import dataclass
 from .redact import command_line
 
 

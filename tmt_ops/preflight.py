@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
+from .data import dataclass
 from .errors import TmtError
 from .files import PRIVATE_DIR, FileProblem, ensure_dir, writable_file
 from .ports import describe_holders, listeners, listening_sockets

@@ -10,11 +10,11 @@ environment); private like every state record.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 from . import statedir
+from .data import dataclass
 
 KIND = "prestopped"  # sub-directory of the state directory
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from .data import dataclass, field
 
 UP = ("running", "degraded", "done")  # summary states of a service that serves, or a job that did its work
 

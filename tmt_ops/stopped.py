@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 from . import statedir
+from .data import dataclass
 
 MARKERS = "stopped"  # sub-directory of the state directory
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
+from ..data import dataclass
 from ..engine import engine_time
 from ..states import ServiceState
 

@@ -21,9 +21,9 @@ is what compose keeps no copy of; the compose file is the operator's, and under 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Iterable
 
+from ..data import dataclass
 from ..engine import engine_time
 from ..engine.client import Refused
 from ..errors import TmtError

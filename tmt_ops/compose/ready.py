@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
 
+from ..data import dataclass, field
 from ..probes import probe
 from ..registry import Service
 from ..states import SERVING

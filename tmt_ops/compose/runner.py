@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import re
 import subprocess
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Iterator, Mapping
 
+from ..data import dataclass, replace
 from ..engine import cli, endpoint
 from ..engine.cli import last_line
 from ..registry import Registry
@@ -69,7 +68,7 @@ def overridden(compose: Compose, services: Mapping[str, Mapping[str, object]]) -
     with tempfile.NamedTemporaryFile("w", prefix="tmt-ops-override-", suffix=".yml", delete=False) as f:
         json.dump({"services": services}, f)
     try:
-        yield dataclasses.replace(compose, overrides=(*compose.overrides, Path(f.name)))
+        yield replace(compose, overrides=(*compose.overrides, Path(f.name)))
     finally:
         os.unlink(f.name)
 

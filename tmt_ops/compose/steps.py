@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
+from ..data import dataclass
 from ..hooks import HookCall, first
 from ..registry import Service
 

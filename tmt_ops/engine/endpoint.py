@@ -18,10 +18,10 @@ from __future__ import annotations
 import functools
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
+from ..data import dataclass
 from ..errors import ConfigError
 from ..files import FileProblem, read_regular
 

@@ -27,9 +27,9 @@ Memory stays flat: per service a counter, at most `max_per_hour` attempt times a
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 from typing import Hashable, Iterable, Mapping, Sequence
 
+from ..data import dataclass
 from ..registry import HealSettings
 from ..registry import graph
 

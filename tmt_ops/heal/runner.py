@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import time
 from contextlib import ExitStack
-from dataclasses import replace
 from typing import TYPE_CHECKING, Callable
 
 from .. import operations, statedir, stopped
+from ..data import replace
 from ..errors import OperationFailed, TmtError
 from ..events import Events
 from ..interrupts import INTERRUPTED, Interrupts

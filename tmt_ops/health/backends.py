@@ -8,11 +8,11 @@ that cannot be asked (no engine answers) is named, and its services' answers can
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..backends import ServiceStatus
+from ..data import dataclass, field
 from ..errors import TmtError
 
 if TYPE_CHECKING:

@@ -3,9 +3,9 @@ monitor, heal): a probe joined with its backend's view (Check), a finding and it
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from ..backends import ServiceStatus
+from ..data import dataclass
 from ..probes import ProbeResult
 from ..registry import Service
 from ..states import Health, Overall

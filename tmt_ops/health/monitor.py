@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import signal
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Mapping
 
+from ..data import dataclass
 from ..states import Overall
 from ..systemd import Notifier, restart_limits
 from .report import Report, build

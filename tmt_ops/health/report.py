@@ -5,11 +5,11 @@ findings derived from them. It only reads: nothing is written."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from .. import modes, prestopped
 from ..backends import ServiceStatus
+from ..data import dataclass, replace
 from ..probes import ProbeResult, probe_all
 from ..registry import Service
 from ..statedir import StateError

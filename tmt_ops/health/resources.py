@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Mapping
 
 import psutil
 
+from ..data import dataclass, replace
 from ..registry import Threshold
 from ..states import Overall
 from .severity import of_value, worst

@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 import time
 from collections import deque
-from dataclasses import dataclass, field
 
+from ..data import dataclass, field
 from ..output.healthjson import MEDIA_TYPE, document as health_document
 from ..output.prometheus import render as render_metrics
 

@@ -12,10 +12,10 @@ current registry (a rollback that cannot, says so).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from .. import statedir
+from ..data import dataclass
 from ..errors import ConfigError
 from ..redact import MIN_SECRET_LEN, SECRET_NAME, URL_PASSWORD
 from ..registry import Registry, Service, load_registry

@@ -12,10 +12,10 @@ import os
 import select
 import signal
 import time
-from dataclasses import dataclass
 
 import psutil
 
+from ..data import dataclass
 from ..redact import command_line
 
 FALLBACK_POLL = 0.02  # seconds, where pidfds are missing

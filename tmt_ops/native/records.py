@@ -12,14 +12,14 @@ Records are private (0600 in a 0700 directory).
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Iterable
 
 import psutil
 
 from .. import statedir
 from ..bounds import Bound
+from ..data import asdict, dataclass, fields, replace
 from ..redact import argv_secrets
 from .procs import Proc, live
 
@@ -53,7 +53,7 @@ def write(state_dir: Path, record: RunRecord) -> None:
     statedir.write(state_dir, RECORDS, record.service, asdict(record), durable=False)
 
 
-_FIELDS = {f.name for f in dataclasses.fields(RunRecord)}
+_FIELDS = {f.name for f in fields(RunRecord)}
 
 
 def _parsed(name: str, data: dict | None) -> RunRecord | None:
@@ -73,15 +73,15 @@ def _parsed(name: str, data: dict | None) -> RunRecord | None:
             return None
     except (TypeError, ValueError):
         return None
-    return dataclasses.replace(record, secret_args=tuple(record.secret_args))
+    return replace(record, secret_args=tuple(record.secret_args))
 
 
-def read_all(state_dir: Path) -> dict[str, RunRecord]:
-    """Every readable record by service; a damaged one is skipped (the identity scan still runs), and so is
-    a state directory that cannot be read (discovery proves what runs without records). Fields this version
-    does not know (an older version's argv) are ignored."""
+def read_all(state_dir: Path, only: Iterable[str] | None = None) -> dict[str, RunRecord]:
+    """Every readable record by service (`only`: of these services); a damaged one is skipped (the identity scan
+    still runs), and so is a state directory that cannot be read (discovery proves what runs without records).
+    Fields this version does not know (an older version's argv) are ignored."""
     try:
-        saved = statedir.read_all(state_dir, RECORDS)
+        saved = statedir.read_all(state_dir, RECORDS, only)
     except statedir.StateError:
         return {}
     return {name: record for name, data in saved.items() if (record := _parsed(name, data)) is not None}

@@ -15,12 +15,12 @@ import os
 import secrets
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
 from .. import files, statedir
+from ..data import dataclass
 from ..errors import ConfigError, OperationFailed
 from ..loglines import MARKER
 from ..preflight import runnable

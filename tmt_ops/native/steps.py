@@ -4,12 +4,12 @@ rules that make a service's stop step from what discovery found."""
 from __future__ import annotations
 
 import signal
-from dataclasses import dataclass
 from typing import ClassVar
 
 import psutil
 
 from .. import hooks
+from ..data import dataclass
 from ..hooks import HookCall, first
 from ..redact import command_line
 from ..registry import Service

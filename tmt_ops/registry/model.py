@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import difflib
 import signal
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Iterable, Mapping
 
+from ..data import dataclass, field
 from ..errors import ConfigError
 from . import graph
 

@@ -8,12 +8,12 @@ checks every node that may run a task (nodes.py).
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from typing import TYPE_CHECKING, Iterator
 
 from ..backends import ServiceStatus, Teardown
+from ..data import replace
 from ..engine import Engine, cli, endpoint
 from ..errors import ConfigError, OperationFailed, TmtError
 from ..registry import Registry, Service
@@ -148,7 +148,7 @@ class SwarmBackend:
                                          svc.previous.rollout)
             else:
                 again = self.plan_start([s])[s.name]
-                plan[s.name] = dataclasses.replace(again, retry=True, restore="the compose file's definition (this "
+                plan[s.name] = replace(again, retry=True, restore="the compose file's definition (this "
                                                    "run deployed it fresh: there is nothing to roll back to)")
         return plan
 

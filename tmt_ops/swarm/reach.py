@@ -11,10 +11,10 @@ every task, or the call says which task it cannot reach and why.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import TYPE_CHECKING
 
+from ..data import dataclass, replace
 from ..errors import TmtError
 from ..registry import Service
 from . import relay, stackfile
@@ -32,7 +32,7 @@ RELAY_WAIT = 30.0  # seconds a run's preflight waits for the probe relay it depl
 NOWHERE = ("127.0.0.1", 0)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclass(frozen=True)
 class Reach:
     """How a probe made here reaches one task: its address (None: it cannot) and how, or why not."""
 
@@ -93,11 +93,11 @@ class Reacher:
         if task.node_id == self.stack.local_node:
             ip = gateway.get(task.container or "")
             if ip:
-                return Reach(dataclasses.replace(service, host=ip, port=port), "at its container's address")
+                return Reach(replace(service, host=ip, port=port), "at its container's address")
             return Reach(None, "its container has no address on this node's gateway bridge")
         node = snap.nodes.get(task.node_id)
         if service.public and node is not None and node.address:
-            return Reach(dataclasses.replace(service, host=node.address), f"at its node's address {node.address}")
+            return Reach(replace(service, host=node.address), f"at its node's address {node.address}")
         relay_task = self.relay_task(snap)
         if relay_task is None:
             return Reach(None, "no probe relay of the stack runs on this node (a start or restart deploys it)"
@@ -111,7 +111,7 @@ class Reacher:
                 self._forwards[key] = relay.forwarder(gateway[relay_task.container], address, port)
             except OSError as exc:
                 return Reach(None, f"the probe relay does not answer ({exc})")
-        return Reach(dataclasses.replace(service, host=gateway[relay_task.container], port=self._forwards[key]),
+        return Reach(replace(service, host=gateway[relay_task.container], port=self._forwards[key]),
                      f"at {address}:{port} on the stack's network, through the probe relay")
 
     def pre_stops(self, service: Service, tasks: list[Task]) -> tuple[list[HookCall], str | None]:
@@ -126,7 +126,7 @@ class Reacher:
             if reach.target is None:
                 return calls, (f"its pre-stop {service.pre_stop.describe()} cannot reach task {task.name} on "
                                f"{task.where}: {reach.how}")
-            calls.append(dataclasses.replace(hooks.pre_stop(reach.target),
+            calls.append(replace(hooks.pre_stop(reach.target),
                                              service=f"{service.name} (task {task.name} on {task.node})"))
         return calls, None
 
@@ -142,7 +142,7 @@ class Reacher:
         if reach and reach.target:
             return reach.target
         why = f"task {task.name} on {task.where}: {reach.how}" if task else "no task of it runs"
-        return dataclasses.replace(service, host=NOWHERE[0], port=NOWHERE[1], unreached=why)
+        return replace(service, host=NOWHERE[0], port=NOWHERE[1], unreached=why)
 
     def judged(self, service: Service, status: ServiceStatus) -> ServiceStatus:
         """Its status with what health joins to the probe of the task address() gives: why no probe reaches that
@@ -153,12 +153,12 @@ class Reacher:
         svc = self.stack.snapshot().services.get(service.compose_service)
         running = svc.running if svc else []
         if not running:
-            return dataclasses.replace(status, unprobed="no task of it runs")
+            return replace(status, unprobed="no task of it runs")
         task, others = running[0], running[1:]
         reach = self.reach(service, task)
         unprobed = None if reach.target else f"no probe reaches task {task.name} on {task.where} ({reach.how})"
         reaches = {t.id: self.reach(service, t) for t in others}
-        answers = probe_all([dataclasses.replace(r.target, name=tid) for tid, r in reaches.items() if r.target],
+        answers = probe_all([replace(r.target, name=tid) for tid, r in reaches.items() if r.target],
                             service.probe.timeout) if others else {}
         failing = []  # the other running tasks that do not serve, or cannot be told to
         for t in others:
@@ -172,4 +172,4 @@ class Reacher:
         missing = [f"not running: {t.describe()}" for t in svc.missing()]
         instances = "; ".join([f"{len(running) - len(failing)} of {svc.replicas} task(s) run and serve", *failing,
                                *missing]) if failing or missing else None
-        return dataclasses.replace(status, unprobed=unprobed, instances=instances)
+        return replace(status, unprobed=unprobed, instances=instances)

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Mapping
 
+from ..data import dataclass, field
 from ..probes import probe
 from ..registry import Service
 from ..states import SERVING

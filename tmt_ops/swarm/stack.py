@@ -3,7 +3,6 @@ and the docker CLI calls that change it (each names the stack or a service id fo
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import os
@@ -16,6 +15,7 @@ from typing import Iterable, Mapping
 import yaml
 
 from ..compose.project import Project
+from ..data import replace
 from ..engine import cli, endpoint
 from ..errors import ConfigError, OperationFailed, TmtError
 from ..registry import Registry, Service
@@ -49,7 +49,7 @@ class Stack:
         """`compose config` of the compose file, every profile included (a service named on the command line
         runs whatever its profile): the file as compose reads it, variables filled in."""
         compose = self.project.compose
-        compose = dataclasses.replace(compose, env={**compose.env, "COMPOSE_PROFILES": "*"})
+        compose = replace(compose, env={**compose.env, "COMPOSE_PROFILES": "*"})
         v2 = compose.command[-1] == "compose"  # Compose v1 has no --format; its YAML reads the same
         try:
             done = compose.run("config", *(("--format", "json") if v2 else ()))

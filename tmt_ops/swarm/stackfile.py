@@ -22,9 +22,9 @@ profiles applied, variables filled in, anchors resolved):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
+from ..data import dataclass
 from ..registry import Service
 
 VERSION = "3.8"

@@ -12,10 +12,10 @@ paused is said too.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Mapping
 
 from ..backends import ServiceStatus
+from ..data import dataclass, field
 from ..engine import engine_time
 from ..engine import Engine
 from ..registry import Service

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
+from ..data import dataclass
 from ..registry import Service
 
 if TYPE_CHECKING:
