@@ -47,6 +47,22 @@ def test_full_restart_then_stop(registry_file):
     assert not native.detect(registry)
 
 
+def test_auto_mode_finds_the_stack_when_its_first_recorded_service_died(registry_file):
+    """--mode auto asks first whether the first recorded service runs (one look for a running system); when that
+    one died, its record left behind, every service is looked at and the others are found."""
+    cfg = registry_file(drop=NO_DASHBOARD)
+    assert restart(cfg, "--skip-health-check").returncode == 0
+    registry = load_registry(cfg)
+    native = Deployment(registry, "native").default
+    assert native.detect(registry)
+    os.killpg(recorded_pids(cfg)["orchestrator"], signal.SIGKILL)
+    assert wait_for(lambda: not port_open("127.0.0.1", port_of(cfg, "orchestrator"), 0.2), 5)
+    assert "orchestrator" in recorded_pids(cfg)  # its record is left: the first one detect looks at
+    assert native.detect(registry) and resolve_mode("auto", registry) == ("native", True)
+    assert stop(cfg).returncode == 0
+    assert not native.detect(registry)
+
+
 def test_restart_one_service_restarts_its_dependents_only(registry_file):
     cfg = registry_file(drop=NO_DASHBOARD)
     assert restart(cfg, "--skip-health-check").returncode == 0

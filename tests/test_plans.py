@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from tmt_ops import operations
+from tmt_ops import operations, statedir
 from tmt_ops.backends import Deployment
 from tmt_ops.errors import ConfigError, OperationFailed
 from tmt_ops.lock import holder, run_lock
@@ -103,6 +103,22 @@ def test_records_round_trip_and_unreadable_files_are_skipped(tmp_path):
     assert [p.name for p in (tmp_path / "run").iterdir() if p.name.endswith(".tmp")] == []
     records.remove(tmp_path, "orchestrator")
     assert "orchestrator" not in records.read_all(tmp_path)
+
+
+def test_records_of_some_services_are_read_alone_and_as_the_whole_folder_reads_them(tmp_path):
+    """read_all(only=...): a look at a few services reads their records only (a start of 100 services looks at each
+    of them several times), with the same verdicts as a read of the whole folder."""
+    for name in ("a", "b"):
+        records.write(tmp_path, RunRecord(name, 10, 10, 10, 1.0, f"/srv/{name}.log", 2.0))
+    (tmp_path / "run" / "broken.json").write_text("{not json")
+    os.mkfifo(tmp_path / "run" / "fifo.json")
+    assert set(records.read_all(tmp_path, ["a", "missing", "broken", "fifo"])) == {"a"}
+    assert statedir.read_all(tmp_path, "run", ["b", "missing", "broken", "fifo"]) == {
+        "b": statedir.read_all(tmp_path, "run")["b"], "broken": None, "fifo": None}
+    assert statedir.read_all(tmp_path, "nothing-yet", ["a"]) == {}
+    (tmp_path / "file").write_text("")
+    with pytest.raises(statedir.StateError, match="not a directory"):
+        statedir.read_all(tmp_path, "file", ["a"])
 
 
 def test_log_rotation_keeps_a_few_backups(tmp_path):

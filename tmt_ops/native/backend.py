@@ -36,7 +36,12 @@ class NativeBackend:
 
     @classmethod
     def detect(cls, registry: Registry) -> bool:
-        return bool(discover(registry).ours)
+        """Whether anything of the registry runs here as processes. A system that runs answers at the first
+        recorded service it finds running (one look, not one per service: system-health of 100 services asks
+        this before it looks at them all); only when that one does not run is every service looked at."""
+        recorded = records.read_all(registry.state_dir)
+        first = next((s for s in registry.managed if s.name in recorded), None)
+        return first is not None and bool(discover(registry, [first]).ours) or bool(discover(registry).ours)
 
     def claims(self, service: Service) -> bool:
         return service.managed
