@@ -82,7 +82,7 @@ def phases(data: dict, registry, by_hand: dict[str, float] | None = None) -> dic
     out: dict[str, float] = {}
     out["interpreter start and site"] = ms(marks["started"] - data["launch"])
     out["imports of the toolkit"] = ms(marks["imported"] - marks["started"])
-    out["imports the toolkit makes later where first needed (backend, http.client, ...)"] = \
+    out["imports the toolkit makes later where first needed (backend, health report, ...)"] = \
         ms(marks["imported later"] - marks["imported"])
     out["(tracer set-up, not the toolkit's)"] = ms(marks["main"] - marks["imported later"])
     first_main = {}

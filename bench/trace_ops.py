@@ -29,7 +29,7 @@ from pathlib import Path  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-LATER = ("tmt_ops.native.backend", "tmt_ops.health.report", "http.client", "logging.handlers", "tempfile",
+LATER = ("tmt_ops.native.backend", "tmt_ops.health.report", "logging.handlers", "tempfile",
          "tmt_ops.rollback", "tmt_ops.native.definitions", "traceback")
 SPANS: list[tuple] = []  # (label, key, thread, start, end, note)
 MARKS: dict[str, float] = {"started": STARTED}
@@ -283,8 +283,8 @@ def main() -> int:
         return code
     entry = __import__(f"tmt_ops.cli.{module}", fromlist=["main"]).main
     MARKS["imported"] = time.time()
-    # what the toolkit imports later, where first needed (the native backend, the health check, http.client for
-    # the first probe, ...): imported here, before the wrapping, and timed apart
+    # what the toolkit imports later, where first needed (the native backend, the health check, ...): imported
+    # here, before the wrapping, and timed apart
     for module in LATER:
         __import__(module)
     MARKS["imported later"] = time.time()
