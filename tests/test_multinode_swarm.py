@@ -283,6 +283,52 @@ def test_health_comes_from_each_task_where_it_runs_never_from_a_stranger(multino
     assert f":{engine.port}/" not in checks["execution-engine"]["url"]  # not the stranger's port
 
 
+ASK_RELAY = """
+import sys
+from tmt_ops.swarm import relay
+try:
+    print(relay.forwarder(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+except OSError as exc:
+    print("refused:", exc)
+"""
+KNOCK = """
+import socket, sys
+with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5) as s:
+    s.sendall(sys.argv[3].encode() + b"\\n")
+    try:
+        print(repr(s.recv(100)))
+    except ConnectionResetError:  # closed with the request unread
+        print("reset")
+"""
+
+
+def test_the_probe_relay_serves_only_the_host_and_only_towards_the_stack(multinode, stack):
+    """The relay forwards from the host (where the toolkit runs) to addresses on the stack's own networks, nothing
+    else: asked for any other address it refuses, and a task of the stack (any container on its networks) that
+    knocks on it gets no forwarder, let alone one out of the stack."""
+    health(stack)  # the relay runs
+    relay_id = multinode.docker(multinode.manager, "ps", "-q", "--no-trunc", "--filter",
+                                f"name={stack.stack}_tmt-ops-probe").stdout.split()[0]
+    networks = json.loads(multinode.docker(multinode.manager, "inspect", relay_id).stdout)[0]["NetworkSettings"][
+        "Networks"]  # the stack's own (the gateway bridge is not listed there)
+    on_stack = next(n["IPAddress"] for n in networks.values())
+    bridge = json.loads(multinode.docker(multinode.manager, "network", "inspect", "docker_gwbridge").stdout)[0]
+    at_host = bridge["Containers"][relay_id]["IPv4Address"].split("/")[0]
+    gateway = bridge["IPAM"]["Config"][0]["Gateway"]
+
+    def ask(host: str) -> str:
+        done = multinode.client([sys.executable, "-c", ASK_RELAY, at_host, host, "80"], cwd=REPO)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert ask(on_stack).isdigit()  # an address on the stack's network: a forwarder's port
+    for outside in (gateway, "1.1.1.1", "127.0.0.1"):  # the host itself, anywhere, the relay's own loopback
+        assert ask(outside).startswith("refused:") and "not an address on the stack" in ask(outside)
+    node, task = stack.container_of("market-analysis")
+    knocked = multinode.docker(node, "exec", task, "python3", "-c", KNOCK, on_stack, "7000", f"{gateway} 22")
+    assert knocked.stdout.strip() in ("b''", "reset"), knocked.stdout  # closed unanswered: no forwarder for a task
+
+
 def test_a_killed_replica_is_reported_with_its_node_and_the_plan_says_so(multinode, stack):
     node, container = stack.container_of("dashboard")
     multinode.docker(node, "kill", container)

@@ -11,7 +11,8 @@ network, which the manager's host cannot route to (only containers attached to i
 - publishing every port: swarm opens a published port on every interface of every node;
 - a relay: one small container of the stack, on the manager's node, attached to every network of the stack.
   The toolkit reaches it at its gateway-bridge address (as any task on this node) and asks it for a forwarder
-  to one task's overlay address and port; the relay then passes bytes, nothing else. The probe, its verdict
+  to one task's overlay address and port; the relay then passes bytes, nothing else, and only for the host
+  and only towards the stack's own networks (PROGRAM: never an open forwarder). The probe, its verdict
   rules and the hooks are the toolkit's own, unchanged, and they talk to the task the snapshot names, by its
   own address: never to whatever holds a port. Only the manager's API is used, to deploy it.
 So a relay. It is a service of the stack (`STACK_tmt-ops-probe`, label tmt-ops.role=probe-relay), never of the
@@ -40,10 +41,30 @@ ASK_TIMEOUT = 2.0  # seconds for the relay to open a forwarder
 UPSTREAM_TIMEOUT = 5  # seconds the relay gives a task to accept a connection
 
 # The relay itself: a control port that answers "HOST PORT" with the port of a forwarder to HOST:PORT (one per
-# target, kept), and forwarders that pass bytes both ways. Standard library only.
+# target, kept), and forwarders that pass bytes both ways. Standard library only. Only the host, where the toolkit
+# runs, is served (its address on the gateway bridge: the relay's default gateway), and only to an address on one
+# of the stack's own networks (those the relay is attached to, the gateway bridge's aside): never an open
+# forwarder for a task of the stack, nor into anything that is not the stack's.
 PROGRAM = f"""\
 import socket, struct, sys, threading
 forwarders, lock = {{}}, threading.Lock()
+def routes():
+    gateway, nets = None, []
+    with open("/proc/net/route") as table:
+        for line in list(table)[1:]:
+            dest, gw, mask = (int(line.split()[i], 16) for i in (1, 2, 7))
+            if dest == 0 and gw:
+                gateway = gw
+            elif not gw:
+                nets.append((dest, mask))
+    return gateway, [(d, m) for d, m in nets if gateway is None or gateway & m != d]
+GATEWAY, NETS = routes()
+def address(text):
+    return struct.unpack("=I", socket.inet_aton(text))[0]
+def from_host(peer):
+    return GATEWAY is not None and address(peer[0]) == GATEWAY
+def on_stack(host):
+    return any(address(host) & m == d for d, m in NETS)
 def pump(src, dst):
     try:
         while True:
@@ -74,7 +95,10 @@ def relay(client, target):
     upstream.close()
 def serve(listener, target):
     while True:
-        client, _ = listener.accept()
+        client, peer = listener.accept()
+        if not from_host(peer):
+            client.close()
+            continue
         threading.Thread(target=relay, args=(client, target), daemon=True).start()
 def forwarder(target):
     with lock:
@@ -91,12 +115,16 @@ control.bind(("0.0.0.0", {CONTROL_PORT}))
 control.listen(64)
 print("tmt-ops probe relay: ready", flush=True)
 while True:
-    conn, _ = control.accept()
+    conn, peer = control.accept()
     with conn:
+        if not from_host(peer):
+            continue
         conn.settimeout(5)
         try:
             host, port = conn.makefile().readline().split()
-            socket.inet_aton(host)
+            if not on_stack(host):
+                conn.sendall(b"refused: not an address on the stack's networks\\n")
+                continue
             conn.sendall(("%d\\n" % forwarder((host, int(port)))).encode())
         except (OSError, ValueError):
             pass
