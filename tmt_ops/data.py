@@ -66,27 +66,23 @@ def _make(cls: type, frozen: bool) -> type:
                 (made[-1].default is not _MISSING or made[-1].default_factory is not _MISSING):
             raise TypeError(f"non-default argument {name!r} follows default argument")
         if isinstance(spec.default, (list, dict, set)):
-            raise ValueError(f"mutable default {type(spec.default)} for field {name} is not allowed: use default_factory")
+            raise ValueError(f"mutable default {type(spec.default)} for field {name} is not allowed: use "
+                             "default_factory")
         if spec.default is not _MISSING:
             setattr(cls, name, spec.default)
         elif name in cls.__dict__:
             delattr(cls, name)
         made.append(spec)
     setattr(cls, FIELDS, tuple(made))
-    for method in (_init, _repr, _eq):
-        _attach(cls, method)
+    methods = {"__init__": _init, "__repr__": _repr, "__eq__": _eq}
     if frozen:
-        for method in (_setattr, _delattr, _hash):
-            _attach(cls, method)
-    elif "__hash__" not in cls.__dict__:
-        cls.__hash__ = None  # type: ignore[assignment]  # equal by value and mutable: unhashable, as dataclasses does
+        methods.update(__setattr__=_setattr, __delattr__=_delattr, __hash__=_hash)
+    else:
+        methods["__hash__"] = None  # equal by value and mutable: unhashable, as dataclasses makes it
+    for name, method in methods.items():
+        if name not in cls.__dict__:  # a method the class writes itself is kept (dataclasses keeps __repr__, ...)
+            setattr(cls, name, method)
     return cls
-
-
-def _attach(cls: type, method: Callable) -> None:
-    name = method.__name__.replace("_", "__", 1) + "__"
-    if name not in cls.__dict__:  # a method the class writes itself is kept (dataclasses keeps __repr__, ...)
-        setattr(cls, name, method)
 
 
 def _init(self: Any, *args: Any, **kwargs: Any) -> None:

@@ -3,8 +3,8 @@ tasks and nodes.
 
 A local engine (unix socket, or plain tcp://) is asked with one HTTP/1.0 request per connection on a
 plain socket (http10.py): importing the docker SDK (or even http.client) costs more than the whole of `docker
-compose ps`, and `status` must be as quick. Any other engine (TLS, ssh://) goes through the docker SDK, imported only then,
-built from the same endpoint (endpoint.py) the CLIs are pinned to.
+compose ps`, and `status` must be as quick. Any other engine (TLS, ssh://) goes through the docker SDK, imported
+only then, built from the same endpoint (endpoint.py) the CLIs are pinned to.
 """
 
 from __future__ import annotations
