@@ -21,7 +21,7 @@ PROC = Path("/proc/sys/net/ipv4")
 
 
 def parse_ports(text: str) -> set[int]:
-    """ip_local_reserved_ports' list ("8000-8010,9000", or empty) as the ports it names."""
+    """ip_local_reserved_ports' list ("N-M,P": ranges and single ports, or empty) as the ports it names."""
     ports: set[int] = set()
     for part in text.replace("\n", "").split(","):
         if part.strip():

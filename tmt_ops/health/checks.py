@@ -27,7 +27,7 @@ class Finding:
     steps: tuple[Step, ...] = ()
     # A finding whose cause other subjects can share says it as `who: cause` (shared()): said_once() joins those
     # with the same cause, severity and steps. Empty: the finding is its subject's own.
-    who: str = ""  # how the message names its subject(s): "PostgreSQL (127.0.0.1:5432)"
+    who: str = ""  # how the message names its subject(s): "PostgreSQL (HOST:PORT)"
     cause: str = ""  # what it says of them, naming none of them
     subjects: tuple[str, ...] = ()  # every subject of a joined finding, in order (() for one: the subject)
 
