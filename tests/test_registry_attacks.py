@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from support import REPO, free_ports, run_script
+from support import REPO, free_ports, run_script, write_registry
 from tmt_ops.errors import ConfigError
 from tmt_ops.registry import load_registry
 
@@ -225,3 +225,26 @@ def test_interval_must_be_a_finite_number(tmp_path, interval):
     assert one_error_line(proc) == (f"error: system-health.py: argument --interval: must be a finite number from "
                                     f"0.05 to 86400 (seconds), got {interval} (see --help)")
     assert list(path.parent.iterdir()) == [path]
+
+
+@pytest.mark.parametrize("where", ["env", "env_file", "command"])
+def test_a_nul_byte_no_program_can_start_with_is_refused_before_anything_stops(tmp_path, where):
+    """(YAML can carry one: "a\\0b"; so can an env file.) Found at the spawn, it was a traceback after the stop."""
+    (tmp_path / "orchestrator.env").write_text("SETTING=a\0b\n" if where == "env_file" else "SETTING=ok\n")
+
+    def edit(data):
+        for name in ("market-analysis", "execution-engine", "dashboard"):
+            del data["services"][name]
+        svc = data["services"]["orchestrator"]
+        svc["env_file"] = [str(tmp_path / "orchestrator.env")]
+        if where == "env":
+            svc["env"] = {"SETTING": "a\0b"}
+        if where == "command":
+            svc["command"] = list(svc["command"]) + ["--name", "a\0b"]
+
+    cfg = write_registry(tmp_path, edit=edit)
+    proc = run_script("restart-trading-system.py", "--config", str(cfg), "--mode", "native", timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    what = "its command holds a NUL byte" if where == "command" else "its environment variable 'SETTING' holds a NUL byte"
+    assert f"orchestrator: {what}, which no program can be started with" in proc.stderr
+    assert "nothing was stopped or started" in proc.stderr

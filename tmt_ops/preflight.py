@@ -73,6 +73,12 @@ def runnable(service: Service, environment: Mapping[str, str], command: tuple[st
     if not (command or service.command):
         return Problem(f"{service.name}: no {what} in the registry: native mode cannot start it (give it one, or "
                        "`backend: compose` to run it in a container)", 2)
+    held = next((name for name, value in environment.items() if "\0" in name or "\0" in value), None)
+    if held is not None:  # (the registry's env, an env file: no process can be started with it)
+        return Problem(f"{service.name}: its environment variable {held!r} holds a NUL byte, which no program can be "
+                       "started with: fix it in the registry's env or the service's env file", 2)
+    if any("\0" in word for word in command or service.command):
+        return Problem(f"{service.name}: its {what} holds a NUL byte, which no program can be started with", 2)
     if not service.cwd.is_dir():
         return Problem(f"{service.name}: its working directory {service.cwd} does not exist (cwd in the registry)", 2)
     program = (command or service.command)[0]
