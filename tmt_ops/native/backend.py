@@ -113,8 +113,9 @@ class NativeBackend:
                 builds.run(self.registry, service, events)
 
     def execute_stop(self, steps: list[StopStep], events: Events) -> dict[str, StopResult]:
-        results = run_parallel({step.service: (lambda s=step: _settled(events, s.service, stop.execute(s)))
-                                for step in steps})
+        signalled = {step.service: stop.signal_first(step) for step in steps}  # together, then each watched
+        results = run_parallel({name: (lambda n=name: _settled(events, n, stop.finish(signalled[n])))
+                                for name in signalled})
         for name, result in results.items():
             if result.stopped:
                 warning = records.remove(self.registry.state_dir, name)
@@ -123,9 +124,15 @@ class NativeBackend:
         return results
 
     def execute_start(self, steps: list[StartStep], events: Events, cancel: threading.Event) -> dict[str, Outcome]:
-        return run_parallel({step.service.name: (lambda s=step: _settled(events, s.service.name,
-                                                                         start.execute(self.registry, s, events, cancel)))
-                             for step in steps})
+        """A wave: each service prepared (a thread each: a restore may first stop what is left of a failed start),
+        then all launched from here one right after another, then each settled and waited for in a thread of
+        its own."""
+        prepared = run_parallel({step.service.name: (lambda s=step: start.prepare(self.registry, s, events))
+                                 for step in steps})
+        launched = start.launch(prepared, cancel)
+        return run_parallel({name: (lambda n=name: _settled(events, n, start.execute(self.registry, launched[n],
+                                                                                      events, cancel)))
+                             for name in launched})
 
     def tidy(self) -> None:
         """Drop run records whose processes are all gone, or that are not trusted: they only mislead the next run."""

@@ -1,6 +1,10 @@
 """Carry out one native stop step as written: its signal to its target, watch, SIGKILL if the step says so,
 then prove nothing of it is left (its cgroup is empty) and its port is free. Waits watch the processes;
 nothing sleeps blind. The step decided everything; this only does it (the pre-stop call is the executor's).
+
+In two halves, so that a wave's services get their signals together: signal_first (one look, the signal) for
+every step of the wave one right after another, then finish (the watch) for each in a thread of its own. Signalled
+from a thread each, 20 steps took up to 100 ms from the first signal to the last on 2 cores.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from typing import Callable
 
 import psutil
 
+from ..data import dataclass
 from ..ports import port_open
 from ..results import StopResult
 from . import proof
@@ -72,21 +77,44 @@ def _handles(step: StopStep) -> tuple[Callable[[], list[psutil.Process]], Callab
     return current, send
 
 
-def execute(step: StopStep) -> StopResult:
+@dataclass
+class Signalled:
+    """A step whose stop signal is sent: what finish() watches."""
+    step: StopStep
+    current: Callable[[], list[psutil.Process]]
+    send: Callable[..., None]
+    started: float  # time.monotonic() before its first look
+
+
+def signal_first(step: StopStep) -> Signalled | StopResult:
+    """One look at the step's target and its stop signal sent (nothing waits here: a wave's services are all
+    signalled one right after another, then each watched); the StopResult when it is already gone or cannot be
+    signalled."""
     started = time.monotonic()
     current, send = _handles(step)
     if not current():
         return StopResult(step.service, True, "already gone", (), 0.0)
     try:
         send(step.signal, signal.SIGCONT)  # as systemd does: a process stopped by SIGSTOP acts on its signal now
+    except (PermissionError, psutil.AccessDenied, ValueError) as exc:
+        return _unsignalled(step, current, exc, started)
+    return Signalled(step, current, send, started)
+
+
+def finish(signalled: Signalled | StopResult) -> StopResult:
+    """Watch a signalled step to its end: its grace, SIGKILL if the step says so, then nothing of it left and
+    its port free."""
+    if isinstance(signalled, StopResult):
+        return signalled
+    step, current, send, started = signalled.step, signalled.current, signalled.send, signalled.started
+    try:
         alive = _watch(current, step.grace)
         killed = bool(alive) and step.kill
         if killed:
             send(signal.SIGKILL)
             alive = _watch(current, KILL_WAIT)
     except (PermissionError, psutil.AccessDenied, ValueError) as exc:
-        return StopResult(step.service, False, f"cannot signal it: {exc}", tuple(describe(p) for p in current()),
-                          time.monotonic() - started)
+        return _unsignalled(step, current, exc, started)
     elapsed = time.monotonic() - started
     whose = "foreign holder " if step.target == "foreign" else ""
     if alive:
@@ -100,3 +128,14 @@ def execute(step: StopStep) -> StopResult:
         proof.remove_cgroup(step.cgroup)
     how = "killed (SIGKILL)" if killed else f"stopped ({step.signal.name})"
     return StopResult(step.service, True, f"{whose}{how} in {elapsed:.2f}s", (), elapsed)
+
+
+def execute(step: StopStep) -> StopResult:
+    """One step on its own, start to end."""
+    return finish(signal_first(step))
+
+
+def _unsignalled(step: StopStep, current: Callable[[], list[psutil.Process]], exc: Exception,
+                 started: float) -> StopResult:
+    return StopResult(step.service, False, f"cannot signal it: {exc}", tuple(describe(p) for p in current()),
+                      time.monotonic() - started)
