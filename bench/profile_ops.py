@@ -111,14 +111,16 @@ def phases(data: dict, registry, by_hand: dict[str, float] | None = None) -> dic
             out[f"stop wave {n}: pre-stop end -> wave start"] = ms(wave["start"] - max(h["end"] for h in pre))
         for name in names:
             step = next(s for s in by["stop service"] if s["key"] == name)
-            sigs = [s for s in by["signal"] if s["thread"] == f"wave-{name}" and step["start"] <= s["start"] <= step["end"]]
+            first = next(s for s in by["signal first"] if s["key"] == name)  # the wave's signals: one thread, in turn
+            sigs = [s for s in by["signal"] if first["start"] <= s["start"] <= first["end"]]
             signalled = sigs[0]["start"] if sigs else step["start"]
             exited = marks.get(f"exited {name}", step["end"])
             watch = [s for s in by["watch"] if s["thread"] == f"wave-{name}" and step["start"] <= s["start"] <= step["end"]]
             port = [s for s in by["port release check"] if s["key"] == name]
             cgroup = [s for s in by["cgroup removal"] if s["key"] == name and step["start"] <= s["start"] <= step["end"]]
             record = [s for s in by["record remove"] if s["key"] == name and wave["start"] <= s["start"] <= wave["end"]]
-            out[f"stop wave {n}: {name}: before the signal (targets read, own lineage)"] = ms(signalled - step["start"])
+            out[f"stop wave {n}: {name}: wave start -> its signal (the signals before it, targets read)"] = \
+                ms(signalled - wave["start"])
             out[f"stop wave {n}: {name}: signal (SIGTERM, SIGCONT)"] = ms(sum(s["end"] - s["start"] for s in sigs))
             out[f"stop wave {n}: {name}: the service's own exit (signal to exit)"] = ms(exited - signalled)
             if watch:
@@ -146,16 +148,20 @@ def phases(data: dict, registry, by_hand: dict[str, float] | None = None) -> dic
                                                                                    - sum(s["end"] - s["start"] for s in outside))
         for name in names:
             service = registry.services[name]
-            spawned = next(s for s in by["spawn"] if s["key"] == name and wave["start"] <= s["start"] <= wave["end"])
-            popen = [s for s in by["popen"] if s["thread"] == f"wave-{name}" and spawned["start"] <= s["start"] <= spawned["end"]]
-            joins = [s for s in by["cgroup join"] if s["key"] == name and spawned["start"] <= s["start"] <= spawned["end"]]
-            rec = [s for s in by["record write"] if s["key"] == name and spawned["start"] <= s["start"] <= spawned["end"]]
+            within = lambda label, span: [s for s in by[label] if s["key"] == name  # noqa: E731
+                                          and span["start"] <= s["start"] <= span["end"]]
+            prepared = within("prepare", wave)[0]
+            spawned = within("popen", wave)[0]  # its launch: the process started
+            settled = within("settle", wave)[0]
+            joins, rec = within("cgroup join", settled), within("record write", settled)
             ready = next(s for s in by["wait ready"] if s["key"] == name and wave["start"] <= s["start"] <= wave["end"])
             probes = [s for s in by["readiness probe"] if s["key"] == name and ready["start"] <= s["start"] <= ready["end"]]
             own = [s for s in by["answered by itself"] if s["key"] == name and ready["start"] <= s["start"] <= ready["end"]]
             heard = listening.get(service.port)
-            out[f"start wave {n}: {name}: spawn (all)"] = ms(spawned["end"] - spawned["start"])
-            out[f"start wave {n}: {name}:   of it Popen"] = ms(sum(s["end"] - s["start"] for s in popen))
+            out[f"start wave {n}: {name}: prepare (checks, log opened)"] = ms(prepared["end"] - prepared["start"])
+            out[f"start wave {n}: {name}: wave start -> launched (Popen returned)"] = ms(spawned["end"] - wave["start"])
+            out[f"start wave {n}: {name}:   of it Popen"] = ms(spawned["end"] - spawned["start"])
+            out[f"start wave {n}: {name}: settle (after the wave's launches)"] = ms(settled["end"] - settled["start"])
             out[f"start wave {n}: {name}:   of it cgroup join"] = ms(sum(s["end"] - s["start"] for s in joins))
             out[f"start wave {n}: {name}:   of it run record write"] = ms(sum(s["end"] - s["start"] for s in rec))
             if heard:

@@ -181,16 +181,22 @@ def install() -> None:
     wrap(records, "write", "record write", key=lambda d, r: r.service)
 
     # stop: one service's step, its signal, watch, port check, cgroup removal (and when it really exited)
-    original_execute = stop.execute
+    original_signal_first, original_finish = stop.signal_first, stop.finish
+    began: dict[str, float] = {}
 
-    def execute(step):
+    def signal_first(step):
         _exit_watch(step)
-        start_ = time.time()
-        result = original_execute(step)
-        record("stop service", step.service, start_, time.time(), result.detail)
+        began[step.service] = time.time()
+        signalled = original_signal_first(step)
+        record("signal first", step.service, began[step.service], time.time())
+        return signalled
+
+    def finish(signalled):
+        result = original_finish(signalled)
+        record("stop service", result.service, began[result.service], time.time(), result.detail)
         return result
 
-    stop.execute = execute
+    stop.signal_first, stop.finish = signal_first, finish
     wrap(stop, "signal_procs", "signal", key=lambda ps, sig: f"{sig.name} {len(ps)}")
     wrap(stop, "signal_group", "signal", key=lambda g, sig: f"{sig.name} group")
     wrap(stop, "_watch", "watch")
@@ -198,45 +204,36 @@ def install() -> None:
     wrap(proof, "remove_cgroup", "cgroup removal", key=lambda path: Path(path).name)
     wrap(procs, "_own_lineage", "own lineage")
 
-    # start: spawn (its parts), waiting to listen, probes, the own-socket check, post-start
-    wrap(start, "spawn", "spawn", key=first_svc)
+    # start: spawn (prepare, launch, settle), waiting to listen, probes, the own-socket check, post-start
+    wrap(spawn, "prepare", "prepare", key=first_svc)
     wrap(start, "wait_ready", "wait ready", key=first_svc)
-    original_spawn = start.spawn
+    original_launch = spawn.launch
 
-    def spawn_and_watch(registry, service):
-        spawned = original_spawn(registry, service)
-        _ready_line_watch(service.name, spawned.log, spawned.log_offset)
-        return spawned
+    def launch_and_watch(prepared):
+        start_ = time.time()
+        launched = original_launch(prepared)
+        record("popen", prepared.service.name, start_, time.time())
+        _ready_line_watch(prepared.service.name, prepared.log, prepared.offset)
+        return launched
 
-    start.spawn = spawn_and_watch
+    spawn.launch = launch_and_watch
+    wrap(spawn, "settle", "settle", key=lambda registry, prepared, *a: prepared.service.name)
     wrap(start, "probe", "readiness probe", key=svc, note=lambda r: r.status.value)
     wrap(start, "_answered_by_itself", "answered by itself", key=first_svc)
     wrap(proof, "make_cgroup", "cgroup make", key=lambda d, name: name)
     wrap(proof, "join", "cgroup join", key=lambda path, pid: Path(path).name)
     listening_seen: dict[int, float] = {}
-    original_contains = start._Listening.__contains__
+    original_look = start._Waiting.look
 
-    def contains(self, port):
-        answer = original_contains(self, port)
-        if answer and port not in listening_seen:
+    def look(self, listening):
+        original_look(self, listening)
+        port = self.service.port
+        if self.listening and port not in listening_seen:
             listening_seen[port] = time.time()
             MARKS[f"listening {port}"] = listening_seen[port]
-        return answer
 
-    start._Listening.__contains__ = contains
+    start._Waiting.look = look
 
-    class _Subprocess:  # spawn.py's `subprocess`, with Popen timed
-        def __getattr__(self, name):
-            return getattr(__import__("subprocess"), name)
-
-        @staticmethod
-        def Popen(*args, **kwargs):
-            start_ = time.time()
-            proc = __import__("subprocess").Popen(*args, **kwargs)
-            record("popen", " ".join(args[0][-6:]), start_, time.time())
-            return proc
-
-    spawn.subprocess = _Subprocess()
 
 
 def _cprofile_threads(profiles: list) -> None:

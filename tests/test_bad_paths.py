@@ -190,9 +190,9 @@ def test_a_fifo_as_a_service_log_fails_its_spawn_at_once(registry_file, tmp_path
     cfg = registry_file(drop=CORE_BUT_ORCHESTRATOR)
     (tmp_path / "logs").mkdir()
     os.mkfifo(tmp_path / "logs" / "orchestrator.log")
-    done = python("-c", f"from tmt_ops.registry import load_registry\nfrom tmt_ops.native.spawn import spawn\n"
+    done = python("-c", f"from tmt_ops.registry import load_registry\nfrom tmt_ops.native.spawn import prepare\n"
                   f"from tmt_ops.errors import OperationFailed\nr = load_registry({str(cfg)!r})\n"
-                  f"try:\n    spawn(r, r.services['orchestrator'])\nexcept OperationFailed as exc:\n    print(exc)\n")
+                  f"try:\n    prepare(r, r.services['orchestrator'])\nexcept OperationFailed as exc:\n    print(exc)\n")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"orchestrator: cannot write its log: {tmp_path / 'logs' / 'orchestrator.log'} is "
                                   "a FIFO, not a regular file")

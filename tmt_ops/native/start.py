@@ -4,13 +4,17 @@ its process exits (a failure at once).
 Waiting costs the service as few requests as it can: a real service writes an access-log line per request, and
 polling its health path every few milliseconds (as this did) made the real orchestrator answer 150 requests a
 second and fill its log while it boots. So:
-- until the port is listening (the kernel's listening sockets, looked at once per tick for every service that
-  starts at once), nothing is asked of the service at all: it cannot answer yet;
+- until the port is listening (the kernel's listening sockets), nothing is asked of the service at all: it
+  cannot answer yet;
 - then it is probed at once, and again every PROBE_EVERY, and at once when it writes a line of its own (a
   server says "Application startup complete" as it becomes ready; the probes' own access-log lines do not count),
   as long as its budget allows: a token bucket of PROBE_BURST probes, refilled at PROBE_RATE a second, so never
   more than that on average, and readiness is seen within PROBE_EVERY of the moment it would first answer,
   usually within a tick of its "ready" line.
+
+What costs the service nothing (its process, its port, its log) is looked at every TICK by one watcher for every
+service that waits (a wave of 20 is one loop, not 20: the toolkit's CPU is taken from the services that boot),
+which wakes a service's own thread only when something changed; the thread probes and decides.
 
 An answer counts only when the service gives it (the rule health uses): once a probe says it serves, the
 port's listening socket must be held by one of the service's own processes. A stranger that answers there
@@ -20,10 +24,12 @@ while the service boots fails the start at once (its dependents must not start a
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 import time
 from pathlib import Path
 
+from ..data import dataclass
 from ..errors import OperationFailed
 from ..events import Events
 from ..files import FileProblem, read_part
@@ -34,33 +40,15 @@ from ..redact import command_line
 from ..registry import Registry, Service
 from ..results import Outcome
 from ..states import SERVING, Health
-from . import records, stop
+from . import records, spawn, stop
 from .discovery import describe_holders, discover
-from .spawn import Spawned, spawn
+from .spawn import Prepared, Spawned
 from .steps import StartStep, StopStep, stop_steps
 
 TICK = 0.005  # seconds between looks at what costs the service nothing: its process, its port, its log
 PROBE_RATE = 10.0  # probes a second at most, on average, of one service ...
 PROBE_BURST = 2.0  # ... with this many at once (a probe led by its "ready" line need not wait)
 PROBE_EVERY = 0.2  # seconds at most between two probes once it listens
-
-
-class _Listening:
-    """The kernel's listening sockets, read at most once per tick however many services wait at once."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._read_at = float("-inf")
-        self._ports: dict[int, set[int]] = {}
-
-    def __contains__(self, port: int) -> bool:
-        with self._lock:
-            if time.monotonic() - self._read_at >= TICK:
-                self._ports, self._read_at = listening_sockets(), time.monotonic()
-            return port in self._ports
-
-
-LISTENING = _Listening()
 
 
 class _Output:
@@ -95,15 +83,97 @@ def _answered_by_itself(registry: Registry, service: Service) -> tuple[bool | No
     return False, describe_holders(service, strangers) + f": it answered in {service.name}'s place; stop it"
 
 
+@dataclass
+class Launched:
+    prepared: Prepared
+    process: subprocess.Popen
+    started: float  # time.monotonic() at its launch
+
+
+class _Waiting:
+    """One service waiting to be ready, as the watcher sees it: set by the watcher (listening once, news each
+    time it wrote a line of its own, error if the watcher failed), then `wake` set; its thread clears `wake`
+    before it reads them, so nothing set after is missed."""
+
+    def __init__(self, service: Service, spawned: Spawned, cancel: threading.Event) -> None:
+        self.service, self.process, self.cancel = service, spawned.process, cancel
+        self.output = _Output(service, spawned.log, spawned.log_offset)
+        self.listening = self.news = False
+        self.error: BaseException | None = None
+        self.wake = threading.Event()
+
+    def look(self, listening: dict[int, set[int]]) -> None:
+        """One tick's look (the watcher's thread only)."""
+        changed = self.cancel.is_set() or self.process.poll() is not None
+        if not self.listening and self.service.port in listening:
+            self.listening = changed = True
+        elif self.listening and self.output.news():
+            self.news = changed = True
+        if changed:
+            self.wake.set()
+
+
+class _Watcher:
+    """The one loop, every TICK, over every service of this process that waits to be ready (a thread that runs
+    while any does). What fails in it is handed to every waiting thread, which raises it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiting: list[_Waiting] = []
+        self._running = False
+
+    def add(self, waiting: _Waiting) -> None:
+        with self._lock:
+            self._waiting.append(waiting)
+            if not self._running:
+                self._running = True
+                threading.Thread(target=self._run, name="readiness-watcher", daemon=True).start()
+
+    def remove(self, waiting: _Waiting) -> None:
+        with self._lock:
+            self._waiting.remove(waiting)
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                waiting = list(self._waiting)
+                if not waiting:
+                    self._running = False
+                    return
+            try:
+                ports = listening_sockets() if any(not w.listening for w in waiting) else {}
+                for w in waiting:
+                    w.look(ports)
+            except BaseException as exc:  # noqa: BLE001  (handed on: each waiting thread raises it)
+                for w in waiting:
+                    w.error = exc
+                    w.wake.set()
+            time.sleep(TICK)
+
+
+WATCHER = _Watcher()
+
+
 def wait_ready(registry: Registry, service: Service, spawned: Spawned,
                cancel: threading.Event) -> tuple[Health | None, str]:
     """(the probe's verdict once the service itself serves, else None; why not)."""
+    waiting = _Waiting(service, spawned, cancel)
+    WATCHER.add(waiting)
+    try:
+        return _wait(registry, service, spawned, waiting)
+    finally:
+        WATCHER.remove(waiting)
+
+
+def _wait(registry: Registry, service: Service, spawned: Spawned, waiting: _Waiting) -> tuple[Health | None, str]:
     deadline = spawned.started + service.startup_timeout
-    output = _Output(service, spawned.log, spawned.log_offset)
     last: ProbeResult | None = None
-    listening, due = False, float("inf")
+    due = float("inf")  # the next probe, once it listens
     tokens, filled = PROBE_BURST, time.monotonic()
-    while not cancel.is_set():
+    while not waiting.cancel.is_set():
+        waiting.wake.clear()
+        if waiting.error is not None:
+            raise waiting.error
         code = spawned.process.poll()
         if code is not None:
             return None, f"exited with code {code} before it was ready"
@@ -113,11 +183,8 @@ def wait_ready(registry: Registry, service: Service, spawned: Spawned,
                 f"it never listened on port {service.port}"
             return None, f"not ready after {service.startup_timeout:g}s ({why})"
         tokens, filled = min(PROBE_BURST, tokens + (now - filled) * PROBE_RATE), now
-        if not listening:
-            listening = service.port in LISTENING
-            due = now if listening else due
-        elif output.news():
-            due = now
+        if waiting.listening and (due == float("inf") or waiting.news):
+            waiting.news, due = False, now
         if now >= due and tokens >= 1:
             tokens, due = tokens - 1, now + PROBE_EVERY
             last = probe(service, timeout=max(deadline - now, 0.05))
@@ -127,7 +194,10 @@ def wait_ready(registry: Registry, service: Service, spawned: Spawned,
                     return None, stranger
                 if itself:
                     return last.status, "" if last.status is Health.HEALTHY else f"{last.status.value}: {last.error}"
-        cancel.wait(TICK)
+            continue
+        # asleep until the watcher sees something, the next probe is due and affordable, or the deadline
+        wake_at = min(deadline, max(due, now + (1 - tokens) / PROBE_RATE))
+        waiting.wake.wait(max(wake_at - time.monotonic(), 0))
     return None, "interrupted before it was ready"
 
 
@@ -164,7 +234,9 @@ def _clear_leftovers(registry: Registry, service: Service, events: Events) -> st
     return None
 
 
-def execute(registry: Registry, step: StartStep, events: Events, cancel: threading.Event) -> Outcome:
+def prepare(registry: Registry, step: StartStep, events: Events) -> Prepared | Outcome:
+    """Everything before the service's process (a restore clears what is left of its failed start; its port
+    must still be free; its spawn prepared), or why it fails."""
     service = step.service
     if step.restore:
         blocked = _clear_leftovers(registry, service, events)
@@ -176,9 +248,39 @@ def execute(registry: Registry, step: StartStep, events: Events, cancel: threadi
             f"port {service.port} is held by its own earlier run, which discovery names: stop it first "
             f"(stop-trading-system.py --only {service.name})"))
     try:
-        spawned = spawn(registry, service)
+        return spawn.prepare(registry, service)
     except OperationFailed as exc:
         return Outcome(service.name, "failed", service.port, detail=str(exc))
+
+
+def launch(prepared: dict[str, Prepared | Outcome], cancel: threading.Event) -> dict[str, Launched | Outcome]:
+    """The prepared services' processes, one right after another (an interrupt launches no more: those are
+    not started); every prepared log is closed, whatever happens."""
+    launched: dict[str, Launched | Outcome] = {}
+    try:
+        for name, ready in prepared.items():
+            if not isinstance(ready, spawn.Prepared):
+                launched[name] = ready
+            elif cancel.is_set():
+                launched[name] = Outcome(name, "not started", ready.service.port, detail="interrupted")
+            else:
+                try:
+                    launched[name] = Launched(ready, *spawn.launch(ready))
+                except OperationFailed as exc:
+                    launched[name] = Outcome(name, "failed", ready.service.port, detail=str(exc))
+    finally:
+        for ready in prepared.values():
+            if isinstance(ready, spawn.Prepared):
+                ready.out.close()
+    return launched
+
+
+def execute(registry: Registry, launched: Launched | Outcome, events: Events, cancel: threading.Event) -> Outcome:
+    """A launched service settled (cgroup, run record), then waited for: ready, failed, or interrupted."""
+    if isinstance(launched, Outcome):
+        return launched
+    service = launched.prepared.service
+    spawned = spawn.settle(registry, launched.prepared, launched.process, launched.started)
     pid = spawned.process.pid
     events.line(f"  {service.name}: started pid {pid}: {command_line(service.command, service.secret_args)}")
     if spawned.warning:

@@ -1,0 +1,174 @@
+"""A native start wave, in-process on real processes: its services prepared, launched one right after another,
+then settled and waited for by one watcher (not a loop per service); an interrupt or a launch that fails in
+between leaves nothing half done."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+
+from support import wait_for
+
+from tmt_ops.data import replace
+from tmt_ops.native import records, spawn, start
+from tmt_ops.native.backend import NativeBackend
+from tmt_ops.native.steps import StartStep
+from tmt_ops.registry import load_registry
+from tmt_ops.results import Outcome
+
+CORE = ("orchestrator", "market-analysis", "execution-engine", "dashboard")
+
+
+class Said:
+    """Events that keep what they are told."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: self.lines.append(" ".join(str(a) for a in args))
+
+
+def one_wave(data: dict) -> None:
+    """The four core services, needing nothing (one wave), each ready 0.3 s after it starts."""
+    for name in CORE:
+        svc = data["services"][name]
+        command, keep = list(svc["command"]), []
+        while command:
+            word = command.pop(0)
+            if word == "--requires":
+                command.pop(0)
+            else:
+                keep.append(word)
+        svc["command"] = keep + ["--start-delay", "0.3"]
+        svc["depends_on"] = {}
+
+
+@pytest.fixture
+def registry(registry_file):
+    return load_registry(registry_file(edit=one_wave))
+
+
+def watchers() -> int:
+    return sum(t.name == "readiness-watcher" for t in threading.enumerate())
+
+
+def open_logs(registry) -> list[str]:
+    """This process's open files in the registry's log directory."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(str(registry.log_dir)):
+            found.append(target)
+    return found
+
+
+def test_a_wave_starts_together_and_waits_in_one_watcher(registry):
+    """All four launched before any is settled (no run record yet), then all ready, on record, with one
+    watcher thread for the four while they boot, and none left after."""
+    steps = [StartStep(registry.services[name]) for name in CORE]
+    seen, done = set(), threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            seen.add(watchers())
+            time.sleep(0.01)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        outcomes = NativeBackend(registry).execute_start(steps, Said(), threading.Event())
+    finally:
+        done.set()
+        sampler.join()
+    assert {name: o.state for name, o in outcomes.items()} == dict.fromkeys(CORE, "running"), outcomes
+    assert max(seen) == 1, seen  # one loop for the wave, however many wait
+    assert wait_for(lambda: watchers() == 0, 2)  # it ends once nobody waits
+    assert sorted(records.read_all(registry.state_dir)) == sorted(CORE)
+    assert not open_logs(registry)
+
+
+def test_launch_starts_processes_only_and_leaves_the_record_to_settle(registry):
+    cancel = threading.Event()
+    prepared = {name: spawn.prepare(registry, registry.services[name]) for name in CORE[:2]}
+    launched = start.launch(prepared, cancel)
+    try:
+        assert all(isinstance(entry, start.Launched) for entry in launched.values()), launched
+        assert all(entry.process.poll() is None for entry in launched.values())
+        assert records.read_all(registry.state_dir) == {}  # nothing settled yet: the next launch comes first
+        assert not open_logs(registry)
+        for entry in launched.values():
+            spawned = spawn.settle(registry, entry.prepared, entry.process, entry.started)
+            assert spawned.record.pid == entry.process.pid and spawned.record.run_tag == entry.prepared.tag
+        assert sorted(records.read_all(registry.state_dir)) == sorted(CORE[:2])
+    finally:
+        for entry in launched.values():
+            os.killpg(entry.process.pid, 9)
+            entry.process.wait()
+
+
+def test_an_interrupt_before_the_launch_starts_nothing_and_closes_every_log(registry):
+    cancel = threading.Event()
+    prepared = {name: spawn.prepare(registry, registry.services[name]) for name in CORE[:2]}
+    cancel.set()
+    launched = start.launch(prepared, cancel)
+    assert launched == {name: Outcome(name, "not started", registry.services[name].port, detail="interrupted")
+                        for name in CORE[:2]}
+    assert not open_logs(registry)
+    assert records.read_all(registry.state_dir) == {}
+
+
+def test_a_launch_that_cannot_run_fails_alone_and_closes_every_log(registry, tmp_path):
+    prepared = {name: spawn.prepare(registry, registry.services[name]) for name in CORE[:2]}
+    gone = prepared["orchestrator"]
+    prepared["orchestrator"] = replace(gone, service=replace(gone.service, command=(str(tmp_path / "gone"),)))
+    launched = start.launch(prepared, threading.Event())
+    try:
+        failed = launched["orchestrator"]
+        assert isinstance(failed, Outcome) and failed.state == "failed", failed
+        assert failed.detail == f"orchestrator: cannot run {tmp_path / 'gone'}: No such file or directory"
+        assert isinstance(launched["market-analysis"], start.Launched)
+        assert not open_logs(registry)
+    finally:
+        entry = launched["market-analysis"]
+        os.killpg(entry.process.pid, 9)
+        entry.process.wait()
+
+
+def test_a_watcher_that_fails_fails_the_wait_at_once_not_at_its_deadline(registry, monkeypatch):
+    """What goes wrong in the one loop reaches every service waiting on it (raised in its own thread), instead
+    of leaving them asleep until their startup timeouts."""
+    def broken():
+        raise OSError("sock_diag and /proc/net/tcp both unreadable")
+
+    monkeypatch.setattr(start, "listening_sockets", broken)
+    service = replace(registry.services["orchestrator"], startup_timeout=60.0)
+    prepared = spawn.prepare(registry, service)
+    entry = start.Launched(prepared, *spawn.launch(prepared))
+    spawned = spawn.settle(registry, prepared, entry.process, entry.started)
+    raised: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            start.wait_ready(registry, service, spawned, threading.Event())
+        except OSError as exc:
+            raised.append(exc)
+
+    waiter = threading.Thread(target=wait)
+    began = time.monotonic()
+    waiter.start()
+    waiter.join(10)
+    try:
+        assert not waiter.is_alive() and time.monotonic() - began < 5
+        assert [str(exc) for exc in raised] == ["sock_diag and /proc/net/tcp both unreadable"]
+        assert wait_for(lambda: watchers() == 0, 2)
+    finally:
+        os.killpg(entry.process.pid, 9)
+        entry.process.wait()
+        records.remove(registry.state_dir, service.name)
