@@ -1,6 +1,6 @@
-"""A native start wave, in-process on real processes: its services prepared, launched one right after another,
-then settled and waited for by one watcher (not a loop per service); an interrupt or a launch that fails in
-between leaves nothing half done."""
+"""Native waves, in-process on real processes. A start wave: its services prepared, launched one right after
+another, then settled and waited for by one watcher (not a loop per service); an interrupt or a launch that
+fails in between leaves nothing half done. A stop wave: every service signalled before any is watched."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ import pytest
 from support import wait_for
 
 from tmt_ops.data import replace
-from tmt_ops.native import records, spawn, start
+from tmt_ops.native import records, spawn, start, stop
 from tmt_ops.native.backend import NativeBackend
-from tmt_ops.native.steps import StartStep
+from tmt_ops.native.discovery import discover
+from tmt_ops.native.steps import StartStep, stop_steps
 from tmt_ops.registry import load_registry
 from tmt_ops.results import Outcome
 
@@ -172,3 +173,30 @@ def test_a_watcher_that_fails_fails_the_wait_at_once_not_at_its_deadline(registr
         os.killpg(entry.process.pid, 9)
         entry.process.wait()
         records.remove(registry.state_dir, service.name)
+
+
+def test_a_stop_wave_signals_every_service_before_it_watches_any(registry, monkeypatch):
+    backend = NativeBackend(registry)
+    steps = [StartStep(registry.services[name]) for name in CORE]
+    assert all(o.up for o in backend.execute_start(steps, Said(), threading.Event()).values())
+    order: list[str] = []
+    signal_first, watch = stop.signal_first, stop._watch
+
+    def signalled(step):  # a look at the targets that takes its time (a loaded host): the later, the slower
+        time.sleep(0.05 * CORE.index(step.service))
+        result = signal_first(step)
+        order.append(f"signal {step.service}")
+        return result
+
+    def watched(current, seconds):
+        order.append("watch")
+        return watch(current, seconds)
+
+    monkeypatch.setattr(stop, "signal_first", signalled)
+    monkeypatch.setattr(stop, "_watch", watched)
+    services = [registry.services[name] for name in CORE]
+    plan = stop_steps(discover(registry, services), services, force=False)
+    results = backend.execute_stop([plan[name] for name in CORE], Said())
+    assert all(r.stopped for r in results.values()), results
+    assert order[:4] == [f"signal {name}" for name in CORE] and set(order[4:]) == {"watch"}, order
+    assert records.read_all(registry.state_dir) == {}
