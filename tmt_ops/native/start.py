@@ -259,7 +259,7 @@ def launch(prepared: dict[str, Prepared | Outcome], cancel: threading.Event) -> 
     launched: dict[str, Launched | Outcome] = {}
     try:
         for name, ready in prepared.items():
-            if not isinstance(ready, spawn.Prepared):
+            if not isinstance(ready, Prepared):
                 launched[name] = ready
             elif cancel.is_set():
                 launched[name] = Outcome(name, "not started", ready.service.port, detail="interrupted")
@@ -270,7 +270,7 @@ def launch(prepared: dict[str, Prepared | Outcome], cancel: threading.Event) -> 
                     launched[name] = Outcome(name, "failed", ready.service.port, detail=str(exc))
     finally:
         for ready in prepared.values():
-            if isinstance(ready, spawn.Prepared):
+            if isinstance(ready, Prepared):
                 ready.out.close()
     return launched
 
