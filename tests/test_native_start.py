@@ -133,7 +133,7 @@ def test_a_launch_that_cannot_run_fails_alone_and_closes_every_log(registry, tmp
     try:
         failed = launched["orchestrator"]
         assert isinstance(failed, Outcome) and failed.state == "failed", failed
-        assert failed.detail == f"orchestrator: cannot run {tmp_path / 'gone'}: No such file or directory"
+        assert failed.detail == f"cannot run {tmp_path / 'gone'}: No such file or directory"  # its name once
         assert isinstance(launched["market-analysis"], start.Launched)
         assert not open_logs(registry)
     finally:

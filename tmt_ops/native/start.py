@@ -250,7 +250,7 @@ def prepare(registry: Registry, step: StartStep, events: Events) -> Prepared | O
     try:
         return spawn.prepare(registry, service)
     except OperationFailed as exc:
-        return Outcome(service.name, "failed", service.port, detail=str(exc))
+        return _failed(service, exc)
 
 
 def launch(prepared: dict[str, Prepared | Outcome], cancel: threading.Event) -> dict[str, Launched | Outcome]:
@@ -267,12 +267,17 @@ def launch(prepared: dict[str, Prepared | Outcome], cancel: threading.Event) -> 
                 try:
                     launched[name] = Launched(ready, *spawn.launch(ready))
                 except OperationFailed as exc:
-                    launched[name] = Outcome(name, "failed", ready.service.port, detail=str(exc))
+                    launched[name] = _failed(ready.service, exc)
     finally:
         for ready in prepared.values():
             if isinstance(ready, Prepared):
                 ready.out.close()
     return launched
+
+
+def _failed(service: Service, exc: OperationFailed) -> Outcome:
+    """Its spawn's failure as its outcome, whose row and line name the service already (not twice)."""
+    return Outcome(service.name, "failed", service.port, detail=str(exc).removeprefix(f"{service.name}: "))
 
 
 def execute(registry: Registry, launched: Launched | Outcome, events: Events, cancel: threading.Event) -> Outcome:
