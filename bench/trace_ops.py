@@ -217,7 +217,7 @@ def install() -> None:
         return launched
 
     spawn.launch = launch_and_watch
-    wrap(spawn, "settle", "settle", key=lambda registry, prepared, *a: prepared.service.name)
+    wrap(spawn, "settle", "settle", key=lambda registry, launched: launched.prepared.service.name)
     wrap(start, "probe", "readiness probe", key=svc, note=lambda r: r.status.value)
     wrap(start, "_answered_by_itself", "answered by itself", key=first_svc)
     wrap(proof, "make_cgroup", "cgroup make", key=lambda d, name: name)

@@ -100,12 +100,12 @@ def test_launch_starts_processes_only_and_leaves_the_record_to_settle(registry):
     prepared = {name: spawn.prepare(registry, registry.services[name]) for name in CORE[:2]}
     launched = start.launch(prepared, cancel)
     try:
-        assert all(isinstance(entry, start.Launched) for entry in launched.values()), launched
+        assert all(isinstance(entry, spawn.Launched) for entry in launched.values()), launched
         assert all(entry.process.poll() is None for entry in launched.values())
         assert records.read_all(registry.state_dir) == {}  # nothing settled yet: the next launch comes first
         assert not open_logs(registry)
         for entry in launched.values():
-            spawned = spawn.settle(registry, entry.prepared, entry.process, entry.started)
+            spawned = spawn.settle(registry, entry)
             assert spawned.record.pid == entry.process.pid and spawned.record.run_tag == entry.prepared.tag
         assert sorted(records.read_all(registry.state_dir)) == sorted(CORE[:2])
     finally:
@@ -134,7 +134,7 @@ def test_a_launch_that_cannot_run_fails_alone_and_closes_every_log(registry, tmp
         failed = launched["orchestrator"]
         assert isinstance(failed, Outcome) and failed.state == "failed", failed
         assert failed.detail == f"cannot run {tmp_path / 'gone'}: No such file or directory"  # its name once
-        assert isinstance(launched["market-analysis"], start.Launched)
+        assert isinstance(launched["market-analysis"], spawn.Launched)
         assert not open_logs(registry)
     finally:
         entry = launched["market-analysis"]
@@ -151,8 +151,8 @@ def test_a_watcher_that_fails_fails_the_wait_at_once_not_at_its_deadline(registr
     monkeypatch.setattr(start, "listening_sockets", broken)
     service = replace(registry.services["orchestrator"], startup_timeout=60.0)
     prepared = spawn.prepare(registry, service)
-    entry = start.Launched(prepared, *spawn.launch(prepared))
-    spawned = spawn.settle(registry, prepared, entry.process, entry.started)
+    entry = spawn.launch(prepared)
+    spawned = spawn.settle(registry, entry)
     raised: list[BaseException] = []
 
     def wait() -> None:

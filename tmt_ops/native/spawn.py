@@ -108,10 +108,17 @@ def prepare(registry: Registry, service: Service) -> Prepared:
     return Prepared(service, {**environment, proof.RUN_VARIABLE: tag}, tag, cgroup, log, out, out.tell())
 
 
-def launch(prepared: Prepared) -> tuple[subprocess.Popen, float]:
-    """Its process started in a session of its own, output appended to its log (closed here, whatever happens),
-    and when (time.monotonic()); nothing else, so a wave's services start one right after another (settle
-    does the rest). OperationFailed when it cannot be run."""
+@dataclass
+class Launched:
+    prepared: Prepared
+    process: subprocess.Popen
+    started: float  # time.monotonic() at its launch
+
+
+def launch(prepared: Prepared) -> Launched:
+    """Its process started in a session of its own, output appended to its log (closed here, whatever happens);
+    nothing else, so a wave's services start one right after another (settle does the rest). OperationFailed
+    when it cannot be run."""
     service = prepared.service
     with prepared.out:
         try:
@@ -121,11 +128,12 @@ def launch(prepared: Prepared) -> tuple[subprocess.Popen, float]:
         except (OSError, ValueError, subprocess.SubprocessError) as exc:  # ValueError: a NUL in its environment
             raise OperationFailed(f"{service.name}: cannot run {service.command[0]}: "
                                   f"{getattr(exc, 'strerror', None) or exc}") from None
-    return process, time.monotonic()
+    return Launched(prepared, process, time.monotonic())
 
 
-def settle(registry: Registry, prepared: Prepared, process: subprocess.Popen, started: float) -> Spawned:
+def settle(registry: Registry, launched: Launched) -> Spawned:
     """A launched service moved into its cgroup (with anything it started meanwhile) and its run on record."""
+    prepared, process, started = launched.prepared, launched.process, launched.started
     service, cgroup = prepared.service, prepared.cgroup
     try:
         create_time = psutil.Process(process.pid).create_time()  # a zombie still has one

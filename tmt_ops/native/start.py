@@ -24,12 +24,10 @@ while the service boots fails the start at once (its dependents must not start a
 from __future__ import annotations
 
 import os
-import subprocess
 import threading
 import time
 from pathlib import Path
 
-from ..data import dataclass
 from ..errors import OperationFailed
 from ..events import Events
 from ..files import FileProblem, read_part
@@ -42,7 +40,7 @@ from ..results import Outcome
 from ..states import SERVING, Health
 from . import records, spawn, stop
 from .discovery import describe_holders, discover
-from .spawn import Prepared, Spawned
+from .spawn import Launched, Prepared, Spawned
 from .steps import StartStep, StopStep, stop_steps
 
 TICK = 0.005  # seconds between looks at what costs the service nothing: its process, its port, its log
@@ -81,13 +79,6 @@ def _answered_by_itself(registry: Registry, service: Service) -> tuple[bool | No
         return held, ""
     strangers = [h for h in port_holders(service.port) if h.pid not in pids]
     return False, describe_holders(service, strangers) + f": it answered in {service.name}'s place; stop it"
-
-
-@dataclass
-class Launched:
-    prepared: Prepared
-    process: subprocess.Popen
-    started: float  # time.monotonic() at its launch
 
 
 class _Waiting:
@@ -265,7 +256,7 @@ def launch(prepared: dict[str, Prepared | Outcome], cancel: threading.Event) -> 
                 launched[name] = Outcome(name, "not started", ready.service.port, detail="interrupted")
             else:
                 try:
-                    launched[name] = Launched(ready, *spawn.launch(ready))
+                    launched[name] = spawn.launch(ready)
                 except OperationFailed as exc:
                     launched[name] = _failed(ready.service, exc)
     finally:
@@ -285,7 +276,7 @@ def execute(registry: Registry, launched: Launched | Outcome, events: Events, ca
     if isinstance(launched, Outcome):
         return launched
     service = launched.prepared.service
-    spawned = spawn.settle(registry, launched.prepared, launched.process, launched.started)
+    spawned = spawn.settle(registry, launched)
     pid = spawned.process.pid
     events.line(f"  {service.name}: started pid {pid}: {command_line(service.command, service.secret_args)}")
     if spawned.warning:
