@@ -2,6 +2,9 @@
 
 - readiness: each service spawned by hand (its own session, its output to a file, as the toolkit spawns it) once
   what it needs answers, and its time from spawn to its first HTTP 200;
+- released: the same, but each level's services forked and held at a gate until all of them exist, then let go
+  at one instant (each execs its command then): a level spawned at once, literally; its readiness counted from
+  the release;
 - shutdowns: SIGTERM to every process of a wave's services at once (each one's process group, as the toolkit
   signals a cgroup), and the time until the last of them has exited (a pidfd wakes at the exit itself);
 - critical paths over the dependency graph, and the toolkit's own probe requests counted in a service's log.
@@ -37,10 +40,10 @@ def loads() -> str:
 
 @dataclass
 class ByHand:
-    """Services started by hand; `ready` their start-to-first-200 seconds; `launched` when each was spawned, in
-    seconds after the first spawn of its level (one Popen after another: on 2 cores the later ones of a level of
-    20 wait for CPU behind those already booting)."""
-    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    """Services started by hand; `ready` their start-to-first-200 seconds (from their own spawn, or from their
+    level's release); `launched` when each was spawned, in seconds after the first spawn of its level (one Popen
+    after another: on 2 cores the later ones of a level of 20 wait for CPU behind those already booting)."""
+    procs: dict[str, "subprocess.Popen | Held"] = field(default_factory=dict)
     ready: dict[str, float] = field(default_factory=dict)
     launched: dict[str, float] = field(default_factory=dict)
 
@@ -63,6 +66,67 @@ def spawn(service: Service, log: Path) -> subprocess.Popen:
                                 start_new_session=True, close_fds=True)
 
 
+class Held:
+    """A service's process forked by hand and held at its level's gate (a pipe it reads until every writer has
+    closed it) before it execs its command: what Popen cannot do, since Popen waits for the exec. The child does
+    what spawn() asks of Popen (its own session, stdin closed, output appended to its log, its cwd)."""
+
+    def __init__(self, service: Service, log: Path, gate: tuple[int, int]) -> None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        command, env = list(service.command), {**os.environ, **service.env}
+        self.returncode: int | None = None
+        self.pid = os.fork()
+        if self.pid == 0:  # the child: nothing here may return
+            try:
+                os.close(gate[1])
+                os.setsid()
+                out = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                os.dup2(out, 1)
+                os.dup2(out, 2)
+                os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+                os.chdir(service.cwd)
+                os.read(gate[0], 1)  # held until the level is released
+                os.close(gate[0])
+                os.execvpe(command[0], command, env)
+            finally:
+                os._exit(127)
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self) -> int:
+        if self.returncode is None:
+            self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+        return self.returncode
+
+
+def start_released(registry: Registry, logs: Path) -> ByHand:
+    """Every managed service started by hand, level by level, each level's services held at a gate until all of
+    them are forked and then released at one instant (each level once the one above answers); their readiness
+    counted from the release (probed as ready_led probes). The caller kills them (kill())."""
+    hand = ByHand()
+    try:
+        for wave in registry.start_waves(registry.managed):
+            gate = os.pipe()
+            try:
+                for service in wave:
+                    hand.procs[service.name] = Held(service, logs / f"{service.name}.log", gate)
+            finally:
+                os.close(gate[0])
+                released = time.perf_counter()
+                os.close(gate[1])  # every child reads end-of-file: all of them exec now
+            hand.ready.update(ready_led({s.name: (s, hand.procs[s.name], released, logs / f"{s.name}.log")
+                                         for s in wave}))
+    except BaseException:
+        hand.kill()
+        raise
+    return hand
+
+
 def _answers(service: Service) -> bool:
     return probe(service, 1).status is Health.HEALTHY
 
@@ -76,7 +140,7 @@ def ready_tight(service: Service, proc: subprocess.Popen, started: float) -> flo
     return time.perf_counter() - started
 
 
-def ready_led(pending: dict[str, tuple[Service, subprocess.Popen, float, Path]]) -> dict[str, float]:
+def ready_led(pending: dict[str, tuple[Service, "subprocess.Popen | Held", float, Path]]) -> dict[str, float]:
     """Seconds from spawn to first 200 of several services booting at once, each probed within a tick of every
     line it writes (other than the access-log line of a probe) and every LED_FALLBACK seconds otherwise. A 5 ms
     poll of 20 booting services would be 4,000 requests a second on this machine's 2 cores, slowing the very
@@ -182,9 +246,9 @@ def shutdowns(registry: Registry, hand: ByHand) -> list[float]:
 
 
 def launched_waves(registry: Registry, hand: ByHand) -> float:
-    """Readiness level by level as one spawning process gets it at best: each level's services spawned one right
-    after another (by hand, the cheapest way: Popen alone), the level done when its last is ready, counted from
-    the level's first spawn; summed over the levels. A starter in one process cannot launch a level at once."""
+    """Readiness level by level as a starter that spawns one service right after another gets it at best (by
+    hand, the cheapest way: Popen alone): each level done when its last is ready, counted from the level's first
+    spawn; summed over the levels."""
     return sum(max(hand.launched[s.name] + hand.ready[s.name] for s in level)
                for level in registry.start_waves(registry.managed))
 

@@ -225,8 +225,8 @@ def install() -> None:
     listening_seen: dict[int, float] = {}
     original_look = start._Waiting.look
 
-    def look(self, listening):
-        original_look(self, listening)
+    def look(self, wrote, listening):
+        original_look(self, wrote, listening)
         port = self.service.port
         if self.listening and port not in listening_seen:
             listening_seen[port] = time.time()

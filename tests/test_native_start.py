@@ -95,6 +95,24 @@ def test_a_wave_starts_together_and_waits_in_one_watcher(registry):
     assert not open_logs(registry)
 
 
+def test_the_listening_sockets_are_read_when_a_line_comes_or_every_ports_every_not_every_tick(registry,
+                                                                                            monkeypatch):
+    """A service silent for 1.5 s before it listens: the kernel's listening sockets (a dump of every listener)
+    are read about every PORTS_EVERY meanwhile, not at every TICK (300 reads), and its "listening on" line
+    still has it seen listening at once (ready, and probed few times)."""
+    reads = []
+    real = start.listening_sockets
+    monkeypatch.setattr(start, "listening_sockets", lambda: reads.append(time.monotonic()) or real())
+    service = registry.services["orchestrator"]
+    quiet = replace(service, command=("/bin/sh", "-c", 'sleep 1.5; exec "$0" "$@"', *service.command))
+    outcomes = NativeBackend(replace(registry, services={**registry.services, "orchestrator": quiet})).execute_start(
+        [StartStep(quiet)], Said(), threading.Event())
+    assert outcomes["orchestrator"].state == "running", outcomes
+    silent = [t for t in reads if t - reads[0] < 1.5]
+    assert len(silent) <= 1.5 / start.PORTS_EVERY + 10, len(silent)  # every TICK would be 300
+    assert len(reads) >= 1.5 / start.PORTS_EVERY / 3, len(reads)  # and it does look meanwhile
+
+
 def test_launch_starts_processes_only_and_leaves_the_record_to_settle(registry):
     cancel = threading.Event()
     prepared = {name: spawn.prepare(registry, registry.services[name]) for name in CORE[:2]}

@@ -14,7 +14,10 @@ second and fill its log while it boots. So:
 
 What costs the service nothing (its process, its port, its log) is looked at every TICK by one watcher for every
 service that waits (a wave of 20 is one loop, not 20: the toolkit's CPU is taken from the services that boot),
-which wakes a service's own thread only when something changed; the thread probes and decides.
+which wakes a service's own thread only when something changed; the thread probes and decides. The kernel's
+listening sockets are the dearest of the three (a dump of every listener on the host): they are read when a
+service not yet seen listening writes a line (a server says so as it begins to listen: uvicorn's "Uvicorn running
+on ...") and at least every PORTS_EVERY, not at every tick.
 
 An answer counts only when the service gives it (the rule health uses): once a probe says it serves, the
 port's listening socket must be held by one of the service's own processes. A stranger that answers there
@@ -38,12 +41,13 @@ from ..redact import command_line
 from ..registry import Registry, Service
 from ..results import Outcome
 from ..states import SERVING, Health
-from . import records, spawn, stop
+from . import proof, records, spawn, stop
 from .discovery import describe_holders, discover
 from .spawn import Launched, Prepared, Spawned
 from .steps import StartStep, StopStep, stop_steps
 
-TICK = 0.005  # seconds between looks at what costs the service nothing: its process, its port, its log
+TICK = 0.005  # seconds between looks at what costs the service nothing: its process, its log ...
+PORTS_EVERY = 0.025  # ... and at most these between two reads of the listening sockets (at once on a line written)
 PROBE_RATE = 10.0  # probes a second at most, on average, of one service ...
 PROBE_BURST = 2.0  # ... with this many at once (a probe led by its "ready" line need not wait)
 PROBE_EVERY = 0.2  # seconds at most between two probes once it listens
@@ -69,11 +73,19 @@ class _Output:
                    for line in lines)
 
 
-def _answered_by_itself(registry: Registry, service: Service) -> tuple[bool | None, str]:
+def _own_pids(registry: Registry, service: Service, spawned: Spawned) -> set[int]:
+    """The service's processes as discovery finds them: those of its cgroup (the kernel's own list, which
+    discovery asks first) where it has one, else by its run record."""
+    if spawned.record.cgroup:
+        return set(proof.cgroup_pids(spawned.record.cgroup))
+    found = discover(registry, [service]).ours.get(service.name)
+    return {p.pid for p in found.members} if found else set()
+
+
+def _answered_by_itself(registry: Registry, service: Service, spawned: Spawned) -> tuple[bool | None, str]:
     """(whether the service's own processes hold its listening socket: None while none is seen; if another
     process does, who). Asked only once a probe says it serves: a poll itself stays a probe."""
-    found = discover(registry, [service]).ours.get(service.name)
-    pids = {p.pid for p in found.members} if found else set()
+    pids = _own_pids(registry, service, spawned)
     held = held_by(service.port, pids, listening_sockets())
     if held is not False:
         return held, ""
@@ -93,12 +105,14 @@ class _Waiting:
         self.error: BaseException | None = None
         self.wake = threading.Event()
 
-    def look(self, listening: dict[int, set[int]]) -> None:
-        """One tick's look (the watcher's thread only)."""
+    def look(self, wrote: bool, listening: dict[int, set[int]] | None) -> None:
+        """One tick's look (the watcher's thread only): `wrote` a line of its own since the last; `listening` the
+        kernel's listening sockets when they were read this tick."""
         changed = self.cancel.is_set() or self.process.poll() is not None
-        if not self.listening and self.service.port in listening:
-            self.listening = changed = True
-        elif self.listening and self.output.news():
+        if not self.listening:
+            if listening is not None and self.service.port in listening:
+                self.listening = changed = True
+        elif wrote:
             self.news = changed = True
         if changed:
             self.wake.set()
@@ -125,6 +139,7 @@ class _Watcher:
             self._waiting.remove(waiting)
 
     def _run(self) -> None:
+        ports_due = 0.0  # when the listening sockets are read again, if no line comes first
         while True:
             with self._lock:
                 waiting = list(self._waiting)
@@ -132,9 +147,12 @@ class _Watcher:
                     self._running = False
                     return
             try:
-                ports = listening_sockets() if any(not w.listening for w in waiting) else {}
-                for w in waiting:
-                    w.look(ports)
+                wrote = [w.output.news() for w in waiting]
+                ports = None
+                if any(not w.listening and (line or time.monotonic() >= ports_due) for w, line in zip(waiting, wrote)):
+                    ports, ports_due = listening_sockets(), time.monotonic() + PORTS_EVERY
+                for w, line in zip(waiting, wrote):
+                    w.look(line, ports)
             except BaseException as exc:  # noqa: BLE001  (handed on: each waiting thread raises it)
                 for w in waiting:
                     w.error = exc
@@ -180,7 +198,7 @@ def _wait(registry: Registry, service: Service, spawned: Spawned, waiting: _Wait
             tokens, due = tokens - 1, now + PROBE_EVERY
             last = probe(service, timeout=max(deadline - now, 0.05))
             if last.status in SERVING:
-                itself, stranger = _answered_by_itself(registry, service)
+                itself, stranger = _answered_by_itself(registry, service, spawned)
                 if itself is False:
                     return None, stranger
                 if itself:
