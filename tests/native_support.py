@@ -36,8 +36,15 @@ def state_dir(cfg: Path) -> Path:
 
 
 def recorded_pids(cfg: Path) -> dict[str, int]:
-    folder = state_dir(cfg) / "run"
-    return {p.stem: json.loads(p.read_text())["pid"] for p in folder.glob("*.json")} if folder.is_dir() else {}
+    """The run records' pids. Read while a restart runs too: a record removed between the listing and its read (a
+    stop wave at work) is not there."""
+    found = {}
+    for record in state_dir(cfg).joinpath("run").glob("*.json"):
+        try:
+            found[record.stem] = json.loads(record.read_text())["pid"]
+        except FileNotFoundError:
+            continue
+    return found
 
 
 def port_of(cfg: Path, service: str) -> int:
