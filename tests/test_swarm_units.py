@@ -224,6 +224,52 @@ def test_a_task_of_the_roll_that_the_swarm_gave_up_on_fails_the_wait_at_once(tmp
     assert ready._verdict(None, orchestrator, svc, 1, "run-2", now, None, frozenset({"t1"})) == (None, None)
 
 
+class LosingWorker:
+    """An engine whose worker w1 is lost after `after` requests: from then on the node is down and the swarm has
+    given up the task it held (in the engine, as in swarmkit, the node is marked down first)."""
+
+    def __init__(self, after):
+        self.after, self.asked = after, 0
+
+    def _ask(self):
+        self.asked += 1
+        return self.asked > self.after
+
+    def services(self, *labels):
+        self._ask()
+        spec = {"Name": "stk_x", "TaskTemplate": {"ContainerSpec": {"Labels": {stackfile.ROLLOUT_LABEL: "run-2"}}},
+                "Mode": {"Replicated": {"Replicas": 1}}}
+        return [{"ID": "s1", "Spec": spec}]
+
+    def tasks(self, ids):
+        lost = self._ask()
+        return [{"ID": "t1", "ServiceID": "s1", "NodeID": "n1", "Slot": 1,
+                 "DesiredState": "shutdown" if lost else "running", "Status": {"State": "assigned"},
+                 "Spec": {"ContainerSpec": {"Labels": {stackfile.ROLLOUT_LABEL: "run-2"}}}}]
+
+    def nodes(self):
+        lost = self._ask()
+        return [{"ID": "n1", "Description": {"Hostname": "w1"}, "Status": {"State": "down" if lost else "ready"},
+                 "Spec": {"Availability": "active"}}]
+
+
+@pytest.mark.parametrize("after", [0, 1, 2, 3])
+def test_a_task_the_swarm_gave_up_is_seen_with_its_lost_node_whenever_the_loss_falls_between_the_requests(
+        tmp_path, after):
+    """A snapshot is three requests, not one instant. Whichever two of them the node's loss falls between, a task
+    seen given up is seen on a node seen down: the wait's verdict names the lost node, never a node still ready."""
+    from tmt_ops.swarm import ready
+    orchestrator = registry(tmp_path).service("orchestrator")
+    snap = state.take(LosingWorker(after), "stk", ["x"])
+    task = snap.services["x"].tasks[0]
+    why, _ = ready._verdict(None, orchestrator, snap.services["x"], 1, "run-2", time.time(), None, frozenset())
+    if after < 3:  # the loss was seen
+        assert task.node_note == "down", task
+        assert why.startswith("task stk_x.1 on w1 (down): assigned") and why.endswith("; nothing will start it"), why
+    else:
+        assert not task.given_up and why is None
+
+
 def test_a_service_says_which_replicas_do_not_run_and_an_update_the_engine_left_paused():
     running = task(id="a", name="stk_x.1", slot=1)
     killed = task(id="b", name="stk_x.2", slot=2, node="w2", state="failed", error="task: non-zero exit (137)",

@@ -22,7 +22,7 @@ from . import nodes, stackfile
 from . import status as status_view
 from .reach import Reacher
 from .stack import PUSH, Stack
-from .state import LIVE, RELAY_ROLE, ROLE_LABEL, STACK_LABEL, Task, stack_label
+from .state import LIVE, LOST, RELAY_ROLE, ROLE_LABEL, STACK_LABEL, Task, stack_label
 from .steps import AS_IS, BACKEND, DEPLOY, ROLLBACK, StartStep, StopStep
 
 if TYPE_CHECKING:  # what only a change needs is imported where the change runs: status and health stay quick
@@ -361,7 +361,7 @@ class SwarmBackend:
             return []
         if newest.container and newest.node_id == self.stack.local_node:
             return self.stack.engine.logs(newest.container, tail)
-        if newest.node_note in ("down", "unknown", "disconnected"):  # its node cannot be asked
+        if newest.node_note in LOST:  # its node cannot be asked
             return []
         try:
             done = self.stack.docker("service", "logs", "--no-trunc", "--raw", "--tail", str(tail), newest.id)

@@ -24,11 +24,10 @@ from ..probes import probe
 from ..registry import Service
 from ..states import SERVING
 from .stack import Stack
-from .state import ENDED, SwarmService, Task
+from .state import ENDED, LOST, SwarmService, Task
 
 POLL = 0.1
 PLACE_SLACK = 30.0  # seconds a task may take to be scheduled and get its image, besides its startup timeout
-LOST = ("down", "unknown", "disconnected")  # Node.note of a node whose tasks cannot run
 
 
 @dataclass

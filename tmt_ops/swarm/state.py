@@ -28,6 +28,7 @@ GATEWAY_NETWORK = "docker_gwbridge"  # every task container on an overlay networ
 RESTART_SLACK = 30.0  # seconds past a restart policy's delay for swarm to have made the task it restarts
 LIVE = ("new", "pending", "assigned", "accepted", "preparing", "ready", "starting", "running")
 ENDED = ("complete", "failed", "shutdown", "rejected", "orphaned", "remove")
+LOST = ("down", "unknown", "disconnected")  # Node.note of a node whose tasks cannot run (nor be asked)
 
 
 def stack_label(stack: str) -> str:
@@ -305,12 +306,17 @@ def _previous(spec: dict | None, template: dict) -> PreviousSpec | None:
 
 def take(engine: Engine, stack: str, order: list[str]) -> Snapshot:
     """Three requests: the stack's services (by label), their tasks, the nodes. `order`: the compose file's
-    services, in the order the snapshot lists them (others after them). The probe relay is kept apart."""
+    services, in the order the snapshot lists them (others after them). The probe relay is kept apart.
+
+    The nodes are asked after the tasks: a node is marked down (or drained) before the swarm gives up its tasks,
+    so a task seen given up is always seen with the note of the node that caused it, never with a node that was
+    still ready a moment earlier."""
     services = engine.services(stack_label(stack))
+    names = {s["ID"]: s["Spec"]["Name"] for s in services}
+    listed = engine.tasks(list(names))
     nodes = {n["ID"]: _node(n) for n in engine.nodes()}
     tasks: dict[str, list[Task]] = {}
-    names = {s["ID"]: s["Spec"]["Name"] for s in services}
-    for t in engine.tasks(list(names)):
+    for t in listed:
         if t.get("ServiceID") in names:
             tasks.setdefault(t["ServiceID"], []).append(_task(t, nodes, names[t["ServiceID"]]))
     found, relay = {}, None
