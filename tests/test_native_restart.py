@@ -47,6 +47,33 @@ def test_full_restart_then_stop(registry_file):
     assert not native.detect(registry)
 
 
+def test_a_service_starts_once_its_own_dependencies_are_ready_not_once_its_whole_wave_is(registry_file):
+    """orchestrator, then market-analysis (slow: 4 s) beside execution-engine, which the dashboard alone needs.
+    The dashboard starts once the execution engine answers: ready before market-analysis is, so the restart takes
+    the graph's critical path (orchestrator, then market-analysis) instead of the sum of its waves' slowest
+    (orchestrator, market-analysis, then the dashboard after it)."""
+    def edit(data):
+        services = data["services"]
+        services["market-analysis"]["command"] += ["--start-delay", "4"]
+        for name in ("execution-engine", "dashboard"):
+            services[name]["depends_on"].pop("market-analysis")
+            command = services[name]["command"]
+            at = command.index("{health_url:market-analysis}")
+            del command[at - 1:at + 1]  # its --requires too
+    cfg = registry_file(edit=edit)
+    result = restart(cfg)
+    assert result.returncode == 0, result.stderr
+    ready = {name: result.stderr.index(f"{name}: ready in") for name in
+             ("orchestrator", "market-analysis", "execution-engine", "dashboard")}
+    assert ready["orchestrator"] < ready["execution-engine"] < ready["dashboard"] < ready["market-analysis"], \
+        result.stderr
+    # the plan's waves still name the lines: the dashboard is of wave 3, started while wave 2 still boots
+    assert "wave 2: starting market-analysis, execution-engine" in result.stderr
+    assert result.stderr.index("wave 3: starting dashboard") < ready["market-analysis"]
+    assert "4 service(s) running and healthy" in result.stderr
+    assert stop(cfg).returncode == 0
+
+
 def test_auto_mode_finds_the_stack_when_its_first_recorded_service_died(registry_file):
     """--mode auto asks first whether the first recorded service runs (one look for a running system); when that
     one died, its record left behind, every service is looked at and the others are found."""

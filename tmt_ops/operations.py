@@ -290,7 +290,7 @@ def _stop_half(deployment: Deployment, plan: StopPlan, events: Events, interrupt
 
 def _start_half(deployment: Deployment, plan: StartPlan, events: Events,
                 interrupts: Interrupts) -> tuple[dict[str, Outcome], bool]:
-    """The start waves; an error that breaks them off counts as the failed start of everything planned (a rollback
+    """The start half; an error that breaks it off counts as the failed start of everything planned (a rollback
     then brings back what this run took down)."""
     try:
         return execute_start(deployment, plan, events, interrupts.requested)

@@ -82,7 +82,8 @@ def _containers(registry: Registry, mode: str) -> bool:
 
 
 def _waves(waves: list[list[Service]], seconds) -> float:
-    """A wave's services go at once: each wave takes its slowest, the waves one after another."""
+    """A wave's services go at once: each wave takes its slowest, the waves one after another (a start that
+    follows the graph instead ends no later)."""
     return sum(max(seconds(s) for s in wave) for wave in waves)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Iterator
+from typing import Callable, Iterator
 
 from ..errors import ConfigError
 from ..files import FileProblem, read_part
@@ -30,6 +30,7 @@ LOG_TAIL_BYTES = 256 * 1024  # what is read of a service's log for its last line
 class NativeBackend:
     name = BACKEND
     restarts_in_place = False
+    starts_overlap = True  # a process each: a batch is launched while others still boot
 
     def __init__(self, registry: Registry, **_options) -> None:
         self.registry = registry
@@ -123,16 +124,20 @@ class NativeBackend:
                     events.warn(warning)
         return results
 
-    def execute_start(self, steps: list[StartStep], events: Events, cancel: threading.Event) -> dict[str, Outcome]:
-        """A wave: each service prepared (a thread each: a restore may first stop what is left of a failed start),
+    def execute_start(self, steps: list[StartStep], events: Events, cancel: threading.Event,
+                      done: Callable[[str, Outcome], None] = lambda name, outcome: None) -> dict[str, Outcome]:
+        """A batch: each service prepared (a thread each: a restore may first stop what is left of a failed start),
         then all launched from here one right after another, then each settled and waited for in a thread of
-        its own."""
+        its own, which says its outcome to `done` as soon as it has one."""
         prepared = run_parallel({step.service.name: (lambda s=step: start.prepare(self.registry, s, events))
                                  for step in steps})
         launched = start.launch(prepared, cancel)
-        return run_parallel({name: (lambda n=name: _settled(events, n, start.execute(self.registry, launched[n],
-                                                                                      events, cancel)))
-                             for name in launched})
+
+        def one(name: str) -> Outcome:
+            outcome = _settled(events, name, start.execute(self.registry, launched[name], events, cancel))
+            done(name, outcome)
+            return outcome
+        return run_parallel({name: (lambda n=name: one(n)) for name in launched})
 
     def tidy(self) -> None:
         """Drop run records whose processes are all gone, or that are not trusted: they only mislead the next run."""
@@ -169,6 +174,6 @@ class NativeBackend:
 
 
 def _settled(events: Events, service: str, result):
-    """A service's wait is over as soon as its own is (not when its wave's slowest is): said, then its result."""
+    """A service's wait is over as soon as its own is (not when its batch's slowest is): said, then its result."""
     events.settled(service)
     return result

@@ -8,7 +8,7 @@ would hang the spawn, a symlink would send the output elsewhere (files.open_appe
 Proof of identity (native/proof.py): the run tag in its environment, and where cgroup v2 is writable, its
 own cgroup, which the toolkit moves it (and anything it started meanwhile) into while it boots.
 
-Three steps, so that a wave's services start together: prepare (every check, its log opened), launch (the
+Three steps, so that a batch's services start together: prepare (every check, its log opened), launch (the
 process alone), settle (cgroup and run record). On 2 cores, whatever the toolkit does between two launches is
 taken from the services already booting; a wave of 20 spawned one whole spawn after another took seconds.
 """
@@ -117,7 +117,7 @@ class Launched:
 
 def launch(prepared: Prepared) -> Launched:
     """Its process started in a session of its own, output appended to its log (closed here, whatever happens);
-    nothing else, so a wave's services start one right after another (settle does the rest). OperationFailed
+    nothing else, so a batch's services start one right after another (settle does the rest). OperationFailed
     when it cannot be run."""
     service = prepared.service
     with prepared.out:
