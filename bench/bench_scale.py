@@ -103,10 +103,10 @@ def scale_registry(folder: Path, n: int, start_delay: float | None) -> Path:
     generated ones, every port a free one, state and logs in `folder`."""
     def edit(data: dict) -> None:
         infra = {k: v for k, v in data["services"].items() if v.get("group") == "infrastructure"}
-        generated = generated_services(n, start_delay)
-        for spec, port in zip(generated.values(), free_ports(n)):
+        services = {**infra, **generated_services(n, start_delay)}
+        for spec, port in zip(services.values(), free_ports(len(services))):  # all at once: none twice
             spec["port"] = port
-        data["services"] = {**infra, **generated}
+        data["services"] = services
 
     folder.mkdir(parents=True, exist_ok=True)
     return write_registry(folder, edit=edit, name=f"services-{n}.yaml")
