@@ -5,9 +5,10 @@ docker compose project (compose/backend.py) or the services of a Docker Swarm st
 Each answers the same operations: detect (does anything of this registry run this way now?), claims (does
 it run a service in its own mode?), statuses, plan_stop and plan_start (steps for a selection, decided
 from what runs now: plain data that --dry-run prints and the executor carries out as written),
-execute_stop (one wave's steps) and execute_start (a batch of them), plan_restore and commit (a restart's rollback), its status
-and logs as data (status_view, log_lines; the CLI renders them), and the address to probe a service at. A way
-of running that has a stack of its own to remove (modes.Way.removable) also answers teardown and remove.
+execute_stop (one wave's steps) and execute_start (a batch of them), plan_restore and commit (a restart's
+rollback), its status and logs as data (status_view, log_lines; the CLI renders them), and the address to probe
+a service at. A way of running that has a stack of its own to remove (modes.Way.removable) also answers
+teardown and remove.
 
 The mode (--mode native|docker|swarm|auto) is chosen once, here: it names the backend of every service that
 does not name one of its own in the registry; a service that does (infrastructure `backend: compose` in a

@@ -154,10 +154,11 @@ class _Start:
                 self.error = self.error or exc
         if self.error is not None:
             raise self.error
-        interrupted = {name: Outcome(name, "not started", self.deployment.registry.service(name).port,
-                                     detail="interrupted") for name in self.plan.services if name not in self.outcomes}
-        return {name: self.outcomes.get(name) or interrupted[name] for name in self.plan.services}, \
-            self.cancel.is_set()  # in the plan's order, whatever order they ended in
+        registry = self.deployment.registry
+        outcomes = {name: self.outcomes.get(name) or Outcome(name, "not started", registry.service(name).port,
+                                                             detail="interrupted")
+                    for name in self.plan.services}  # in the plan's order, whatever order they ended in
+        return outcomes, self.cancel.is_set()
 
     def _launch(self) -> None:
         """Every step whose dependencies in the plan have ended: blocked (a required one is not up), or launched
@@ -203,8 +204,8 @@ class _Start:
             if not wave.probe_first:
                 continue
             self.outside.update(_probe_outside(self.deployment, wave.probe_first))
-            silent = [d for d in wave.probe_first
-                      if d.name in self.outside and self.outside[d.name].status not in SERVING and d.name not in self.needed]
+            silent = [d for d in wave.probe_first if d.name in self.outside and d.name not in self.needed
+                      and self.outside[d.name].status not in SERVING]
             if silent:  # one line for the wave, however many: a fresh machine has none of its infrastructure
                 self.events.warn("optional dependencies that do not answer (starting anyway): " + ", ".join(
                     f"{d.display_name} ({self.outside[d.name].error or self.outside[d.name].status.value})"
@@ -214,10 +215,10 @@ class _Start:
         """A batch's thread: its backend starts it; each outcome (with its post-start call made) goes to the
         queue as it ends, or, where the backend says them all at once, when it returns."""
         told: set[str] = set()
+        step_of = {step.service.name: step for step in steps}
 
         def done(name: str, outcome: Outcome) -> None:
-            step = next(s for s in steps if s.service.name == name)
-            self.ended.put(("done", step, outcome, _post_start(self.deployment, step, outcome)))
+            self.ended.put(("done", step_of[name], outcome, _post_start(self.deployment, step_of[name], outcome)))
             told.add(name)
         error = None
         try:
