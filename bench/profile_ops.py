@@ -72,7 +72,7 @@ def plain_cpu(script: str, cfg: Path, *extra: str) -> tuple[float, float]:
 
 # -- analysis of one traced run ---------------------------------------------------------------------------------
 def phases(data: dict, registry, by_hand: dict[str, float] | None = None) -> dict[str, float]:
-    """Phase -> milliseconds for one traced run (stop waves and start waves itemised)."""
+    """Phase -> milliseconds for one traced run (the stop's waves and the start's services itemised)."""
     marks, spans = data["marks"], [dict(zip(("label", "key", "thread", "start", "end", "note"), s)) for s in data["spans"]]
     main = [s for s in spans if s["thread"] == "MainThread"]
     by = defaultdict(list)
@@ -134,66 +134,66 @@ def phases(data: dict, registry, by_hand: dict[str, float] | None = None) -> dic
     if half and stop_end:
         out["stop waves: after the last wave (results, logging)"] = ms(half["end"] - stop_end)
         out["stop half total"] = ms(half["end"] - half["start"])
-    # start waves
+    # the start, by the graph: batches (what became startable together), each service from the moment what it
+    # depends on in the plan was ready (and its post-start call made) to its own readiness
     listening = {int(k.split()[1]): v for k, v in marks.items() if k.startswith("listening ")}
-    starts = sorted(by["start wave"], key=lambda s: s["start"])
-    prev_end = first_main["start half"]["start"] if "start half" in first_main else None
-    for n, wave in enumerate(starts, 1):
-        names = wave["key"].split(",")
-        outside = [s for s in by["probe outside deps"] if prev_end is not None and prev_end <= s["start"] <= wave["start"]]
-        if outside:
-            out[f"start wave {n}: probe the dependencies outside the run"] = ms(sum(s["end"] - s["start"] for s in outside))
-        if prev_end is not None:
-            out[f"start wave {n}: before the wave (after the previous one)"] = ms(wave["start"] - prev_end
-                                                                                   - sum(s["end"] - s["start"] for s in outside))
-        for name in names:
+    batches = sorted(by["start batch"], key=lambda s: s["start"])
+    half = first_main.get("start half")
+    ended = {}  # service -> when its start ended with its post-start call made (its dependents may go)
+    for s in by["wait ready"]:
+        posts = [p for p in by["post-start calls"] if p["key"] == s["key"] and p["start"] >= s["end"]]
+        ended[s["key"]] = posts[0]["end"] if posts else s["end"]
+    lags, spawn_to_ready, detection = [], [], []
+    if batches:
+        out["start: batches (count)"] = len(batches)
+        out["start: services in a batch, at most (count)"] = max(len(b["key"].split(",")) for b in batches)
+    for batch in batches:
+        for name in batch["key"].split(","):
             service = registry.services[name]
             within = lambda label, span: [s for s in by[label] if s["key"] == name  # noqa: E731
                                           and span["start"] <= s["start"] <= span["end"]]
-            prepared = within("prepare", wave)[0]
-            spawned = within("popen", wave)[0]  # its launch: the process started
-            settled = within("settle", wave)[0]
+            prepared, spawned, settled = within("prepare", batch)[0], within("popen", batch)[0], within("settle", batch)[0]
             joins, rec = within("cgroup join", settled), within("record write", settled)
-            ready = next(s for s in by["wait ready"] if s["key"] == name and wave["start"] <= s["start"] <= wave["end"])
+            ready = within("wait ready", batch)[0]
             probes = [s for s in by["readiness probe"] if s["key"] == name and ready["start"] <= s["start"] <= ready["end"]]
             own = [s for s in by["answered by itself"] if s["key"] == name and ready["start"] <= s["start"] <= ready["end"]]
+            deps = [d.name for d in service.depends_on if d.name in ended]
+            free = max((ended[d] for d in deps), default=half["start"] if half else batch["start"])
+            lags.append(batch["start"] - free)
+            out[f"start: {name}: dependencies ready -> its batch begins (the scheduler's lag)"] = ms(lags[-1])
+            out[f"start: {name}: prepare (checks, log opened)"] = ms(prepared["end"] - prepared["start"])
+            out[f"start: {name}: batch begins -> launched (Popen returned)"] = ms(spawned["end"] - batch["start"])
+            out[f"start: {name}:   of it Popen"] = ms(spawned["end"] - spawned["start"])
+            out[f"start: {name}: settle (cgroup join, run record)"] = ms(settled["end"] - settled["start"])
+            out[f"start: {name}:   of it cgroup join"] = ms(sum(s["end"] - s["start"] for s in joins))
+            out[f"start: {name}:   of it run record write"] = ms(sum(s["end"] - s["start"] for s in rec))
             heard = listening.get(service.port)
-            out[f"start wave {n}: {name}: prepare (checks, log opened)"] = ms(prepared["end"] - prepared["start"])
-            out[f"start wave {n}: {name}: wave start -> launched (Popen returned)"] = ms(spawned["end"] - wave["start"])
-            out[f"start wave {n}: {name}:   of it Popen"] = ms(spawned["end"] - spawned["start"])
-            out[f"start wave {n}: {name}: settle (after the wave's launches)"] = ms(settled["end"] - settled["start"])
-            out[f"start wave {n}: {name}:   of it cgroup join"] = ms(sum(s["end"] - s["start"] for s in joins))
-            out[f"start wave {n}: {name}:   of it run record write"] = ms(sum(s["end"] - s["start"] for s in rec))
             if heard:
-                out[f"start wave {n}: {name}: spawned -> seen listening"] = ms(heard - spawned["end"])
+                out[f"start: {name}: spawned -> seen listening"] = ms(heard - spawned["end"])
             ok = [p for p in probes if p["note"] in ("healthy", "degraded")]
-            not_yet = [p for p in probes if p["note"] not in ("healthy", "degraded")]
-            out[f"start wave {n}: {name}: readiness probes (count)"] = len(probes)
-            out[f"start wave {n}: {name}: readiness probes (time in them)"] = ms(sum(p["end"] - p["start"] for p in probes))
-            if ok and not_yet:
-                out[f"start wave {n}: {name}: last 'not yet' probe -> the passing one (bounds the detection lag)"] = \
-                    ms(ok[0]["start"] - not_yet[-1]["end"])
+            out[f"start: {name}: readiness probes (count)"] = len(probes)
+            out[f"start: {name}: readiness probes (time in them)"] = ms(sum(p["end"] - p["start"] for p in probes))
             line = marks.get(f"ready line {name}")
             if line:
-                out[f"start wave {n}: {name}: spawn -> its 'ready' line (the service's own start)"] = \
-                    ms(line - spawned["start"])
-                out[f"start wave {n}: {name}: 'ready' line -> the passing probe answered (detection lag)"] = \
-                    ms(ok[0]["end"] - line) if ok else 0.0
-            out[f"start wave {n}: {name}: own-socket check (answered by itself)"] = ms(sum(s["end"] - s["start"] for s in own))
-            out[f"start wave {n}: {name}: spawn -> ready (the toolkit's start time)"] = ms(ready["end"] - spawned["start"])
+                out[f"start: {name}: spawn -> its 'ready' line (the service's own start)"] = ms(line - spawned["start"])
+                if ok:
+                    detection.append(ok[0]["end"] - line)
+                    out[f"start: {name}: 'ready' line -> the passing probe answered (detection lag)"] = ms(detection[-1])
+            out[f"start: {name}: own-socket check (answered by itself)"] = ms(sum(s["end"] - s["start"] for s in own))
+            spawn_to_ready.append(ready["end"] - spawned["start"])
+            out[f"start: {name}: spawn -> ready (the toolkit's start time)"] = ms(spawn_to_ready[-1])
             if by_hand:
-                out[f"start wave {n}: {name}:   the same by hand (spawn -> first 200, this round)"] = \
-                    ms(by_hand[name])
-            out[f"start wave {n}: {name}: ready -> wave end"] = ms(wave["end"] - ready["end"])
-        post = [s for s in by["post-start calls"] if s["start"] >= wave["end"] and
-                (n == len(starts) or s["start"] <= starts[n]["start"])]
-        if post:
-            out[f"start wave {n}: post-start calls"] = ms(sum(s["end"] - s["start"] for s in post))
-        out[f"start wave {n}: wave total"] = ms(wave["end"] - wave["start"])
-        prev_end = wave["end"]
-    if "start half" in first_main and prev_end:
-        out["start half: after the last wave (post-start calls, logging)"] = ms(first_main["start half"]["end"] - prev_end)
-        out["start half total"] = ms(first_main["start half"]["end"] - first_main["start half"]["start"])
+                out[f"start: {name}:   the same by hand (spawn -> first 200, this round)"] = ms(by_hand[name])
+    if lags:
+        out["start: the scheduler's lag, median over the services"] = ms(statistics.median(lags))
+        out["start: the scheduler's lag, at most"] = ms(max(lags))
+        out["start: spawn -> ready, median over the services"] = ms(statistics.median(spawn_to_ready))
+    if detection:
+        out["start: detection lag, median over the services"] = ms(statistics.median(detection))
+        out["start: detection lag, at most"] = ms(max(detection))
+    if half and batches:
+        out["start half: after the last batch (post-start calls, logging)"] = ms(half["end"] - max(b["end"] for b in batches))
+        out["start half total"] = ms(half["end"] - half["start"])
     out["interpreter exit"] = ms(data["end"] - marks["main done"])
     covered, reach = 0.0, marks["main"]  # the main thread's time outside every recorded phase
     for s in sorted(main, key=lambda s: s["start"]):

@@ -161,13 +161,13 @@ def install() -> None:
         wrap(operations, name, label)
     wrap(rollback, "commit", "commit definitions")
     wrap(hooks, "call", "hook call", key=lambda h: f"{h.kind} {h.service}")
-    wrap(executor, "_post_start", "post-start calls", key=lambda d, steps, e: ",".join(s.service.name for s in steps))
+    wrap(executor, "_post_start", "post-start calls", key=lambda d, step, outcome: step.service.name)
     wrap(executor, "_probe_outside", "probe outside deps", key=lambda d, deps: ",".join(s.name for s in deps))
     wrap(backend.NativeBackend, "preflight", "backend preflight")
     wrap(backend.NativeBackend, "statuses", "statuses")
     wrap(backend.NativeBackend, "execute_stop", "stop wave", key=lambda self, steps, e: ",".join(s.service for s in steps))
-    wrap(backend.NativeBackend, "execute_start", "start wave",
-         key=lambda self, steps, e, c: ",".join(s.service.name for s in steps))
+    wrap(backend.NativeBackend, "execute_start", "start batch",
+         key=lambda self, steps, *_: ",".join(s.service.name for s in steps))
     wrap(report, "check_services", "check services")
     import tmt_ops.preflight as preflight
     for module in (executor, preflight, report):  # each imported probe_all by name
