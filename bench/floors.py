@@ -209,40 +209,51 @@ def _members(proc: subprocess.Popen) -> list[int]:
         return []
 
 
-def shutdown_wave(procs: list[subprocess.Popen]) -> float:
-    """SIGTERM to each process group at once; seconds until every process of them has exited."""
-    fds = []
-    for proc in procs:
+def shutdown_wave(procs: dict[str, subprocess.Popen]) -> dict[str, float]:
+    """SIGTERM to each process group at once; for each, seconds until every process of it has exited."""
+    fds: dict[int, str] = {}
+    for name, proc in procs.items():
         for pid in _members(proc):
             try:
-                fds.append(os.pidfd_open(pid))
+                fds[os.pidfd_open(pid)] = name
             except ProcessLookupError:
                 pass
     poller = select.poll()
     for fd in fds:
         poller.register(fd, select.POLLIN)
     started = time.perf_counter()
-    for proc in procs:
+    for proc in procs.values():
         os.killpg(proc.pid, signal.SIGTERM)
+    took = dict.fromkeys(procs, 0.0)
     left = set(fds)
     while left:
         for fd, _ in poller.poll(10_000):
             poller.unregister(fd)
             left.discard(fd)
-    took = time.perf_counter() - started
+            took[fds[fd]] = time.perf_counter() - started
     for fd in fds:
         os.close(fd)
-    for proc in procs:
+    for proc in procs.values():
         proc.wait()
     return took
 
 
-def shutdowns(registry: Registry, hand: ByHand) -> list[float]:
-    """The stack started by hand stopped wave by wave in reverse order: each wave's time to exit."""
+def own_shutdowns(registry: Registry, hand: ByHand) -> dict[str, float]:
+    """The stack started by hand stopped wave by wave in reverse order: each service's own time to exit from its
+    wave's signal."""
     try:
-        return [shutdown_wave([hand.procs[s.name] for s in wave]) for wave in registry.stop_waves(registry.managed)]
+        own: dict[str, float] = {}
+        for wave in registry.stop_waves(registry.managed):
+            own.update(shutdown_wave({s.name: hand.procs[s.name] for s in wave}))
+        return own
     finally:
         hand.kill()
+
+
+def shutdowns(registry: Registry, hand: ByHand) -> list[float]:
+    """The same: each wave's time to exit (its slowest service's)."""
+    own = own_shutdowns(registry, hand)
+    return [max(own[s.name] for s in wave) for wave in registry.stop_waves(registry.managed)]
 
 
 def launched_waves(registry: Registry, hand: ByHand) -> float:
@@ -259,6 +270,17 @@ def critical_path(registry: Registry, own: dict[str, float]) -> float:
     for wave in registry.start_waves(registry.managed):
         for s in wave:
             finish[s.name] = own[s.name] + max((finish[d.name] for d in s.depends_on if d.name in finish), default=0)
+    return max(finish.values())
+
+
+def critical_path_down(registry: Registry, own: dict[str, float]) -> float:
+    """The longest path of own shutdown times through the graph reversed: a service's shutdown after its
+    dependents' (what a stop that follows the graph reaches at best)."""
+    finish: dict[str, float] = {}
+    for wave in registry.stop_waves(registry.managed):
+        for s in wave:
+            after = [d.name for d in registry.managed if s.name in {x.name for x in d.depends_on} and d.name in finish]
+            finish[s.name] = own[s.name] + max((finish[d] for d in after), default=0)
     return max(finish.values())
 
 

@@ -96,43 +96,50 @@ def phases(data: dict, registry, by_hand: dict[str, float] | None = None) -> dic
     for label in ("backend preflight", "preflight probe round"):
         if by[label]:
             out[f"  {label}"] = ms(sum(s["end"] - s["start"] for s in by[label]))
-    # stop waves
+    # the stop, by the graph: batches (what its dependents' stops freed together), each service from the moment
+    # every service of the plan that depends on it had stopped to its own exit and what follows it
     hooks = {s["key"]: s for s in by["hook call"]}
-    waves = sorted(by["stop wave"], key=lambda s: s["start"])
-    stop_end = None
-    for n, wave in enumerate(waves, 1):
-        names = wave["key"].split(",")
+    batches = sorted(by["stop batch"], key=lambda s: s["start"])
+    half = first_main.get("stop half") or first_main.get("stop (plain stop)")
+    stopped = {s["key"]: s["end"] for s in by["stop service"]}
+    lags = []
+    if batches:
+        out["stop: batches (count)"] = len(batches)
+    for batch in batches:
+        names = batch["key"].split(",")
         pre = [hooks[f"pre-stop {name}"] for name in names if f"pre-stop {name}" in hooks]
-        begin = min([wave["start"]] + [h["start"] for h in pre])
-        if stop_end is not None:
-            out[f"stop wave {n}: between waves (logging, run_parallel)"] = ms(begin - stop_end)
-        if pre:
-            out[f"stop wave {n}: pre-stop call"] = ms(max(h["end"] for h in pre) - min(h["start"] for h in pre))
-            out[f"stop wave {n}: pre-stop end -> wave start"] = ms(wave["start"] - max(h["end"] for h in pre))
+        begin = min([batch["start"]] + [h["start"] for h in pre])
         for name in names:
+            dependents = [d.name for d in registry.dependents([name]) if d.name in stopped]
+            free = max((stopped[d] for d in dependents), default=half["start"] if half else begin)
+            lags.append(begin - free)
+            out[f"stop: {name}: its dependents stopped -> its batch begins (the scheduler's lag)"] = ms(lags[-1])
+            if f"pre-stop {name}" in hooks:
+                call = hooks[f"pre-stop {name}"]
+                out[f"stop: {name}: pre-stop call"] = ms(call["end"] - call["start"])
             step = next(s for s in by["stop service"] if s["key"] == name)
-            first = next(s for s in by["signal first"] if s["key"] == name)  # the wave's signals: one thread, in turn
+            first = next(s for s in by["signal first"] if s["key"] == name)  # the batch's signals: one thread, in turn
             sigs = [s for s in by["signal"] if first["start"] <= s["start"] <= first["end"]]
             signalled = sigs[0]["start"] if sigs else step["start"]
             exited = marks.get(f"exited {name}", step["end"])
             watch = [s for s in by["watch"] if s["thread"] == f"wave-{name}" and step["start"] <= s["start"] <= step["end"]]
             port = [s for s in by["port release check"] if s["key"] == name]
             cgroup = [s for s in by["cgroup removal"] if s["key"] == name and step["start"] <= s["start"] <= step["end"]]
-            record = [s for s in by["record remove"] if s["key"] == name and wave["start"] <= s["start"] <= wave["end"]]
-            out[f"stop wave {n}: {name}: wave start -> its signal (the signals before it, targets read)"] = \
-                ms(signalled - wave["start"])
-            out[f"stop wave {n}: {name}: signal (SIGTERM, SIGCONT)"] = ms(sum(s["end"] - s["start"] for s in sigs))
-            out[f"stop wave {n}: {name}: the service's own exit (signal to exit)"] = ms(exited - signalled)
+            record = [s for s in by["record remove"] if s["key"] == name and batch["start"] <= s["start"] <= batch["end"]]
+            out[f"stop: {name}: batch begins -> its signal (pre-stop calls, the signals before it)"] = \
+                ms(signalled - begin)
+            out[f"stop: {name}: signal (SIGTERM, SIGCONT)"] = ms(sum(s["end"] - s["start"] for s in sigs))
+            out[f"stop: {name}: the service's own exit (signal to exit)"] = ms(exited - signalled)
             if watch:
-                out[f"stop wave {n}: {name}: watch wakes after the exit"] = ms(watch[-1]["end"] - exited)
-            out[f"stop wave {n}: {name}: port release check"] = ms(sum(s["end"] - s["start"] for s in port))
-            out[f"stop wave {n}: {name}: cgroup removal"] = ms(sum(s["end"] - s["start"] for s in cgroup))
-            out[f"stop wave {n}: {name}: run record removal"] = ms(sum(s["end"] - s["start"] for s in record))
-        out[f"stop wave {n}: wave total (pre-stop call to wave end)"] = ms(wave["end"] - begin)
-        stop_end = wave["end"]
-    half = first_main.get("stop half") or first_main.get("stop waves (plain stop)")
-    if half and stop_end:
-        out["stop waves: after the last wave (results, logging)"] = ms(half["end"] - stop_end)
+                out[f"stop: {name}: watch wakes after the exit"] = ms(watch[-1]["end"] - exited)
+            out[f"stop: {name}: port release check"] = ms(sum(s["end"] - s["start"] for s in port))
+            out[f"stop: {name}: cgroup removal"] = ms(sum(s["end"] - s["start"] for s in cgroup))
+            out[f"stop: {name}: run record removal"] = ms(sum(s["end"] - s["start"] for s in record))
+    if lags:
+        out["stop: the scheduler's lag, median over the services"] = ms(statistics.median(lags))
+        out["stop: the scheduler's lag, at most"] = ms(max(lags))
+    if half and batches:
+        out["stop half: after the last batch (results, logging)"] = ms(half["end"] - max(b["end"] for b in batches))
         out["stop half total"] = ms(half["end"] - half["start"])
     # the start, by the graph: batches (what became startable together), each service from the moment what it
     # depends on in the plan was ready (and its post-start call made) to its own readiness

@@ -157,7 +157,7 @@ def install() -> None:
                         ("_clear_stopped", "clear stopped markers"), ("_stop_half", "stop half"),
                         ("_tidy", "tidy (drop stale records)"), ("_start_half", "start half"),
                         ("_finish", "finish"), ("_verdict", "final health round"),
-                        ("_mark_stopped", "stopped markers"), ("execute_stop", "stop waves (plain stop)")):
+                        ("_mark_stopped", "stopped markers"), ("execute_stop", "stop (plain stop)")):
         wrap(operations, name, label)
     wrap(rollback, "commit", "commit definitions")
     wrap(hooks, "call", "hook call", key=lambda h: f"{h.kind} {h.service}")
@@ -165,7 +165,7 @@ def install() -> None:
     wrap(executor, "_probe_outside", "probe outside deps", key=lambda d, deps: ",".join(s.name for s in deps))
     wrap(backend.NativeBackend, "preflight", "backend preflight")
     wrap(backend.NativeBackend, "statuses", "statuses")
-    wrap(backend.NativeBackend, "execute_stop", "stop wave", key=lambda self, steps, e: ",".join(s.service for s in steps))
+    wrap(backend.NativeBackend, "execute_stop", "stop batch", key=lambda self, steps, *_: ",".join(s.service for s in steps))
     wrap(backend.NativeBackend, "execute_start", "start batch",
          key=lambda self, steps, *_: ",".join(s.service.name for s in steps))
     wrap(report, "check_services", "check services")

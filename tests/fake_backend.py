@@ -59,7 +59,7 @@ class FakeBackend:
     answering: object = None
     name: ClassVar[str] = "native"
     restarts_in_place: ClassVar[bool] = False
-    starts_overlap: ClassVar[bool] = False
+    batches_overlap: ClassVar[bool] = False
 
     def claims(self, service) -> bool:
         return service.managed

@@ -69,7 +69,7 @@ def test_an_interrupt_during_down_lets_it_finish_and_starts_the_stack_again(stac
     finally:
         proc.kill()
     assert proc.returncode == 130, out
-    assert "finishing the stop wave in flight, then starting again what this run stopped" in out
+    assert "finishing the stops in flight, then starting again what this run stopped" in out
     assert "interrupted: what this run stopped was started again" in out
     assert sorted(healthy_containers(stack)) == sorted(CORE)
 

@@ -227,8 +227,8 @@ def test_an_interrupt_during_a_heal_behaves_as_in_a_restart_then_ends_the_monito
     assert "then starting again what this run stopped" in err, err
     log = (state_dir(cfg).parent / "logs" / "tmt-ops.log").read_text()  # every line of the heal, shown or not
     assert "heal: starting again what this run took down (interrupted), the way it last ran healthy: dashboard" in log
-    # as restart-trading-system.py --only market-analysis: the stop wave in flight (the dashboard) finished, no
-    # further wave ran, and the dashboard was started again (it waits for market-analysis, which stays down)
+    # as restart-trading-system.py --only market-analysis: the stop in flight (the dashboard) finished, nothing
+    # more was signalled, and the dashboard was started again (it waits for market-analysis, which stays down)
     after = recorded_pids(cfg)
     assert not alive(before["dashboard"]) and "heal: dashboard: not started: requires Market Analysis" in err
     assert after["execution-engine"] == before["execution-engine"] and alive(after["execution-engine"])

@@ -47,19 +47,23 @@ def test_full_restart_then_stop(registry_file):
     assert not native.detect(registry)
 
 
+def _only_the_engine_for_the_dashboard(data: dict) -> None:
+    """orchestrator, then market-analysis beside the execution engine, which the dashboard alone needs."""
+    services = data["services"]
+    for name in ("execution-engine", "dashboard"):
+        services[name]["depends_on"].pop("market-analysis")
+        command = services[name]["command"]
+        at = command.index("{health_url:market-analysis}")
+        del command[at - 1:at + 1]  # its --requires too
+
+
 def test_a_service_starts_once_its_own_dependencies_are_ready_not_once_its_whole_wave_is(registry_file):
-    """orchestrator, then market-analysis (slow: 4 s) beside execution-engine, which the dashboard alone needs.
-    The dashboard starts once the execution engine answers: ready before market-analysis is, so the restart takes
-    the graph's critical path (orchestrator, then market-analysis) instead of the sum of its waves' slowest
-    (orchestrator, market-analysis, then the dashboard after it)."""
+    """market-analysis is slow (4 s). The dashboard starts once the execution engine answers: ready before
+    market-analysis is, so the restart takes the graph's critical path (orchestrator, then market-analysis)
+    instead of the sum of its waves' slowest (orchestrator, market-analysis, then the dashboard after it)."""
     def edit(data):
-        services = data["services"]
-        services["market-analysis"]["command"] += ["--start-delay", "4"]
-        for name in ("execution-engine", "dashboard"):
-            services[name]["depends_on"].pop("market-analysis")
-            command = services[name]["command"]
-            at = command.index("{health_url:market-analysis}")
-            del command[at - 1:at + 1]  # its --requires too
+        _only_the_engine_for_the_dashboard(data)
+        data["services"]["market-analysis"]["command"] += ["--start-delay", "4"]
     cfg = registry_file(edit=edit)
     result = restart(cfg)
     assert result.returncode == 0, result.stderr
@@ -72,6 +76,26 @@ def test_a_service_starts_once_its_own_dependencies_are_ready_not_once_its_whole
     assert result.stderr.index("wave 3: starting dashboard") < ready["market-analysis"]
     assert "4 service(s) running and healthy" in result.stderr
     assert stop(cfg).returncode == 0
+
+
+def test_a_service_stops_once_its_own_dependents_have_not_once_the_wave_before_has(registry_file):
+    """The dashboard takes 3 s to shut down. market-analysis, which nothing needs now (of the stop's second wave),
+    stops beside it at once; the execution engine only once the dashboard has exited, the orchestrator last:
+    the stop takes the graph's critical path of shutdowns, not the sum of its waves' slowest."""
+    def edit(data):
+        _only_the_engine_for_the_dashboard(data)
+        data["services"]["dashboard"]["command"] += ["--stop-delay", "3"]
+    cfg = registry_file(edit=edit)
+    assert restart(cfg, "--skip-health-check").returncode == 0
+    pids = recorded_pids(cfg)
+    plan = stop(cfg, "--dry-run")
+    assert "stop wave 1: dashboard" in plan.stderr and "stop wave 2: market-analysis" in plan.stderr, plan.stderr
+    result = stop(cfg)
+    assert result.returncode == 0, result.stderr
+    said = {name: result.stderr.index(f"{name}: stopped") for name in pids}
+    assert said["market-analysis"] < said["dashboard"] < said["execution-engine"] < said["orchestrator"], \
+        result.stderr
+    assert recorded_pids(cfg) == {} and not any(alive(pid) for pid in pids.values())
 
 
 def test_auto_mode_finds_the_stack_when_its_first_recorded_service_died(registry_file):

@@ -5,7 +5,7 @@ docker compose project (compose/backend.py) or the services of a Docker Swarm st
 Each answers the same operations: detect (does anything of this registry run this way now?), claims (does
 it run a service in its own mode?), statuses, plan_stop and plan_start (steps for a selection, decided
 from what runs now: plain data that --dry-run prints and the executor carries out as written),
-execute_stop (one wave's steps) and execute_start (a batch of them), plan_restore and commit (a restart's
+execute_stop and execute_start (a batch of steps each), plan_restore and commit (a restart's
 rollback), its status and logs as data (status_view, log_lines; the CLI renders them), and the address to probe
 a service at. A way of running that has a stack of its own to remove (modes.Way.removable) also answers
 teardown and remove.
@@ -74,9 +74,10 @@ class Backend(Protocol):
     # A restart replaces each running service in its start wave (swarm's rolling update) instead of stopping
     # everything first, dependents first, and starting it all again.
     restarts_in_place: ClassVar[bool]
-    # execute_start may run for several batches at once, and says each service's outcome as it ends (native: a
-    # process each); else one batch at a time, its outcomes said when it returns (one compose up, one deploy).
-    starts_overlap: ClassVar[bool]
+    # execute_stop and execute_start may run for several batches at once, and say each service's result as it
+    # ends (native: a process each); else one batch at a time, its results said when it returns (one compose up,
+    # one deploy).
+    batches_overlap: ClassVar[bool]
     registry: Registry
 
     @classmethod
@@ -113,11 +114,12 @@ class Backend(Protocol):
         registry's build steps); `build` False: --no-build, nothing is built."""
 
     def execute_stop(self, steps: list, events: "Events") -> dict[str, "StopResult"]:
-        """Carry out one wave's stop steps as they are written."""
+        """Carry out a batch of stop steps as they are written (services whose dependents have stopped). Where
+        batches_overlap, it also takes `done(name, result)`, called as each one ends."""
 
     def execute_start(self, steps: list, events: "Events", cancel: threading.Event) -> dict[str, "Outcome"]:
         """Carry out a batch of start steps (services whose dependencies are up); each ends ready, failed, or
-        (cancel) starting. Where starts_overlap, it also takes `done(name, outcome)`, called as each one ends."""
+        (cancel) starting. Where batches_overlap, it also takes `done(name, outcome)`, called as each one ends."""
 
     def logs(self, service: Service, tail: int) -> list[str]:
         """The last lines of a service's own output (what a failed start shows)."""

@@ -2,13 +2,15 @@
 executor only keeps the order, calls the services' hooks (pre-stop before a stop, post-start once a service is
 ready), and reports.
 
-Stopping, wave by wave, each wave's steps at once: a wave in flight always finishes; after a wave in which a
-service would not stop, or once an interrupt was requested, no further wave starts (the caller decides what to
-start again).
-Starting, by the graph: each service as soon as what it depends on in the plan has ended its start and made its
-post-start call (not once its whole wave has); dependencies outside the plan are probed before the first
-service that needs them; a service whose required dependency did not come up is not started; once `cancel` is
-set nothing more is launched and the waits in flight end (what is not ready then is "starting").
+Both follow the dependency graph, not its waves: a step goes as soon as the steps it must come after have ended
+(a stop: every service of the plan that depends on it has stopped; a start: what it depends on in the plan has
+ended its start and made its post-start call), so a restart takes the graph's critical paths, not the sum of
+each wave's slowest.
+Stopping: a batch's pre-stop calls first; the batches in flight always finish; after a service would not stop,
+or once an interrupt was requested, nothing more is signalled (the caller decides what to start again).
+Starting: dependencies outside the plan are probed before the first service that needs them; a service whose
+required dependency did not come up is not started; once `cancel` is set nothing more is launched and the
+waits in flight end (what is not ready then is "starting").
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ def _by_backend(steps) -> dict[str, list]:
 
 @dataclass
 class StopRun:
-    results: dict[str, StopResult] = field(default_factory=dict)  # the services of the waves that ran
+    results: dict[str, StopResult] = field(default_factory=dict)  # the services signalled, as they ended
     prestopped: dict[str, float] = field(default_factory=dict)  # their pre-stop call answered (when): told to stop working
     broke_off: str | None = None  # an unexpected error ended it (operations.py settles what it left)
 
@@ -57,37 +59,142 @@ class StopRun:
         return [name for name, r in self.results.items() if not r.stopped]
 
 
+class _Graph:
+    """Steps carried out by the dependency graph: a step is launched once the steps it must come after have ended
+    (a stop: its dependents; a start: its dependencies); the steps that become ready together are one batch, run
+    by its backend in a thread of its own; a backend whose batch is one operation (compose up, a stack deploy)
+    runs one batch at a time. What ends is taken here, in the caller's thread, as it ends. An error (here or in
+    a batch) launches nothing more; it is raised once nothing is in flight.
+
+    A kind of plan says: `_ended` (the names that ended -> what they ended with), `_name(step)`, `_go_on()`
+    (whether more may be launched), `_announce(steps)` (as a batch is launched), `_run_batch(backend, steps)`
+    (in the batch's thread: what ends goes to `ended`, as it ends) and `_take(item)` (each such item, here)."""
+
+    def __init__(self, deployment: "Deployment", steps: list, after: dict[str, list[str]]) -> None:
+        self.deployment, self.after = deployment, after
+        self.pending = list(steps)
+        self.launched = False
+        self.busy: dict[str, int] = {}  # backend -> its batches in flight
+        self.ended: queue.Queue = queue.Queue()  # what a batch says as it goes, then ("batch", backend, error)
+        self.error: BaseException | None = None
+
+    def _carry_out(self) -> None:
+        while True:
+            try:
+                if self.error is None and self._go_on():
+                    self._launch(self._ready())
+                if not any(self.busy.values()):
+                    break
+                item = self.ended.get()
+                if item[0] == "batch":
+                    _, backend, error = item
+                    self.busy[backend] -= 1
+                    self.error = self.error or error
+                else:
+                    self._take(item)
+            except Exception as exc:  # noqa: BLE001
+                self.error = self.error or exc
+        if self.error is not None:
+            raise self.error
+
+    def _ready(self) -> list:
+        """The pending steps whose steps before have all ended."""
+        return [step for step in self.pending if all(d in self._ended for d in self.after[self._name(step)])]
+
+    def _launch(self, ready: list) -> None:
+        for backend, steps in _by_backend(ready).items():
+            if self.busy.get(backend) and not self.deployment.backend(backend).batches_overlap:
+                continue  # after its batch in flight
+            for step in steps:
+                self.pending.remove(step)
+            self._announce(steps)
+            self.launched = True
+            self.busy[backend] = self.busy.get(backend, 0) + 1
+            threading.Thread(target=self._batch, args=(backend, steps), name=f"batch-{backend}", daemon=True).start()
+
+    def _batch(self, backend: str, steps: list) -> None:
+        error = None
+        try:
+            self._run_batch(self.deployment.backend(backend), steps)
+        except BaseException as exc:  # noqa: BLE001  (raised by _carry_out once nothing is in flight)
+            error = exc
+        self.ended.put(("batch", backend, error))
+
+
+class _Stop(_Graph):
+    """One stop plan carried out by its graph: each service signalled as soon as every service of the plan that
+    depends on it (directly, or through services it does not stop) has stopped, not once its whole wave has.
+    A batch's pre-stop calls ("stop taking orders") come first, all at once. After the first batch, once a
+    service would not stop or an interrupt is requested, nothing more is signalled; the batches in flight
+    finish."""
+
+    def __init__(self, deployment: "Deployment", plan: StopPlan, events: Events, interrupted: Callable[[], bool],
+                 run: StopRun) -> None:
+        names = [step.service for step in plan.steps]
+        after = {name: [d.name for d in deployment.registry.dependents([name]) if d.name in names] for name in names}
+        super().__init__(deployment, plan.steps, after)
+        self.plan, self.events, self.interrupted, self.run = plan, events, interrupted, run
+        self._ended = run.results
+
+    def _name(self, step) -> str:
+        return step.service
+
+    def _go_on(self) -> bool:
+        """The first batch always goes (as a wave did); after it, nothing once one failed or on an interrupt."""
+        return not self.launched or not (self.run.failed or self.interrupted())
+
+    def _announce(self, steps: list) -> None:
+        for step in steps:
+            self.events.waiting(step.service, "stopping", step.grace)
+
+    def _run_batch(self, backend, steps: list) -> None:
+        calls = {step.service: (lambda h=step.pre_stop: hooks.call(h)) for step in steps if step.pre_stop}
+        called = time.time()
+        answered = {}
+        for name, (ok, line) in run_parallel(calls).items():  # never blocks: each call has its timeout
+            (self.events.info if ok else self.events.warn)(line)
+            if ok:
+                answered[name] = called
+        self.ended.put(("prestopped", answered))
+        if backend.batches_overlap:
+            backend.execute_stop(steps, self.events, lambda name, result: self.ended.put(("done", result)))
+        else:
+            results = backend.execute_stop(steps, self.events)
+            for step in steps:
+                self.ended.put(("done", results[step.service]))
+
+    def _take(self, item: tuple) -> None:
+        if item[0] == "prestopped":
+            self.run.prestopped.update(item[1])
+            return
+        result, events = item[1], self.events
+        events.settled(result.service)
+        self.run.results[result.service] = result
+        for warning in result.warnings:
+            events.warn(warning)
+        if result.stopped:
+            events.ok(f"{result.service}: {result.detail}")
+        else:
+            events.error(f"{result.service}: {result.detail}")
+            for survivor in result.survivors:
+                events.line(f"    {survivor}")
+
+    def carry_out(self) -> StopRun:
+        try:
+            self._carry_out()
+        finally:  # in the plan's order, whatever order they ended in
+            order = {step.service: n for n, step in enumerate(self.plan.steps)}
+            ended = sorted(self.run.results.items(), key=lambda item: order[item[0]])
+            self.run.results.clear()
+            self.run.results.update(ended)
+        return self.run
+
+
 def execute_stop(deployment: "Deployment", plan: StopPlan, events: Events,
                  interrupted: Callable[[], bool] = lambda: False, run: StopRun | None = None) -> StopRun:
-    """`run`: filled as the waves go (a caller that must know what was stopped when an error breaks this off
+    """`run`: filled as services stop (a caller that must know what was stopped when an error breaks this off
     passes its own)."""
-    run = StopRun() if run is None else run
-    for n, wave in enumerate(plan.waves):
-        if n and (run.failed or interrupted()):
-            break
-        for step in wave:
-            events.waiting(step.service, "stopping", step.grace)
-        calls = {step.service: (lambda h=step.pre_stop: hooks.call(h)) for step in wave if step.pre_stop}
-        called = time.time()
-        for name, (answered, line) in run_parallel(calls).items():  # "stop taking orders" first; never blocks
-            (events.info if answered else events.warn)(line)
-            if answered:
-                run.prestopped[name] = called
-        done = run_parallel({b: (lambda b=b, steps=steps: deployment.backend(b).execute_stop(steps, events))
-                             for b, steps in _by_backend(wave).items()})
-        for step in wave:
-            events.settled(step.service)
-            result = next(r[step.service] for r in done.values() if step.service in r)
-            run.results[step.service] = result
-            for warning in result.warnings:
-                events.warn(warning)
-            if result.stopped:
-                events.ok(f"{step.service}: {result.detail}")
-            else:
-                events.error(f"{step.service}: {result.detail}")
-                for survivor in result.survivors:
-                    events.line(f"    {survivor}")
-    return run
+    return _Stop(deployment, plan, events, interrupted, StopRun() if run is None else run).carry_out()
 
 
 def _probe_outside(deployment: "Deployment", deps: tuple[Service, ...]) -> dict[str, ProbeResult]:
@@ -119,72 +226,57 @@ def _post_start(deployment: "Deployment", step, outcome: Outcome) -> tuple[bool,
     return hooks.call(hooks.post_start(deployment.backend(step.backend).address(step.service)))
 
 
-class _Start:
+class _Start(_Graph):
     """One start plan carried out by its graph: each service launched as soon as what it depends on in the plan
     has ended its start (and made its post-start call), not once its whole wave has: a start takes the graph's
-    critical path, not the sum of its waves' slowest. The services that become startable together are one
-    batch; a backend whose batch is one operation (compose up, a stack deploy) runs one batch at a time. What
-    ends is reported here, in this thread, as it ends; the plan's waves still name the lines and the probes of
-    the dependencies outside it."""
+    critical path, not the sum of its waves' slowest. Once `cancel` is set nothing more is launched. The plan's
+    waves still name the lines and the probes of the dependencies outside it."""
 
     def __init__(self, deployment: "Deployment", plan: StartPlan, events: Events, cancel: threading.Event) -> None:
-        self.deployment, self.plan, self.events, self.cancel = deployment, plan, events, cancel
-        self.wave_of = {step.service.name: n for n, wave in enumerate(plan.waves, 1) for step in wave.steps}
-        self.after = {step.service.name: [d.name for d in step.service.depends_on if d.name in self.wave_of]
-                      for step in plan.steps}
+        wave_of = {step.service.name: n for n, wave in enumerate(plan.waves, 1) for step in wave.steps}
+        super().__init__(deployment, plan.steps, {
+            step.service.name: [d.name for d in step.service.depends_on if d.name in wave_of] for step in plan.steps})
+        self.plan, self.events, self.cancel, self.wave_of = plan, events, cancel, wave_of
         self.needed = {dep for step in plan.steps for dep in step.service.required_deps}
-        self.pending = list(plan.steps)
         self.outcomes: dict[str, Outcome] = {}
+        self._ended = self.outcomes
         self.outside: dict[str, ProbeResult] = {}
         self.probed = 0  # the waves whose outside dependencies were probed
-        self.busy: dict[str, int] = {}  # backend -> its batches in flight
-        self.ended: queue.Queue = queue.Queue()  # ("done", step, outcome, its post-start) | ("batch", backend, error)
-        self.error: BaseException | None = None
 
-    def run(self) -> tuple[dict[str, Outcome], bool]:
-        """An error (here or in a batch) launches nothing more; it is raised once nothing is in flight."""
-        while True:
-            try:
-                if self.error is None and not self.cancel.is_set():
-                    self._launch()
-                if not any(self.busy.values()):
-                    break
-                self._take(self.ended.get())
-            except Exception as exc:  # noqa: BLE001
-                self.error = self.error or exc
-        if self.error is not None:
-            raise self.error
+    def carry_out(self) -> tuple[dict[str, Outcome], bool]:
+        self._carry_out()
         registry = self.deployment.registry
         outcomes = {name: self.outcomes.get(name) or Outcome(name, "not started", registry.service(name).port,
                                                              detail="interrupted")
                     for name in self.plan.services}  # in the plan's order, whatever order they ended in
         return outcomes, self.cancel.is_set()
 
-    def _launch(self) -> None:
-        """Every step whose dependencies in the plan have ended: blocked (a required one is not up), or launched
-        where its backend takes a batch now."""
+    def _name(self, step) -> str:
+        return step.service.name
+
+    def _go_on(self) -> bool:
+        return not self.cancel.is_set()
+
+    def _ready(self) -> list:
+        """The steps whose dependencies in the plan have ended, less those found blocked now (a required one is
+        not up: said, and their outcomes kept), once the dependencies outside the plan they need are probed."""
         while True:
-            ready = [step for step in self.pending if all(d in self.outcomes for d in self.after[step.service.name])]
+            ready = super()._ready()
             if not ready:
-                return
+                return []
             self._probe_outside(max(self.wave_of[step.service.name] for step in ready))
             batch = [step for step in ready if not self._blocked(step)]
             if len(batch) == len(ready):  # none newly blocked, whose dependents would be decided now too
-                break
-        for backend, steps in _by_backend(batch).items():
-            if self.busy.get(backend) and not self.deployment.backend(backend).starts_overlap:
-                continue  # after its batch in flight
-            for step in steps:
-                self.pending.remove(step)
-            waves: dict[int, list[str]] = {}
-            for step in steps:
-                waves.setdefault(self.wave_of[step.service.name], []).append(step.service.name)
-            for n, names in waves.items():
-                self.events.info(f"wave {n}: starting {', '.join(names)}")
-            for step in steps:
-                self.events.waiting(step.service.name, "starting", step.service.startup_timeout)
-            self.busy[backend] = self.busy.get(backend, 0) + 1
-            threading.Thread(target=self._batch, args=(backend, steps), name=f"start-{backend}", daemon=True).start()
+                return batch
+
+    def _announce(self, steps: list) -> None:
+        waves: dict[int, list[str]] = {}
+        for step in steps:
+            waves.setdefault(self.wave_of[step.service.name], []).append(step.service.name)
+        for n, names in waves.items():
+            self.events.info(f"wave {n}: starting {', '.join(names)}")
+        for step in steps:
+            self.events.waiting(step.service.name, "starting", step.service.startup_timeout)
 
     def _blocked(self, step) -> bool:
         """Whether it is not started (said, and its outcome kept): a required dependency is not up."""
@@ -211,32 +303,20 @@ class _Start:
                     f"{d.display_name} ({self.outside[d.name].error or self.outside[d.name].status.value})"
                     for d in silent))
 
-    def _batch(self, backend: str, steps: list) -> None:
-        """A batch's thread: its backend starts it; each outcome (with its post-start call made) goes to the
-        queue as it ends, or, where the backend says them all at once, when it returns."""
+    def _run_batch(self, backend, steps: list) -> None:
+        """Each outcome goes to the queue with its post-start call made, as it ends, or, where the backend says
+        them all at once, when it returns."""
         told: set[str] = set()
         step_of = {step.service.name: step for step in steps}
 
         def done(name: str, outcome: Outcome) -> None:
             self.ended.put(("done", step_of[name], outcome, _post_start(self.deployment, step_of[name], outcome)))
             told.add(name)
-        error = None
-        try:
-            b = self.deployment.backend(backend)
-            results = b.execute_start(steps, self.events, self.cancel, done) if b.starts_overlap else \
-                b.execute_start(steps, self.events, self.cancel)
-            run_parallel({name: (lambda n=name: done(n, results[n])) for name in results if name not in told})
-        except BaseException as exc:  # noqa: BLE001  (raised by run() once nothing is in flight)
-            error = exc
-        self.ended.put(("batch", backend, error))
+        results = backend.execute_start(steps, self.events, self.cancel, done) if backend.batches_overlap else \
+            backend.execute_start(steps, self.events, self.cancel)
+        run_parallel({name: (lambda n=name: done(n, results[n])) for name in results if name not in told})
 
     def _take(self, item: tuple) -> None:
-        if item[0] == "batch":
-            _, backend, error = item
-            self.busy[backend] -= 1
-            if error is not None and self.error is None:
-                self.error = error
-            return
         _, step, outcome, post_start = item
         name = step.service.name
         self.outcomes[name] = outcome
@@ -262,4 +342,4 @@ def execute_start(deployment: "Deployment", plan: StartPlan, events: Events,
                   cancel: threading.Event) -> tuple[dict[str, Outcome], bool]:
     """(outcomes by service, in the plan's order; interrupted): once `cancel` is set, nothing more is launched and
     the waits in flight end."""
-    return _Start(deployment, plan, events, cancel).run()
+    return _Start(deployment, plan, events, cancel).carry_out()

@@ -3,7 +3,7 @@
 - Until the first change (discovery, preflight, waiting for the lock), Ctrl-C or SIGTERM aborts at once:
   nothing was touched.
 - Once changes have begun, the first Ctrl-C or SIGTERM asks the operation to wind down safely (`requested`):
-  the stop wave in flight finishes, what this run stopped is started again, the summary is printed, exit
+  the stops in flight finish, what this run stopped is started again, the summary is printed, exit
   130. A second one leaves everything as it is and exits 130 at once.
 - SIGHUP (the operator's terminal or ssh connection went away) never ends an operation: writes to the
   terminal fail and are dropped by the Printer, logs/tmt-ops.log keeps every line.

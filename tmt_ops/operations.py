@@ -4,7 +4,7 @@ a Result (results.py) that the CLI renders and turns into the exit code.
 The promise of a restart: it is a transaction. It ends with every service that ran at its start running, or
 with the new definition running healthy; never with less (rollback.py). All it needs is checked before the
 first change (preflight: what must answer, what must not be in the way, what would not stop; then the
-backends' own preparation such as image builds). A service that will not stop halts the stop waves; a start
+backends' own preparation such as image builds). A service that will not stop halts the stop; a start
 that fails for any reason, or an interrupt anywhere, ends the run in the nearest safe state: what this run
 took down and is not up is started again the way it last ran healthy. A backend that restarts in place (swarm:
 a rolling update per service, in the start waves) has no stop half: its services are replaced one wave at a
@@ -269,7 +269,7 @@ def _after_stop_half(deployment: Deployment, services: list[Service], stop: Stop
 
 
 def _stop_half(deployment: Deployment, plan: StopPlan, events: Events, interrupts: Interrupts) -> StopRun:
-    """The stop waves; an error that breaks them off is settled by asking each backend what runs now: a planned
+    """The stop; an error that breaks it off is settled by asking each backend what runs now: a planned
     service that no longer runs counts as stopped (to be started again), one that runs was not stopped."""
     run = StopRun()
     try:
@@ -324,7 +324,7 @@ def restart(deployment: Deployment, services: list[Service], options: Options, e
     run = StopRun()
     if stop_plan.steps:
         events.info(f"stopping {', '.join(step.service for step in stop_plan.steps)}")
-        interrupts.begin_changes("finishing the stop wave in flight, then starting again what this run stopped")
+        interrupts.begin_changes("finishing the stops in flight, then starting again what this run stopped")
         run = _stop_half(deployment, stop_plan, events, interrupts)
         _tidy(deployment, services)
         if run.failed or run.broke_off or interrupts.requested.is_set():
@@ -392,7 +392,7 @@ def stop(deployment: Deployment, services: list[Service], options: Options, even
             events.warn(f"{name}: {why}: it may not stop (--force kills what outlives its grace)")
     _about_to_run(events, plan, None)
     events.info(f"stopping {', '.join(step.service for step in plan.steps)}")
-    interrupts.begin_changes("finishing the stop wave in flight; nothing more is stopped")
+    interrupts.begin_changes("finishing the stops in flight; nothing more is stopped")
     run = execute_stop(deployment, plan, events, interrupts.requested.is_set)
     _tidy(deployment, services)
     _mark_stopped(deployment, [*run.stopped, *plan.idle], events)

@@ -82,13 +82,13 @@ def _containers(registry: Registry, mode: str) -> bool:
 
 
 def _waves(waves: list[list[Service]], seconds) -> float:
-    """A wave's services go at once: each wave takes its slowest, the waves one after another (a start that
-    follows the graph instead ends no later)."""
+    """A wave's services go at once: each wave takes its slowest, the waves one after another (a stop or a start
+    that follows the graph instead ends no later)."""
     return sum(max(seconds(s) for s in wave) for wave in waves)
 
 
 def restart_limits(registry: Registry, mode: str) -> tuple[int, int]:
-    """Seconds a whole restart (it stops what runs, then starts in waves) and a whole stop of the system may take
+    """Seconds a whole restart (it stops what runs, then starts it) and a whole stop of the system may take
     in this mode: the builds, the stop waves' pre-stop calls and graces, the start waves' dependencies outside the
     start probed, readiness (startup_timeout) and post-start calls, one health round; in a mode with containers
     compose_timeout more (a build or pull). (Every startup_timeout in a row plus compose_timeout, as it was, gave
@@ -117,7 +117,7 @@ def units(registry: Registry, mode: str, monitor_args: list[str], snapshot_dir: 
     monitor = ["--monitor", "--mode", mode, *(["--serve", serve] if serve else []), *(["--heal"] if heal else []),
                *monitor_args]
     # A heal starts services: they must outlive the monitor (KillMode=process), and a stop during a heal lets
-    # it finish the stop wave in flight and start again what it stopped.
+    # it finish the stops in flight and start again what it stopped.
     healing = f"KillMode=process\nTimeoutStopSec={start_limit + stop_limit}\n" if heal else ""
     interval = registry.health.monitor_interval
     watchdog = math.ceil(2 * interval + registry.health.deadline + 10)  # a round must end; pings come in between

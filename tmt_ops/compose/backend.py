@@ -26,7 +26,7 @@ from .steps import BACKEND, StartStep, StopStep
 class ComposeBackend:
     name = BACKEND
     restarts_in_place = False
-    starts_overlap = False  # one `docker compose up` per batch
+    batches_overlap = False  # one `docker compose up` per batch (a stop's batch: its containers together)
 
     def __init__(self, registry: Registry, *, compose_file: Path | None = None, project_name: str | None = None,
                  **_options) -> None:

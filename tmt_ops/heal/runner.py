@@ -8,8 +8,8 @@ said so. What was stopped on purpose is read each round, and again under the loc
 state directory it was read from (statedir.identity): the policy (heal.py) remembers it, and what a directory
 that vanished or was replaced may have taken with it; one that cannot be read heals nothing.
 
-During a heal's restart Ctrl-C and SIGTERM behave as in restart-trading-system.py (the stop wave in flight
-finishes, what was stopped is started again; a second one leaves everything as it is), and the monitor ends
+During a heal's restart Ctrl-C and SIGTERM behave as in restart-trading-system.py (the stops in flight
+finish, what was stopped is started again; a second one leaves everything as it is), and the monitor ends
 afterwards; a hang-up lets the restart finish, then ends the monitor as it would between rounds.
 """
 

@@ -30,7 +30,7 @@ LOG_TAIL_BYTES = 256 * 1024  # what is read of a service's log for its last line
 class NativeBackend:
     name = BACKEND
     restarts_in_place = False
-    starts_overlap = True  # a process each: a batch is launched while others still boot
+    batches_overlap = True  # a process each: a batch is launched while others still boot or shut down
 
     def __init__(self, registry: Registry, **_options) -> None:
         self.registry = registry
@@ -113,16 +113,21 @@ class NativeBackend:
             if build and service.build is not None:
                 builds.run(self.registry, service, events)
 
-    def execute_stop(self, steps: list[StopStep], events: Events) -> dict[str, StopResult]:
-        signalled = {step.service: stop.signal_first(step) for step in steps}  # together, then each watched
-        results = run_parallel({name: (lambda n=name: _settled(events, n, stop.finish(signalled[n])))
-                                for name in signalled})
-        for name, result in results.items():
+    def execute_stop(self, steps: list[StopStep], events: Events,
+                     done: Callable[[str, StopResult], None] = lambda name, result: None) -> dict[str, StopResult]:
+        """A batch: every service signalled, one right after another, then each watched in a thread of its own,
+        which says its result to `done` as soon as it has one."""
+        signalled = {step.service: stop.signal_first(step) for step in steps}
+
+        def one(name: str) -> StopResult:
+            result = _settled(events, name, stop.finish(signalled[name]))
             if result.stopped:
                 warning = records.remove(self.registry.state_dir, name)
                 if warning:
                     events.warn(warning)
-        return results
+            done(name, result)
+            return result
+        return run_parallel({name: (lambda n=name: one(n)) for name in signalled})
 
     def execute_start(self, steps: list[StartStep], events: Events, cancel: threading.Event,
                       done: Callable[[str, Outcome], None] = lambda name, outcome: None) -> dict[str, Outcome]:

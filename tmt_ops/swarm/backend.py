@@ -38,7 +38,7 @@ STOP_SLACK = 15.0  # seconds past a service's grace for the engine to report its
 class SwarmBackend:
     name = BACKEND
     restarts_in_place = True  # a restart rolls each running service in its wave: nothing is stopped first
-    starts_overlap = False  # one stack deploy per batch
+    batches_overlap = False  # one stack deploy per batch (a stop's: one scale to 0)
 
     def __init__(self, registry: Registry, *, compose_file=None, project_name=None, **_options) -> None:
         self.registry = registry
