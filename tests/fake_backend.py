@@ -186,9 +186,9 @@ ROW = modes.Way("fake", "fake", "a fake for tests", modes.PROCESSES, engine=Fals
                 path="fake_backend:RowBackend")
 
 
-def fake_deployment(registry, **kw) -> tuple[Deployment, FakeBackend]:
-    """A native deployment of `registry` whose backend is a FakeBackend (kw: its fields)."""
+def fake_deployment(registry, kind: type = FakeBackend, **kw) -> tuple[Deployment, FakeBackend]:
+    """A native deployment of `registry` whose backend is a FakeBackend, or `kind` of one (kw: its fields)."""
     deployment = Deployment(registry, "native")
-    fake = FakeBackend(registry, **kw)
+    fake = kind(registry, **kw)
     deployment._backends["native"] = deployment.default = fake
     return deployment, fake

@@ -66,9 +66,10 @@ class _Graph:
     runs one batch at a time. What ends is taken here, in the caller's thread, as it ends. An error (here or in
     a batch) launches nothing more; it is raised once nothing is in flight.
 
-    A kind of plan says: `_ended` (the names that ended -> what they ended with), `_name(step)`, `_go_on()`
-    (whether more may be launched), `_announce(steps)` (as a batch is launched), `_run_batch(backend, steps)`
-    (in the batch's thread: what ends goes to `ended`, as it ends) and `_take(item)` (each such item, here)."""
+    A kind of plan says: `_ended` (the names the steps after wait for: a start that has its outcome, a service
+    that stopped), `_name(step)`, `_go_on()` (whether more may be launched), `_announce(steps)` (as a batch is
+    launched), `_run_batch(backend, steps)` (in the batch's thread: what ends goes to `ended`, as it ends) and
+    `_take(item)` (each such item, here)."""
 
     def __init__(self, deployment: "Deployment", steps: list, after: dict[str, list[str]]) -> None:
         self.deployment, self.after = deployment, after
@@ -134,7 +135,7 @@ class _Stop(_Graph):
         after = {name: [d.name for d in deployment.registry.dependents([name]) if d.name in names] for name in names}
         super().__init__(deployment, plan.steps, after)
         self.plan, self.events, self.interrupted, self.run = plan, events, interrupted, run
-        self._ended = run.results
+        self._ended: set[str] = set()  # stopped: what depends on a service that would not stop keeps it, always
 
     def _name(self, step) -> str:
         return step.service
@@ -173,6 +174,7 @@ class _Stop(_Graph):
         for warning in result.warnings:
             events.warn(warning)
         if result.stopped:
+            self._ended.add(result.service)
             events.ok(f"{result.service}: {result.detail}")
         else:
             events.error(f"{result.service}: {result.detail}")
