@@ -48,13 +48,21 @@ class ByHand:
     launched: dict[str, float] = field(default_factory=dict)
 
     def kill(self) -> None:
+        """Every process of them gone (a wrapper's children too: a port they held is free when this returns)."""
+        members = []
         for proc in self.procs.values():
             if proc.poll() is None:
+                for pid in _members(proc)[1:]:
+                    try:
+                        members.append(psutil.Process(pid))
+                    except psutil.NoSuchProcess:
+                        pass
                 try:
                     os.killpg(proc.pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
             proc.wait()
+        psutil.wait_procs(members, timeout=10)
 
 
 def spawn(service: Service, log: Path) -> subprocess.Popen:
