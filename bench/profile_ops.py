@@ -71,6 +71,24 @@ def plain_cpu(script: str, cfg: Path, *extra: str) -> tuple[float, float]:
 
 
 # -- analysis of one traced run ---------------------------------------------------------------------------------
+def ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)
+
+
+def spread(out: dict[str, float], what: str, values: list[float]) -> None:
+    """`what`'s median and highest over the services, when there are any."""
+    if values:
+        out[f"{what}, median over the services"] = ms(statistics.median(values))
+        out[f"{what}, at most"] = ms(max(values))
+
+
+def half_total(out: dict[str, float], half_name: str, after: str, half: dict | None, batches: list[dict]) -> None:
+    """A half's whole time, and what it spent after its last batch ended."""
+    if half and batches:
+        out[f"{half_name}: after the last batch ({after})"] = ms(half["end"] - max(b["end"] for b in batches))
+        out[f"{half_name} total"] = ms(half["end"] - half["start"])
+
+
 def phases(data: dict, registry, by_hand: dict[str, float] | None = None) -> dict[str, float]:
     """Phase -> milliseconds for one traced run (the stop's waves and the start's services itemised)."""
     marks, spans = data["marks"], [dict(zip(("label", "key", "thread", "start", "end", "note"), s)) for s in data["spans"]]
@@ -78,7 +96,6 @@ def phases(data: dict, registry, by_hand: dict[str, float] | None = None) -> dic
     by = defaultdict(list)
     for s in spans:
         by[s["label"]].append(s)
-    ms = lambda seconds: round(seconds * 1000, 1)  # noqa: E731
     out: dict[str, float] = {}
     out["interpreter start and site"] = ms(marks["started"] - data["launch"])
     out["imports of the toolkit"] = ms(marks["imported"] - marks["started"])
@@ -135,12 +152,8 @@ def phases(data: dict, registry, by_hand: dict[str, float] | None = None) -> dic
             out[f"stop: {name}: port release check"] = ms(sum(s["end"] - s["start"] for s in port))
             out[f"stop: {name}: cgroup removal"] = ms(sum(s["end"] - s["start"] for s in cgroup))
             out[f"stop: {name}: run record removal"] = ms(sum(s["end"] - s["start"] for s in record))
-    if lags:
-        out["stop: the scheduler's lag, median over the services"] = ms(statistics.median(lags))
-        out["stop: the scheduler's lag, at most"] = ms(max(lags))
-    if half and batches:
-        out["stop half: after the last batch (results, logging)"] = ms(half["end"] - max(b["end"] for b in batches))
-        out["stop half total"] = ms(half["end"] - half["start"])
+    spread(out, "stop: the scheduler's lag", lags)
+    half_total(out, "stop half", "results, logging", half, batches)
     # the start, by the graph: batches (what became startable together), each service from the moment what it
     # depends on in the plan was ready (and its post-start call made) to its own readiness
     listening = {int(k.split()[1]): v for k, v in marks.items() if k.startswith("listening ")}
@@ -191,16 +204,10 @@ def phases(data: dict, registry, by_hand: dict[str, float] | None = None) -> dic
             out[f"start: {name}: spawn -> ready (the toolkit's start time)"] = ms(spawn_to_ready[-1])
             if by_hand:
                 out[f"start: {name}:   the same by hand (spawn -> first 200, this round)"] = ms(by_hand[name])
-    if lags:
-        out["start: the scheduler's lag, median over the services"] = ms(statistics.median(lags))
-        out["start: the scheduler's lag, at most"] = ms(max(lags))
-        out["start: spawn -> ready, median over the services"] = ms(statistics.median(spawn_to_ready))
-    if detection:
-        out["start: detection lag, median over the services"] = ms(statistics.median(detection))
-        out["start: detection lag, at most"] = ms(max(detection))
-    if half and batches:
-        out["start half: after the last batch (post-start calls, logging)"] = ms(half["end"] - max(b["end"] for b in batches))
-        out["start half total"] = ms(half["end"] - half["start"])
+    spread(out, "start: the scheduler's lag", lags)
+    spread(out, "start: spawn -> ready", spawn_to_ready)
+    spread(out, "start: detection lag", detection)
+    half_total(out, "start half", "post-start calls, logging", half, batches)
     out["interpreter exit"] = ms(data["end"] - marks["main done"])
     covered, reach = 0.0, marks["main"]  # the main thread's time outside every recorded phase
     for s in sorted(main, key=lambda s: s["start"]):
