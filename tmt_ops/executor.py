@@ -18,7 +18,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from . import hooks, loglines
 from .data import dataclass, field
@@ -71,7 +71,7 @@ class _Graph:
     launched), `_run_batch(backend, steps)` (in the batch's thread: what ends goes to `ended`, as it ends) and
     `_take(item)` (each such item, here)."""
 
-    def __init__(self, deployment: "Deployment", steps: list, after: dict[str, list[str]]) -> None:
+    def __init__(self, deployment: "Deployment", steps: list, after: dict[str, Iterable[str]]) -> None:
         self.deployment, self.after = deployment, after
         self.pending = list(steps)
         self.launched = False
@@ -131,8 +131,8 @@ class _Stop(_Graph):
 
     def __init__(self, deployment: "Deployment", plan: StopPlan, events: Events, interrupted: Callable[[], bool],
                  run: StopRun) -> None:
-        names = [step.service for step in plan.steps]
-        after = {name: [d.name for d in deployment.registry.dependents([name]) if d.name in names] for name in names}
+        names = {step.service for step in plan.steps}
+        after = {name: dependents & names for name, dependents in deployment.registry.dependents_each(names).items()}
         super().__init__(deployment, plan.steps, after)
         self.plan, self.events, self.interrupted, self.run = plan, events, interrupted, run
         self._ended: set[str] = set()  # stopped: what depends on a service that would not stop keeps it, always

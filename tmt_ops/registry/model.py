@@ -236,6 +236,11 @@ class Registry:
         found = graph.dependents(self._deps(self.services.values()), [self.service(n).name for n in names])
         return [s for s in self.services.values() if s.name in found]
 
+    def dependents_each(self, names: Iterable[str]) -> dict[str, set[str]]:
+        """Each named service's transitive dependents (names), the graph read once for all of them."""
+        deps = self._deps(self.services.values())
+        return {name: graph.dependents(deps, [name]) for name in names}
+
     def with_dependents(self, names: Iterable[str]) -> list[Service]:
         names = list(names)
         chosen = {s.name for s in self.select(names)} | {s.name for s in self.dependents(names)}
