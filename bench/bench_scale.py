@@ -134,7 +134,7 @@ def restart_round(cfg: Path, registry: Registry, logs: Path) -> dict:
     hand = floors.start_by_hand(registry, logs, led=len(registry.managed) > 4)
     own_down = floors.own_shutdowns(registry, hand)
     down = floors.critical_path_down(registry, own_down)
-    down_waves = sum(max(own_down[s.name] for s in wave) for wave in registry.stop_waves(registry.managed))
+    down_waves = sum(floors.wave_shutdowns(registry, own_down))
     ready_path = floors.critical_path(registry, hand.ready)
     levels = registry.start_waves(registry.managed)
     wave_sum = sum(max(hand.ready[s.name] for s in level) for level in levels)

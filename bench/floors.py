@@ -259,8 +259,12 @@ def own_shutdowns(registry: Registry, hand: ByHand) -> dict[str, float]:
 
 
 def shutdowns(registry: Registry, hand: ByHand) -> list[float]:
-    """The same: each wave's time to exit (its slowest service's)."""
-    own = own_shutdowns(registry, hand)
+    """The same: each wave's time to exit."""
+    return wave_shutdowns(registry, own_shutdowns(registry, hand))
+
+
+def wave_shutdowns(registry: Registry, own: dict[str, float]) -> list[float]:
+    """Each reverse wave's time to exit: its slowest service's own."""
     return [max(own[s.name] for s in wave) for wave in registry.stop_waves(registry.managed)]
 
 
