@@ -107,7 +107,8 @@ def phases(data: dict, registry, by_hand: dict[str, float] | None = None) -> dic
         first_main.setdefault(s["label"], s)
     for label in ("signal handlers", "registry load", "toolkit log open", "mode and deployment", "select services",
                   "bring_up (infra statuses)", "plan stop", "plan start", "preflight", "clear stopped markers",
-                  "tidy (drop stale records)", "commit definitions", "final health round", "stopped markers"):
+                  "tidy (drop stale records)", "commit definitions", "final health round", "stopped markers",
+                  "stopped markers taken back"):
         if label in first_main:
             out[label] = ms(sum(s["end"] - s["start"] for s in main if s["label"] == label))
     for label in ("backend preflight", "preflight probe round"):
@@ -116,6 +117,7 @@ def phases(data: dict, registry, by_hand: dict[str, float] | None = None) -> dic
     # the stop, by the graph: batches (what its dependents' stops freed together), each service from the moment
     # every service of the plan that depends on it had stopped to its own exit and what follows it
     hooks = {s["key"]: s for s in by["hook call"]}
+    intents = {name: s for s in by["stopped markers"] if s["thread"] != "MainThread" for name in s["key"].split(",")}
     batches = sorted(by["stop batch"], key=lambda s: s["start"])
     half = first_main.get("stop half") or first_main.get("stop (plain stop)")
     stopped = {s["key"]: s["end"] for s in by["stop service"]}
@@ -125,12 +127,14 @@ def phases(data: dict, registry, by_hand: dict[str, float] | None = None) -> dic
     for batch in batches:
         names = batch["key"].split(",")
         pre = [hooks[f"pre-stop {name}"] for name in names if f"pre-stop {name}" in hooks]
-        begin = min([batch["start"]] + [h["start"] for h in pre])
+        begin = min([batch["start"]] + [h["start"] for h in pre] + [intents[n]["start"] for n in names if n in intents])
         for name in names:
             dependents = [d.name for d in registry.dependents([name]) if d.name in stopped]
             free = max((stopped[d] for d in dependents), default=half["start"] if half else begin)
             lags.append(begin - free)
             out[f"stop: {name}: its dependents stopped -> its batch begins (the scheduler's lag)"] = ms(lags[-1])
+            if name in intents:
+                out[f"stop: {name}: its batch's stopped-on-purpose markers"] = ms(intents[name]["end"] - intents[name]["start"])
             if f"pre-stop {name}" in hooks:
                 call = hooks[f"pre-stop {name}"]
                 out[f"stop: {name}: pre-stop call"] = ms(call["end"] - call["start"])
@@ -143,7 +147,7 @@ def phases(data: dict, registry, by_hand: dict[str, float] | None = None) -> dic
             port = [s for s in by["port release check"] if s["key"] == name]
             cgroup = [s for s in by["cgroup removal"] if s["key"] == name and step["start"] <= s["start"] <= step["end"]]
             record = [s for s in by["record remove"] if s["key"] == name and batch["start"] <= s["start"] <= batch["end"]]
-            out[f"stop: {name}: batch begins -> its signal (pre-stop calls, the signals before it)"] = \
+            out[f"stop: {name}: batch begins -> its signal (markers, pre-stop calls, the signals before it)"] = \
                 ms(signalled - begin)
             out[f"stop: {name}: signal (SIGTERM, SIGCONT)"] = ms(sum(s["end"] - s["start"] for s in sigs))
             out[f"stop: {name}: the service's own exit (signal to exit)"] = ms(exited - signalled)

@@ -157,8 +157,10 @@ def install() -> None:
                         ("_clear_stopped", "clear stopped markers"), ("_stop_half", "stop half"),
                         ("_tidy", "tidy (drop stale records)"), ("_start_half", "start half"),
                         ("_finish", "finish"), ("_verdict", "final health round"),
-                        ("_mark_stopped", "stopped markers"), ("execute_stop", "stop (plain stop)")):
+                        ("execute_stop", "stop (plain stop)")):
         wrap(operations, name, label)
+    wrap(operations._StopMarks, "mark", "stopped markers", key=lambda self, names: ",".join(names))
+    wrap(operations._StopMarks, "settle", "stopped markers taken back")
     wrap(rollback, "commit", "commit definitions")
     wrap(hooks, "call", "hook call", key=lambda h: f"{h.kind} {h.service}")
     wrap(executor, "_post_start", "post-start calls", key=lambda d, step, outcome: step.service.name)

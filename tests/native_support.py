@@ -31,6 +31,17 @@ def running_stack(registry_file, *, flags: tuple[str, ...] = (), **kw) -> tuple[
     return cfg, recorded_pids(cfg)
 
 
+def only_the_engine_for_the_dashboard(data: dict) -> None:
+    """A registry edit: orchestrator, then market-analysis beside the execution engine, which the dashboard alone
+    needs (nothing needs market-analysis)."""
+    services = data["services"]
+    for name in ("execution-engine", "dashboard"):
+        services[name]["depends_on"].pop("market-analysis")
+        command = services[name]["command"]
+        at = command.index("{health_url:market-analysis}")
+        del command[at - 1:at + 1]  # its --requires too
+
+
 def state_dir(cfg: Path) -> Path:
     return Path(yaml.safe_load(cfg.read_text())["project"]["state_dir"])
 

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 
-from native_support import alive, port_of, recorded_pids, restart, state_dir, stop
+from native_support import alive, only_the_engine_for_the_dashboard, port_of, recorded_pids, restart, state_dir, stop
 from support import REPO, run_script, wait_for
 from tmt_ops.backends import Deployment, resolve_mode
 from tmt_ops.lock import holder
@@ -47,22 +47,12 @@ def test_full_restart_then_stop(registry_file):
     assert not native.detect(registry)
 
 
-def _only_the_engine_for_the_dashboard(data: dict) -> None:
-    """orchestrator, then market-analysis beside the execution engine, which the dashboard alone needs."""
-    services = data["services"]
-    for name in ("execution-engine", "dashboard"):
-        services[name]["depends_on"].pop("market-analysis")
-        command = services[name]["command"]
-        at = command.index("{health_url:market-analysis}")
-        del command[at - 1:at + 1]  # its --requires too
-
-
 def test_a_service_starts_once_its_own_dependencies_are_ready_not_once_its_whole_wave_is(registry_file):
     """market-analysis is slow (4 s). The dashboard starts once the execution engine answers: ready before
     market-analysis is, so the restart takes the graph's critical path (orchestrator, then market-analysis)
     instead of the sum of its waves' slowest (orchestrator, market-analysis, then the dashboard after it)."""
     def edit(data):
-        _only_the_engine_for_the_dashboard(data)
+        only_the_engine_for_the_dashboard(data)
         data["services"]["market-analysis"]["command"] += ["--start-delay", "4"]
     cfg = registry_file(edit=edit)
     result = restart(cfg)
@@ -83,7 +73,7 @@ def test_a_service_stops_once_its_own_dependents_have_not_once_the_wave_before_h
     stops beside it at once; the execution engine only once the dashboard has exited, the orchestrator last:
     the stop takes the graph's critical path of shutdowns, not the sum of its waves' slowest."""
     def edit(data):
-        _only_the_engine_for_the_dashboard(data)
+        only_the_engine_for_the_dashboard(data)
         data["services"]["dashboard"]["command"] += ["--stop-delay", "3"]
     cfg = registry_file(edit=edit)
     assert restart(cfg, "--skip-health-check").returncode == 0

@@ -12,8 +12,10 @@ import sys
 import psutil
 import pytest
 
-from native_support import alive, group_of, port_of, recorded_pids, restart, state_dir, stop
+from native_support import (alive, group_of, only_the_engine_for_the_dashboard, port_of, recorded_pids, restart,
+                            running_stack, state_dir, stop)
 from support import REPO, wait_for
+from tmt_ops import stopped
 from tmt_ops.ports import port_open
 
 ALONE = ["market-analysis", "execution-engine", "dashboard"]  # drop these: the orchestrator alone
@@ -196,3 +198,55 @@ def test_pre_stop_hook_runs_before_the_stop_signal_and_a_failing_one_does_not_bl
     assert result.returncode == 0, result.stderr
     assert "orchestrator: pre-stop POST /no-such-hook answered HTTP 404; stopping anyway" in result.stderr
     assert not port_open("127.0.0.1", port_of(cfg, "orchestrator"))
+
+
+def test_a_stop_killed_midway_leaves_marked_what_it_began_to_stop(registry_file):
+    """Each service is marked stopped on purpose before its signal, so a stop that dies midway (SIGKILL, the OOM
+    killer) leaves no service it took down for a --heal monitor to bring back. Here the dashboard takes 5 s to
+    shut down; market-analysis, which nothing needs, stops beside it at once; the stop is killed meanwhile: those
+    two are marked, the execution engine and the orchestrator, never signalled, are not (and still run)."""
+    def edit(data):
+        only_the_engine_for_the_dashboard(data)
+        data["services"]["dashboard"]["command"] += ["--stop-delay", "5"]
+    cfg = registry_file(edit=edit)
+    assert restart(cfg, "--skip-health-check").returncode == 0
+    pids = recorded_pids(cfg)
+    run = subprocess.Popen([sys.executable, str(REPO / "stop-trading-system.py"), "--config", str(cfg)],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_for(lambda: not alive(pids["market-analysis"]), 10)
+        assert run.poll() is None  # still at work: the dashboard takes its 5 s
+    finally:
+        run.kill()
+        run.wait()
+    assert set(stopped.read(state_dir(cfg))) == {"market-analysis", "dashboard"}
+    assert alive(pids["execution-engine"]) and alive(pids["orchestrator"])
+    assert stop(cfg).returncode == 0
+    assert set(stopped.read(state_dir(cfg))) == set(pids)
+
+
+def test_a_service_that_would_not_stop_keeps_no_marker(registry_file):
+    """A stop that ends with a service still running takes back the marker it left before that one's signal:
+    what runs is supervised as before (a --heal monitor brings it back if it crashes later)."""
+    def edit(data):
+        only_the_engine_for_the_dashboard(data)
+        data["services"]["dashboard"]["stop_grace"] = 0.5
+    cfg = registry_file(edit=edit, knobs={"dashboard": ["--ignore-sigterm"]})
+    assert restart(cfg, "--skip-health-check").returncode == 0
+    result = stop(cfg)
+    assert result.returncode == 1 and "dashboard" in result.stderr
+    assert set(stopped.read(state_dir(cfg))) == {"market-analysis"}
+    assert stop(cfg, "--force").returncode == 0
+    assert set(stopped.read(state_dir(cfg))) == {"market-analysis", "dashboard", "execution-engine", "orchestrator"}
+
+
+def test_a_stop_that_cannot_leave_its_markers_stops_all_the_same_and_says_so_once(registry_file):
+    """A file where the markers' folder should be: every service is stopped, and one warning names them all."""
+    cfg, pids = running_stack(registry_file, flags=("--skip-health-check",))
+    (state_dir(cfg) / "stopped").write_text("not a folder\n")
+    result = stop(cfg)
+    assert result.returncode == 0, result.stderr
+    warned = [line for line in result.stderr.splitlines() if "cannot leave the stopped-on-purpose markers" in line]
+    assert len(warned) == 1 and all(name in warned[0] for name in pids), result.stderr
+    assert "a monitor with --heal may start" in warned[0]
+    assert recorded_pids(cfg) == {} and not any(alive(pid) for pid in pids.values())

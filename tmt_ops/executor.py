@@ -130,11 +130,12 @@ class _Stop(_Graph):
     finish."""
 
     def __init__(self, deployment: "Deployment", plan: StopPlan, events: Events, interrupted: Callable[[], bool],
-                 run: StopRun) -> None:
+                 run: StopRun, before_signal: Callable[[list[str]], None]) -> None:
         names = {step.service for step in plan.steps}
         after = {name: dependents & names for name, dependents in deployment.registry.dependents_each(names).items()}
         super().__init__(deployment, plan.steps, after)
         self.plan, self.events, self.interrupted, self.run = plan, events, interrupted, run
+        self.before_signal = before_signal
         self._ended: set[str] = set()  # stopped: what depends on a service that would not stop keeps it, always
 
     def _name(self, step) -> str:
@@ -149,6 +150,7 @@ class _Stop(_Graph):
             self.events.waiting(step.service, "stopping", step.grace)
 
     def _run_batch(self, backend, steps: list) -> None:
+        self.before_signal([step.service for step in steps])
         calls = {step.service: (lambda h=step.pre_stop: hooks.call(h)) for step in steps if step.pre_stop}
         called = time.time()
         answered = {}
@@ -193,10 +195,11 @@ class _Stop(_Graph):
 
 
 def execute_stop(deployment: "Deployment", plan: StopPlan, events: Events,
-                 interrupted: Callable[[], bool] = lambda: False, run: StopRun | None = None) -> StopRun:
+                 interrupted: Callable[[], bool] = lambda: False, run: StopRun | None = None,
+                 before_signal: Callable[[list[str]], None] = lambda names: None) -> StopRun:
     """`run`: filled as services stop (a caller that must know what was stopped when an error breaks this off
-    passes its own)."""
-    return _Stop(deployment, plan, events, interrupted, StopRun() if run is None else run).carry_out()
+    passes its own). `before_signal(names)`: in each batch's thread, before its pre-stop calls and signals."""
+    return _Stop(deployment, plan, events, interrupted, StopRun() if run is None else run, before_signal).carry_out()
 
 
 def _probe_outside(deployment: "Deployment", deps: tuple[Service, ...]) -> dict[str, ProbeResult]:

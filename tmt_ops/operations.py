@@ -18,6 +18,7 @@ less is a warning.
 
 from __future__ import annotations
 
+import threading
 from typing import Iterable
 
 from . import rollback, stopped
@@ -147,13 +148,36 @@ def check_and_prepare(deployment: Deployment, starting: list[Service], stop: Sto
         deployment.backend(backend).prepare(members, events, build)
 
 
-def _mark_stopped(deployment: Deployment, names: list[str], events: Events) -> None:
-    """A stop's intent, for system-health.py --heal: these stay down until a restart or start brings them up."""
-    try:
-        stopped.mark(deployment.registry.state_dir, names)
-    except TmtError as exc:
-        events.warn(f"cannot leave the stopped-on-purpose markers in {deployment.registry.state_dir} ({exc}): "
-                    f"a monitor with --heal may start {', '.join(names)} again")
+class _StopMarks:
+    """A stop's intent, for system-health.py --heal: what it stops stays down until a restart or start brings it
+    up. Each service is marked before its signal (in its batch's thread), so a stop killed midway (SIGKILL, the
+    OOM killer) leaves marked what it had begun to stop, and no heal brings that back; once the stop has ended,
+    the marker of what still runs (it would not stop) is taken back. What could not be marked is said once."""
+
+    def __init__(self, deployment: Deployment, events: Events) -> None:
+        self.deployment, self.events = deployment, events
+        self.lock = threading.Lock()
+        self.marked: list[str] = []
+        self.unmarked: list[str] = []
+        self.problem = ""
+
+    def mark(self, names: list[str]) -> None:
+        try:
+            stopped.mark(self.deployment.registry.state_dir, names)
+        except TmtError as exc:
+            with self.lock:
+                self.unmarked += names
+                self.problem = self.problem or str(exc)
+        with self.lock:
+            self.marked += names  # (some of them, when it failed midway)
+
+    def settle(self, down: list[str]) -> None:
+        """The stop has ended with `down` stopped or not running: every other marker it left is taken back."""
+        registry = self.deployment.registry
+        _clear_stopped(self.deployment, [registry.service(n) for n in self.marked if n not in down], self.events)
+        if self.unmarked:
+            self.events.warn(f"cannot leave the stopped-on-purpose markers in {registry.state_dir} ({self.problem}): "
+                             f"a monitor with --heal may start {', '.join(self.unmarked)} again")
 
 
 def _clear_stopped(deployment: Deployment, services: list[Service], events: Events) -> None:
@@ -381,9 +405,11 @@ def stop(deployment: Deployment, services: list[Service], options: Options, even
     for name, why in plan.blocked.items():
         events.warn(f"{name}: {why}")
     held = (f"; port still held (by what this stop does not touch): {', '.join(plan.held)}" if plan.held else "")
+    marks = _StopMarks(deployment, events)
     if not plan.steps:
         _tidy(deployment, services)
-        _mark_stopped(deployment, list(plan.idle), events)
+        marks.mark(list(plan.idle))
+        marks.settle(list(plan.idle))
         if held:
             return Result(1, last=f"nothing of this registry's services was stopped{held}", level="error")
         return Result(0, last=f"nothing to stop: no service of this registry runs ({deployment.mode} mode)")
@@ -393,9 +419,13 @@ def stop(deployment: Deployment, services: list[Service], options: Options, even
     _about_to_run(events, plan, None)
     events.info(f"stopping {', '.join(step.service for step in plan.steps)}")
     interrupts.begin_changes("finishing the stops in flight; nothing more is stopped")
-    run = execute_stop(deployment, plan, events, interrupts.requested.is_set)
+    run = StopRun()
+    try:
+        execute_stop(deployment, plan, events, interrupts.requested.is_set, run, before_signal=marks.mark)
+    finally:  # (an error that broke the stop off: what it stopped stays marked all the same)
+        marks.mark(list(plan.idle))
+        marks.settle([*run.stopped, *plan.idle])
     _tidy(deployment, services)
-    _mark_stopped(deployment, [*run.stopped, *plan.idle], events)
     rollback.survivors(deployment, run, events, undo=False)
     left = [step.service for step in plan.steps if step.service not in run.results]
     if run.failed:
