@@ -4,6 +4,7 @@ the stop markers, the [HOST:]PORT parser and the server's bounded history."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import pytest
@@ -199,6 +200,20 @@ def test_stop_markers_are_written_read_and_cleared(tmp_path):
     assert stopped.read(state)["orchestrator"].describe() == "stopped on purpose (its marker is unreadable)"
     stopped.clear(state, ["dashboard", "orchestrator", "never-marked"])
     assert stopped.read(state) == {}
+
+
+def test_stop_markers_left_without_waiting_for_the_disk_are_synced_later_and_a_fifo_is_refused(tmp_path):
+    """A stop marks each service before its signal without an fsync, and syncs the markers while they shut down:
+    a marker taken back meanwhile is nothing to sync; what is not a regular file there is an error, not a hang."""
+    state = tmp_path / "state"
+    stopped.mark(state, ["dashboard", "orchestrator"], durable=False)
+    assert set(stopped.read(state)) == {"dashboard", "orchestrator"}
+    stopped.clear(state, ["orchestrator"])
+    stopped.sync(state, ["dashboard", "orchestrator"])
+    assert set(stopped.read(state)) == {"dashboard"}
+    os.mkfifo(state / "stopped" / "execution-engine.json")
+    with pytest.raises(statedir.StateError, match="not a regular file"):
+        stopped.sync(state, ["execution-engine"])
 
 
 

@@ -64,6 +64,18 @@ def _open_regular(path: str | os.PathLike) -> int:
     return fd
 
 
+def sync_file(path: str | os.PathLike) -> None:
+    """Make a regular file written without fsync durable now (FileNotFoundError when it is gone, FileProblem when
+    it is not a regular file or cannot be synced)."""
+    fd = _open_regular(path)
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        raise FileProblem(f"cannot sync {path}: {_reason(exc)}") from None
+    finally:
+        os.close(fd)
+
+
 def read_regular(path: str | os.PathLike, limit: int) -> bytes:
     """The bytes of a regular file, at most `limit` (FileProblem beyond it); FileNotFoundError when missing.
     Opened without blocking, so a FIFO or a device at the path is refused at once instead of hanging."""

@@ -18,6 +18,7 @@ less is a warning.
 
 from __future__ import annotations
 
+import queue
 import threading
 from typing import Iterable
 
@@ -152,7 +153,10 @@ class _StopMarks:
     """A stop's intent, for system-health.py --heal: what it stops stays down until a restart or start brings it
     up. Each service is marked before its signal (in its batch's thread), so a stop killed midway (SIGKILL, the
     OOM killer) leaves marked what it had begun to stop, and no heal brings that back; once the stop has ended,
-    the marker of what still runs (it would not stop) is taken back. What could not be marked is said once."""
+    the marker of what still runs (it would not stop) is taken back. What could not be marked is said once.
+    A marker is written without waiting for the disk (a disk busy with the services' logs must not hold a
+    signal back) and made durable by a thread of its own while the services shut down; the stop ends once
+    that thread is done."""
 
     def __init__(self, deployment: Deployment, events: Events) -> None:
         self.deployment, self.events = deployment, events
@@ -160,19 +164,39 @@ class _StopMarks:
         self.marked: list[str] = []
         self.unmarked: list[str] = []
         self.problem = ""
+        self.to_sync: queue.Queue = queue.Queue()
+        self.syncer: threading.Thread | None = None
+
+    def _failed(self, names: list[str], exc: TmtError) -> None:
+        with self.lock:
+            self.unmarked += [n for n in names if n not in self.unmarked]
+            self.problem = self.problem or str(exc)
 
     def mark(self, names: list[str]) -> None:
         try:
-            stopped.mark(self.deployment.registry.state_dir, names)
+            stopped.mark(self.deployment.registry.state_dir, names, durable=False)
         except TmtError as exc:
-            with self.lock:
-                self.unmarked += names
-                self.problem = self.problem or str(exc)
+            self._failed(names, exc)
         with self.lock:
             self.marked += names  # (some of them, when it failed midway)
+            if self.syncer is None:
+                self.syncer = threading.Thread(target=self._sync, name="stop-markers", daemon=True)
+                self.syncer.start()
+        self.to_sync.put(names)
+
+    def _sync(self) -> None:
+        while (names := self.to_sync.get()) is not None:
+            try:
+                stopped.sync(self.deployment.registry.state_dir, names)
+            except TmtError as exc:
+                self._failed(names, exc)
 
     def settle(self, down: list[str]) -> None:
-        """The stop has ended with `down` stopped or not running: every other marker it left is taken back."""
+        """The stop has ended with `down` stopped or not running: its markers made durable, every other marker
+        it left taken back."""
+        if self.syncer is not None:
+            self.to_sync.put(None)
+            self.syncer.join()
         registry = self.deployment.registry
         _clear_stopped(self.deployment, [registry.service(n) for n in self.marked if n not in down], self.events)
         if self.unmarked:

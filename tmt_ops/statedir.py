@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .bounds import Bound
-from .files import FileProblem, private_dir, read_regular, what_is, write_atomic
+from .files import FileProblem, private_dir, read_regular, sync_file, what_is, write_atomic
 
 RECORD_LIMIT = 64 * 1024  # bytes: a record is a few hundred
 STAMP = ".stamp"  # a random word in the state directory, written once (identity())
@@ -74,6 +74,17 @@ def write(state_dir: Path, kind: str, name: str, data: dict, durable: bool = Tru
         write_atomic(folder / f"{name}.json", json.dumps(data, indent=1, allow_nan=False), mode=0o600,
                      durable=durable)
     except (FileProblem, ValueError) as exc:
+        raise StateError(str(exc)) from None
+
+
+def sync(state_dir: Path, kind: str, name: str) -> None:
+    """Make a record written with durable=False durable (nothing to do when it is gone; StateError when it cannot
+    be)."""
+    try:
+        sync_file(_folder(state_dir, kind) / f"{name}.json")
+    except FileNotFoundError:
+        return
+    except FileProblem as exc:
         raise StateError(str(exc)) from None
 
 

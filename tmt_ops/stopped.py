@@ -30,11 +30,18 @@ class StopMarker:
         return f"stopped on purpose at {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(self.at))} (pid {self.pid})"
 
 
-def mark(state_dir: Path, services: Iterable[str]) -> None:
-    """Leave a marker for each service (statedir.StateError when the state directory is not writable)."""
+def mark(state_dir: Path, services: Iterable[str], durable: bool = True) -> None:
+    """Leave a marker for each service (statedir.StateError when the state directory is not writable); not
+    `durable`: without waiting for the disk (sync() makes them durable later)."""
     now, pid = time.time(), os.getpid()
     for name in services:
-        statedir.write(state_dir, MARKERS, name, {"service": name, "at": now, "pid": pid})
+        statedir.write(state_dir, MARKERS, name, {"service": name, "at": now, "pid": pid}, durable=durable)
+
+
+def sync(state_dir: Path, services: Iterable[str]) -> None:
+    """Make the markers that mark(durable=False) left durable (statedir.StateError when one cannot be)."""
+    for name in services:
+        statedir.sync(state_dir, MARKERS, name)
 
 
 def clear(state_dir: Path, services: Iterable[str]) -> None:
