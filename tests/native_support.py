@@ -42,6 +42,15 @@ def only_the_engine_for_the_dashboard(data: dict) -> None:
         del command[at - 1:at + 1]  # its --requires too
 
 
+def slow_dashboard_stack(registry_file, seconds: float) -> tuple[Path, dict[str, int]]:
+    """The stack running in only_the_engine_for_the_dashboard's graph, its dashboard taking `seconds` to shut
+    down after its stop signal; and its pids."""
+    def edit(data: dict) -> None:
+        only_the_engine_for_the_dashboard(data)
+        data["services"]["dashboard"]["command"] += ["--stop-delay", str(seconds)]
+    return running_stack(registry_file, flags=("--skip-health-check",), edit=edit)
+
+
 def state_dir(cfg: Path) -> Path:
     return Path(yaml.safe_load(cfg.read_text())["project"]["state_dir"])
 

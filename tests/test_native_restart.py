@@ -8,7 +8,8 @@ import signal
 import subprocess
 import sys
 
-from native_support import alive, only_the_engine_for_the_dashboard, port_of, recorded_pids, restart, state_dir, stop
+from native_support import (alive, only_the_engine_for_the_dashboard, port_of, recorded_pids, restart,
+                            slow_dashboard_stack, state_dir, stop)
 from support import REPO, run_script, wait_for
 from tmt_ops.backends import Deployment, resolve_mode
 from tmt_ops.lock import holder
@@ -72,12 +73,7 @@ def test_a_service_stops_once_its_own_dependents_have_not_once_the_wave_before_h
     """The dashboard takes 3 s to shut down. market-analysis, which nothing needs now (of the stop's second wave),
     stops beside it at once; the execution engine only once the dashboard has exited, the orchestrator last:
     the stop takes the graph's critical path of shutdowns, not the sum of its waves' slowest."""
-    def edit(data):
-        only_the_engine_for_the_dashboard(data)
-        data["services"]["dashboard"]["command"] += ["--stop-delay", "3"]
-    cfg = registry_file(edit=edit)
-    assert restart(cfg, "--skip-health-check").returncode == 0
-    pids = recorded_pids(cfg)
+    cfg, pids = slow_dashboard_stack(registry_file, 3)
     plan = stop(cfg, "--dry-run")
     assert "stop wave 1: dashboard" in plan.stderr and "stop wave 2: market-analysis" in plan.stderr, plan.stderr
     result = stop(cfg)

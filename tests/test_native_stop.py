@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from native_support import (alive, group_of, only_the_engine_for_the_dashboard, port_of, recorded_pids, restart,
-                            running_stack, state_dir, stop)
+                            running_stack, slow_dashboard_stack, state_dir, stop)
 from support import REPO, wait_for
 from tmt_ops import stopped
 from tmt_ops.ports import port_open
@@ -205,12 +205,7 @@ def test_a_stop_killed_midway_leaves_marked_what_it_began_to_stop(registry_file)
     killer) leaves no service it took down for a --heal monitor to bring back. Here the dashboard takes 5 s to
     shut down; market-analysis, which nothing needs, stops beside it at once; the stop is killed meanwhile: those
     two are marked, the execution engine and the orchestrator, never signalled, are not (and still run)."""
-    def edit(data):
-        only_the_engine_for_the_dashboard(data)
-        data["services"]["dashboard"]["command"] += ["--stop-delay", "5"]
-    cfg = registry_file(edit=edit)
-    assert restart(cfg, "--skip-health-check").returncode == 0
-    pids = recorded_pids(cfg)
+    cfg, pids = slow_dashboard_stack(registry_file, 5)
     run = subprocess.Popen([sys.executable, str(REPO / "stop-trading-system.py"), "--config", str(cfg)],
                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
