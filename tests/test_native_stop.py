@@ -220,6 +220,24 @@ def test_a_stop_killed_midway_leaves_marked_what_it_began_to_stop(registry_file)
     assert set(stopped.read(state_dir(cfg))) == set(pids)
 
 
+def test_a_stop_killed_midway_has_marked_what_it_found_down_first(registry_file):
+    """A service the stop was asked to stop and found down (it had crashed) is marked before anything is
+    signalled: a stop killed right after its first signal leaves it marked too."""
+    cfg, pids = slow_dashboard_stack(registry_file, 5)
+    os.killpg(pids["market-analysis"], signal.SIGKILL)
+    assert wait_for(lambda: not alive(pids["market-analysis"]), 10)
+    marker = state_dir(cfg) / "stopped" / "dashboard.json"
+    run = subprocess.Popen([sys.executable, str(REPO / "stop-trading-system.py"), "--config", str(cfg)],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_for(marker.exists, 10) and run.poll() is None
+    finally:
+        run.kill()
+        run.wait()
+    assert set(stopped.read(state_dir(cfg))) == {"market-analysis", "dashboard"}
+    assert stop(cfg).returncode == 0
+
+
 def test_a_service_that_would_not_stop_keeps_no_marker(registry_file):
     """A stop that ends with a service still running takes back the marker it left before that one's signal:
     what runs is supervised as before (a --heal monitor brings it back if it crashes later)."""

@@ -444,10 +444,10 @@ def stop(deployment: Deployment, services: list[Service], options: Options, even
     events.info(f"stopping {', '.join(step.service for step in plan.steps)}")
     interrupts.begin_changes("finishing the stops in flight; nothing more is stopped")
     run = StopRun()
+    marks.mark(list(plan.idle))  # down already: marked first, as what is signalled is marked before its signal
     try:
         execute_stop(deployment, plan, events, interrupts.requested.is_set, run, before_signal=marks.mark)
     finally:  # (an error that broke the stop off: what it stopped stays marked all the same)
-        marks.mark(list(plan.idle))
         marks.settle([*run.stopped, *plan.idle])
     _tidy(deployment, services)
     rollback.survivors(deployment, run, events, undo=False)
