@@ -173,6 +173,8 @@ class _StopMarks:
             self.problem = self.problem or str(exc)
 
     def mark(self, names: list[str]) -> None:
+        if not names:
+            return
         try:
             stopped.mark(self.deployment.registry.state_dir, names, durable=False)
         except TmtError as exc:
