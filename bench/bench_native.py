@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -70,7 +69,6 @@ def python_start(code: str) -> float:
     return time.perf_counter() - started
 
 
-READY_LINE = re.compile(r"^(\S+): ready in ([0-9.]+)s", re.M)
 
 
 def one_round(cfg: Path, registry: Registry, hand: floors.ByHand) -> tuple:
@@ -81,7 +79,7 @@ def one_round(cfg: Path, registry: Registry, hand: floors.ByHand) -> tuple:
     chain = floors.critical_path(registry, hand.ready)
     bring_up, _ = script("restart-trading-system.py", "--config", str(cfg), "--mode", "native", "--skip-health-check")
     restart, said = script("restart-trading-system.py", "--config", str(cfg), "--mode", "native")
-    ready = {name: float(s) for name, s in READY_LINE.findall(said)}
+    ready = floors.said_ready(said)
     probes = {s.name: floors.probe_requests(s, registry.log_file(s)) for s in registry.managed}
     stop, _ = script("stop-trading-system.py", "--config", str(cfg), "--mode", "native")
     start_up = (python_start("pass"), python_start("import tmt_ops.cli.restart"),

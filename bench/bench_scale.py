@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -59,8 +58,6 @@ from tmt_sim import HEALTH_PATHS, SERVICES as KINDS  # noqa: E402
 LEVELS = 5
 HOOKED = ("orchestrator", "execution-engine")  # the kinds with the shipped pre_stop / post_start calls
 ENV = {**os.environ, "NO_COLOR": "1"}
-READY_LINE = re.compile(r"^(\S+): ready in ([0-9.]+)s", re.M)
-STOPPED_LINE = re.compile(r"^(\S+): stopped \(\w+\) in ([0-9.]+)s", re.M)
 
 
 # -- the generator ------------------------------------------------------------------------------------------------
@@ -151,9 +148,9 @@ def restart_round(cfg: Path, registry: Registry, logs: Path) -> dict:
         bring_up = script("restart-trading-system.py", "--config", str(cfg), "--mode", "native",
                           "--skip-health-check")[0]
         restart, said, _ = script("restart-trading-system.py", "--config", str(cfg), "--mode", "native")
-        ready = {name: float(s) for name, s in READY_LINE.findall(said)}
-        own_path = floors.critical_path(registry, ready) + floors.critical_path_down(
-            registry, {name: float(s) for name, s in STOPPED_LINE.findall(said)})
+        ready = floors.said_ready(said)
+        own_path = floors.critical_path(registry, ready) + floors.critical_path_down(registry,
+                                                                                      floors.said_stopped(said))
         probes = {s.name: floors.probe_requests(s, registry.log_file(s))[0] for s in registry.managed}
         stop = script("stop-trading-system.py", "--config", str(cfg), "--mode", "native")[0]
     except BaseException:

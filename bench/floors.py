@@ -15,6 +15,7 @@ Shared by bench_native.py and bench_scale.py (the bench directory is on sys.path
 from __future__ import annotations
 
 import os
+import re
 import select
 import signal
 import subprocess
@@ -274,6 +275,20 @@ def launched_waves(registry: Registry, hand: ByHand) -> float:
     spawn; summed over the levels."""
     return sum(max(hand.launched[s.name] + hand.ready[s.name] for s in level)
                for level in registry.start_waves(registry.managed))
+
+
+_READY_LINE = re.compile(r"^(\S+): ready in ([0-9.]+)s", re.M)
+_STOPPED_LINE = re.compile(r"^(\S+): stopped \(\w+\) in ([0-9.]+)s", re.M)
+
+
+def said_ready(said: str) -> dict[str, float]:
+    """Each service's start time as a toolkit run said it ("NAME: ready in Xs", spawn to ready seen)."""
+    return {name: float(s) for name, s in _READY_LINE.findall(said)}
+
+
+def said_stopped(said: str) -> dict[str, float]:
+    """Each service's stop time as a toolkit run said it ("NAME: stopped (SIGTERM) in Xs", signal to port free)."""
+    return {name: float(s) for name, s in _STOPPED_LINE.findall(said)}
 
 
 def critical_path(registry: Registry, own: dict[str, float]) -> float:
