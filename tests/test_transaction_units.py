@@ -8,6 +8,7 @@ import pytest
 from fake_backend import fake_deployment
 from tmt_ops import operations
 from tmt_ops.interrupts import Interrupts
+from tmt_ops.native import definitions
 from tmt_ops.registry import load_registry
 
 CORE = ["orchestrator", "market-analysis", "execution-engine", "dashboard"]
@@ -134,3 +135,19 @@ def test_an_interrupt_in_the_start_half_puts_back_what_is_not_up(running):
     assert result.exit_code == 130 and "what this run stopped was started again" in result.last
     assert fake.running["orchestrator"] == "new"
     assert all(fake.running[n] == "old" for n in CORE[1:])
+
+
+@pytest.mark.parametrize("env", [None, {}, {"LOG_LEVEL": "info"}])
+def test_a_kept_definition_reads_back_as_the_registry_s_own(registry_file, env):
+    """What a restore starts is the registry's own when nothing changed: a service that failed with it is not tried
+    again, and a start in flight of it is kept. A service with no variables written (or `env: {}`) included."""
+    def written(data):
+        data["services"]["dashboard"].pop("env", None)
+        if env is not None:
+            data["services"]["dashboard"]["env"] = env
+    registry = load_registry(registry_file(edit=written))
+    dashboard = registry.service("dashboard")
+    assert definitions.keep(registry, dashboard) is None
+    service, note, same = definitions.restorable(registry, [dashboard])["dashboard"]
+    assert same and note.endswith(", the registry's own"), note
+    assert dict(service.definition) == dict(dashboard.definition)

@@ -89,8 +89,9 @@ def _kept(registry: Registry, service: Service) -> Kept | str | None:
         definition, secret = data["definition"], data.get("secret") or []
         if not isinstance(definition, dict) or not isinstance(secret, list):
             raise ValueError("damaged")
+        env = definition.get("env")  # none written stays none: the registry's own is then the same definition
         definition = {"command": list(definition.get("command") or []) or None, "cwd": definition.get("cwd"),
-                      "env": dict(definition.get("env") or {})}
+                      "env": None if env is None else dict(env)}
         current = service.definition
         for where in secret:
             field, _, key = str(where).partition(".")
