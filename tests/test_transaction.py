@@ -182,6 +182,28 @@ def test_ctrl_c_in_the_start_half_starts_again_what_this_run_stopped(registry_fi
     assert all_answer(cfg)
 
 
+def test_ctrl_c_in_the_start_half_keeps_a_start_in_flight_of_the_very_definition_it_would_come_back_to(registry_file):
+    """A plain restart (nothing changed) interrupted while a service boots: the rollback waits for that boot; it
+    does not kill it to start the same thing again."""
+    cfg, before = running_stack(registry_file, knobs={"market-analysis": ["--start-delay", "4"]})
+    proc = background(cfg)
+    try:
+        assert wait_for(lambda: recorded_pids(cfg).get("market-analysis") not in (None, before["market-analysis"]), 20)
+        booting = recorded_pids(cfg)["market-analysis"]
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, out
+    assert f"market-analysis: still starting as pid {booting} with this very definition" in out, out
+    assert "interrupted: what this run stopped was started again the way it last ran healthy" in out, out
+    after = recorded_pids(cfg)
+    assert after["market-analysis"] == booting and alive(booting)  # kept, not killed and spawned again
+    log = (state_dir(cfg).parent / "logs" / "market-analysis.log").read_text()
+    assert log.count("received SIGTERM") == 1, log  # the old one's, by the stop half; never the booting one's
+    assert set(after) == CORE and all(alive(p) for p in after.values()) and all_answer(cfg)
+
+
 # -- the state directory is not a thing to rely on -----------------------------------------------------------------
 def test_the_state_directory_replaced_by_a_file_mid_restart(registry_file):
     cfg, before = running_stack(registry_file, knobs={"dashboard": ["--stop-delay", "1.5"]})

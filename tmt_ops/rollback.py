@@ -7,7 +7,8 @@ definition running healthy. So:
 - whatever this run took down (stopped, or replaced in place) that is not up when its start half ends (a new
   command died, a probe never passed, a dependency hung, an interrupt) is started again the way it last ran
   healthy: its backend's restore steps, in dependency waves, after what is left of the failed start. A
-  service that failed with exactly what it would come back to is not tried again (it would fail again);
+  service that failed with exactly what it would come back to is not tried again (it would fail again); one
+  that an interrupt left still starting with exactly that is waited for, not stopped and started again (native);
 - a service that survived its stop after its pre-stop call ("stop taking orders") runs on, but may not be
   working: a restart undoes the call where the registry gives a post_start hook; otherwise (and after a
   plain stop) a record says so, and system-health reports it until the service is started again.

@@ -34,6 +34,7 @@ class NativeBackend:
 
     def __init__(self, registry: Registry, **_options) -> None:
         self.registry = registry
+        self.booting: dict[str, start.Booting] = {}  # left starting by an interrupt: a restore may keep them
 
     @classmethod
     def detect(cls, registry: Registry) -> bool:
@@ -134,12 +135,14 @@ class NativeBackend:
         """A batch: each service prepared (a thread each: a restore may first stop what is left of a failed start),
         then all launched from here one right after another, then each settled and waited for in a thread of
         its own, which says its outcome to `done` as soon as it has one."""
-        prepared = run_parallel({step.service.name: (lambda s=step: start.prepare(self.registry, s, events))
+        prepared = run_parallel({step.service.name: (lambda s=step: start.prepare(self.registry, s, events,
+                                                                                 self.booting))
                                  for step in steps})
         launched = start.launch(prepared, cancel)
 
         def one(name: str) -> Outcome:
-            outcome = _settled(events, name, start.execute(self.registry, launched[name], events, cancel))
+            outcome = _settled(events, name, start.execute(self.registry, launched[name], events, cancel,
+                                                           self.booting))
             done(name, outcome)
             return outcome
         return run_parallel({name: (lambda n=name: one(n)) for name in launched})

@@ -31,6 +31,7 @@ import threading
 import time
 from pathlib import Path
 
+from ..data import dataclass
 from ..errors import OperationFailed
 from ..events import Events
 from ..files import FileProblem, read_part
@@ -243,10 +244,33 @@ def _clear_leftovers(registry: Registry, service: Service, events: Events) -> st
     return None
 
 
-def prepare(registry: Registry, step: StartStep, events: Events) -> Prepared | Outcome:
-    """Everything before the service's process (a restore clears what is left of its failed start; its port
-    must still be free; its spawn prepared), or why it fails."""
+@dataclass
+class Booting:
+    """A service an interrupt left starting: as it was spawned, and its process (a restore may wait for it)."""
+    service: Service
+    spawned: Spawned
+
+
+def _kept_booting(step: StartStep, booting: dict[str, Booting]) -> Booting | None:
+    """The service's start that an interrupt left in flight, when a restore would start exactly it again: the same
+    definition (command, directory, environment), its process still running. Its boot is kept and waited for:
+    killing it to spawn the same thing again would only bring the system back later (and cut off a trading
+    service's initialization midway)."""
+    left = booting.pop(step.service.name, None)
+    if left is None or not step.restore or left.spawned.process.poll() is not None:
+        return None
+    return left if dict(left.service.definition) == dict(step.service.definition) else None
+
+
+def prepare(registry: Registry, step: StartStep, events: Events,
+            booting: dict[str, Booting] | None = None) -> Prepared | Booting | Outcome:
+    """Everything before the service's process (a restore clears what is left of its failed start, or keeps its
+    start in flight of the very same definition, from `booting`; its port must still be free; its spawn
+    prepared), or why it fails."""
     service = step.service
+    kept = _kept_booting(step, {} if booting is None else booting)
+    if kept is not None:
+        return kept
     if step.restore:
         blocked = _clear_leftovers(registry, service, events)
         if blocked:
@@ -262,10 +286,11 @@ def prepare(registry: Registry, step: StartStep, events: Events) -> Prepared | O
         return _failed(service, exc)
 
 
-def launch(prepared: dict[str, Prepared | Outcome], cancel: threading.Event) -> dict[str, Launched | Outcome]:
+def launch(prepared: dict[str, Prepared | Booting | Outcome],
+           cancel: threading.Event) -> dict[str, Launched | Booting | Outcome]:
     """The prepared services' processes, one right after another (an interrupt launches no more: those are
     not started); every prepared log is closed, whatever happens."""
-    launched: dict[str, Launched | Outcome] = {}
+    launched: dict[str, Launched | Booting | Outcome] = {}
     try:
         for name, ready in prepared.items():
             if not isinstance(ready, Prepared):
@@ -289,16 +314,24 @@ def _failed(service: Service, exc: OperationFailed) -> Outcome:
     return Outcome(service.name, "failed", service.port, detail=str(exc).removeprefix(f"{service.name}: "))
 
 
-def execute(registry: Registry, launched: Launched | Outcome, events: Events, cancel: threading.Event) -> Outcome:
-    """A launched service settled (cgroup, run record), then waited for: ready, failed, or interrupted."""
+def execute(registry: Registry, launched: Launched | Booting | Outcome, events: Events, cancel: threading.Event,
+            booting: dict[str, Booting] | None = None) -> Outcome:
+    """A launched service settled (cgroup, run record), or a kept start in flight, then waited for: ready, failed,
+    or interrupted (then kept in `booting`, still starting)."""
     if isinstance(launched, Outcome):
         return launched
-    service = launched.prepared.service
-    spawned = spawn.settle(registry, launched)
+    if isinstance(launched, Booting):
+        service, spawned = launched.service, launched.spawned
+        events.line(f"  {service.name}: still starting as pid {spawned.process.pid} with this very definition: "
+                    "waited for, not started again")
+    else:
+        service = launched.prepared.service
+        spawned = spawn.settle(registry, launched)
+        events.line(f"  {service.name}: started pid {spawned.process.pid}: "
+                    f"{command_line(service.command, service.secret_args)}")
+        if spawned.warning:
+            events.warn(spawned.warning)
     pid = spawned.process.pid
-    events.line(f"  {service.name}: started pid {pid}: {command_line(service.command, service.secret_args)}")
-    if spawned.warning:
-        events.warn(spawned.warning)
     if service.oneshot:
         code, why = run_to_end(service, spawned, cancel)
         took = round(time.monotonic() - spawned.started, 2)
@@ -315,6 +348,8 @@ def execute(registry: Registry, launched: Launched | Outcome, events: Events, ca
         return Outcome(service.name, "running" if serving is Health.HEALTHY else "degraded", service.port,
                        f"pid {pid}", round(time.monotonic() - spawned.started, 2), why)
     if cancel.is_set():
+        if booting is not None and spawned.process.poll() is None:
+            booting[service.name] = Booting(service, spawned)
         return Outcome(service.name, "starting", service.port, f"pid {pid}", detail=why)
     if spawned.process.poll() is not None:
         _forget(registry, service, events)
