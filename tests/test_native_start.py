@@ -8,6 +8,7 @@ import os
 import threading
 import time
 
+import psutil
 import pytest
 
 from support import wait_for
@@ -218,3 +219,64 @@ def test_a_stop_wave_signals_every_service_before_it_watches_any(registry, monke
     assert all(r.stopped for r in results.values()), results
     assert order[:4] == [f"signal {name}" for name in CORE] and set(order[4:]) == {"watch"}, order
     assert records.read_all(registry.state_dir) == {}
+
+
+def _interrupted(backend: NativeBackend, service, after: float) -> Outcome:
+    """`service` started, its wait interrupted `after` seconds in."""
+    cancel = threading.Event()
+    threading.Timer(after, cancel.set).start()
+    return backend.execute_start([StartStep(service)], Said(), cancel)[service.name]
+
+
+@pytest.mark.parametrize("kind", ["service", "job"])
+def test_a_restore_keeps_the_start_an_interrupt_left_in_flight_of_the_very_same_definition(registry, registry_file,
+                                                                                          kind):
+    """A rollback after Ctrl-C would start exactly what is still starting: it waits for that process (a service
+    until it is ready, a job until it ends) instead of stopping it and spawning the same thing again."""
+    if kind == "job":
+        def with_job(data):
+            data["services"]["db-migrate"] = {"group": "core", "type": "oneshot",
+                                              "command": ["python", "-m", "tmt_sim.job", "--seconds", "1.5"]}
+        registry = load_registry(registry_file(edit=with_job))
+        service = registry.services["db-migrate"]
+    else:
+        service = registry.services["orchestrator"]
+        service = replace(service, command=(*service.command, "--start-delay", "1.5"))
+    backend = NativeBackend(registry)
+    left = _interrupted(backend, service, 0.5)
+    assert left.state == "starting", left
+    said = Said()
+    again = backend.execute_start([StartStep(service, restore="its last healthy definition", retry=True)], said,
+                                  threading.Event())[service.name]
+    try:
+        assert again.state == ("done" if kind == "job" else "running"), (again, said.lines)
+        assert again.runs_as == left.runs_as, (again, left)  # the very process the interrupt left
+        assert f"{service.name}: still starting as {left.runs_as} with this very definition" in " ".join(said.lines)
+        assert again.ready_seconds >= 1.5  # counted from its own start, not from the restore
+        assert backend.booting == {}
+    finally:
+        for name, found in discover(registry).ours.items():
+            for member in found.members:
+                os.kill(member.pid, 9)
+
+
+def test_a_restore_of_another_definition_stops_the_start_in_flight_and_spawns_its_own(registry):
+    """What is still starting runs a new definition (the one the restart brought): the restore is the last
+    healthy one, so the start in flight is stopped first, as what is left of a failed start."""
+    backend = NativeBackend(registry)
+    old = registry.services["orchestrator"]
+    new = replace(old, command=(*old.command, "--start-delay", "5"), definition={**old.definition, "env": {"NEW": "1"}})
+    left = _interrupted(backend, new, 0.5)
+    assert left.state == "starting", left
+    said = Said()
+    again = backend.execute_start([StartStep(old, restore="its last healthy definition")], said,
+                                  threading.Event())["orchestrator"]
+    try:
+        assert again.state == "running" and again.runs_as != left.runs_as, (again, left, said.lines)
+        assert "stopped what was left of its failed start" in " ".join(said.lines)
+        assert not psutil.pid_exists(int(left.runs_as.split()[1])) or \
+            psutil.Process(int(left.runs_as.split()[1])).status() == psutil.STATUS_ZOMBIE
+    finally:
+        for name, found in discover(registry).ours.items():
+            for member in found.members:
+                os.kill(member.pid, 9)

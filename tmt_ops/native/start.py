@@ -262,6 +262,12 @@ def _kept_booting(step: StartStep, booting: dict[str, Booting]) -> Booting | Non
     return left if dict(left.service.definition) == dict(step.service.definition) else None
 
 
+def _left_starting(booting: dict[str, Booting] | None, service: Service, spawned: Spawned) -> None:
+    """An interrupt ended the wait for it: kept in `booting` while its process runs (a job still running too)."""
+    if booting is not None and spawned.process.poll() is None:
+        booting[service.name] = Booting(service, spawned)
+
+
 def prepare(registry: Registry, step: StartStep, events: Events,
             booting: dict[str, Booting] | None = None) -> Prepared | Booting | Outcome:
     """Everything before the service's process (a restore clears what is left of its failed start, or keeps its
@@ -316,8 +322,8 @@ def _failed(service: Service, exc: OperationFailed) -> Outcome:
 
 def execute(registry: Registry, launched: Launched | Booting | Outcome, events: Events, cancel: threading.Event,
             booting: dict[str, Booting] | None = None) -> Outcome:
-    """A launched service settled (cgroup, run record), or a kept start in flight, then waited for: ready, failed,
-    or interrupted (then kept in `booting`, still starting)."""
+    """A launched service settled (cgroup, run record), or a kept start in flight, then waited for: ready (a job:
+    ended), failed, or interrupted (then kept in `booting`, still starting)."""
     if isinstance(launched, Outcome):
         return launched
     if isinstance(launched, Booting):
@@ -341,15 +347,17 @@ def execute(registry: Registry, launched: Launched | Booting | Outcome, events: 
         if code is not None:
             _forget(registry, service, events)
             return Outcome(service.name, "failed", service.port, detail=why)
-        return Outcome(service.name, "starting" if cancel.is_set() else "failed", service.port, f"pid {pid}",
-                       detail=why + ("" if cancel.is_set() else "; left running (stop-trading-system.py stops it)"))
+        if cancel.is_set():
+            _left_starting(booting, service, spawned)
+            return Outcome(service.name, "starting", service.port, f"pid {pid}", detail=why)
+        return Outcome(service.name, "failed", service.port, f"pid {pid}",
+                       detail=why + "; left running (stop-trading-system.py stops it)")
     serving, why = wait_ready(registry, service, spawned, cancel)
     if serving is not None:
         return Outcome(service.name, "running" if serving is Health.HEALTHY else "degraded", service.port,
                        f"pid {pid}", round(time.monotonic() - spawned.started, 2), why)
     if cancel.is_set():
-        if booting is not None and spawned.process.poll() is None:
-            booting[service.name] = Booting(service, spawned)
+        _left_starting(booting, service, spawned)
         return Outcome(service.name, "starting", service.port, f"pid {pid}", detail=why)
     if spawned.process.poll() is not None:
         _forget(registry, service, events)
