@@ -5,6 +5,7 @@ fails in between leaves nothing half done. A stop wave: every service signalled 
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 
@@ -260,14 +261,19 @@ def test_a_restore_keeps_the_start_an_interrupt_left_in_flight_of_the_very_same_
                 os.kill(member.pid, 9)
 
 
-def test_a_restore_of_another_definition_stops_the_start_in_flight_and_spawns_its_own(registry):
-    """What is still starting runs a new definition (the one the restart brought): the restore is the last
-    healthy one, so the start in flight is stopped first, as what is left of a failed start."""
+@pytest.mark.parametrize("why", ["another definition", "frozen"])
+def test_a_restore_stops_a_start_in_flight_of_another_definition_or_frozen_and_spawns_its_own(registry, why):
+    """What is still starting runs a new definition (the one the restart brought; the restore is the last healthy
+    one), or it is frozen (SIGSTOP: nothing to wait for): it is stopped first, as what is left of a failed
+    start, and the restore spawns its own."""
     backend = NativeBackend(registry)
     old = registry.services["orchestrator"]
-    new = replace(old, command=(*old.command, "--start-delay", "5"), definition={**old.definition, "env": {"NEW": "1"}})
+    new = replace(old, command=(*old.command, "--start-delay", "5"), definition=(
+        {**old.definition, "env": {"NEW": "1"}} if why == "another definition" else old.definition))
     left = _interrupted(backend, new, 0.5)
     assert left.state == "starting", left
+    if why == "frozen":
+        os.kill(int(left.runs_as.split()[1]), signal.SIGSTOP)
     said = Said()
     again = backend.execute_start([StartStep(old, restore="its last healthy definition")], said,
                                   threading.Event())["orchestrator"]

@@ -31,6 +31,14 @@ class Proc:
     def of(cls, proc: psutil.Process) -> "Proc":
         return cls(proc.pid, proc.create_time())
 
+    @classmethod
+    def at(cls, pid: int) -> "Proc | None":
+        """The process that has `pid` now (None: there is none)."""
+        try:
+            return cls.of(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            return None
+
 
 def live(proc: Proc) -> psutil.Process | None:
     """The running, non-zombie process that is still `proc` (same create time), else None."""

@@ -45,7 +45,8 @@ from ..states import SERVING, Health
 from . import proof, records, spawn, stop
 from .discovery import describe_holders, discover
 from .spawn import Launched, Prepared, Spawned
-from .steps import StartStep, StopStep, stop_steps
+from .procs import Proc
+from .steps import StartStep, StopStep, frozen, stop_steps
 
 TICK = 0.005  # seconds between looks at what costs the service nothing: its process, its log ...
 PORTS_EVERY = 0.025  # ... and at most these between two reads of the listening sockets (at once on a line written)
@@ -251,15 +252,17 @@ class Booting:
     spawned: Spawned
 
 
-def _kept_booting(step: StartStep, booting: dict[str, Booting]) -> Booting | None:
+def _kept_booting(registry: Registry, step: StartStep, booting: dict[str, Booting]) -> Booting | None:
     """The service's start that an interrupt left in flight, when a restore would start exactly it again: the same
-    definition (command, directory, environment), its process still running. Its boot is kept and waited for:
-    killing it to spawn the same thing again would only bring the system back later (and cut off a trading
-    service's initialization midway)."""
+    definition (command, directory, environment), its process still running and not frozen (SIGSTOP: that one is
+    stopped and started again). Its boot is kept and waited for: killing it to spawn the same thing again would
+    only bring the system back later (and cut off a trading service's initialization midway)."""
     left = booting.pop(step.service.name, None)
-    if left is None or not step.restore or left.spawned.process.poll() is not None:
+    if left is None or not step.restore or left.spawned.process.poll() is not None or \
+            dict(left.service.definition) != dict(step.service.definition):
         return None
-    return left if dict(left.service.definition) == dict(step.service.definition) else None
+    procs = [p for p in map(Proc.at, _own_pids(registry, step.service, left.spawned)) if p is not None]
+    return None if frozen(procs) else left
 
 
 def _left_starting(booting: dict[str, Booting] | None, service: Service, spawned: Spawned) -> None:
@@ -274,7 +277,7 @@ def prepare(registry: Registry, step: StartStep, events: Events,
     start in flight of the very same definition, from `booting`; its port must still be free; its spawn
     prepared), or why it fails."""
     service = step.service
-    kept = _kept_booting(step, {} if booting is None else booting)
+    kept = _kept_booting(registry, step, {} if booting is None else booting)
     if kept is not None:
         return kept
     if step.restore:

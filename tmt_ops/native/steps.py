@@ -83,7 +83,7 @@ def stop_steps(found: Discovery, services: list[Service], *, force: bool) -> dic
         elif s.name in found.foreign:
             why = describe_holders(s, found.foreign[s.name])
             if force:  # SIGTERM, its grace, then SIGKILL: never a blind kill, never without --force
-                procs = tuple(_proc(h.pid) for h in found.foreign[s.name])
+                procs = tuple(Proc.at(h.pid) for h in found.foreign[s.name])
                 plan[s.name] = StopStep(s.name, "foreign", tuple(p for p in procs if p), signal.SIGTERM,
                                         s.stop_grace, True, s.host, s.port, None, why + "; --force")
             else:
@@ -106,9 +106,3 @@ def frozen(procs) -> str | None:
             continue
     return None
 
-
-def _proc(pid: int) -> Proc | None:
-    try:
-        return Proc.of(psutil.Process(pid))
-    except psutil.NoSuchProcess:
-        return None
