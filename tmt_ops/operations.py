@@ -387,7 +387,7 @@ def restart(deployment: Deployment, services: list[Service], options: Options, e
                               "error")
             return Result(INTERRUPTED, outcomes, f"interrupted: {PUT_BACK}{_not_back(put_back)}", "warn")
     interrupts.begin_changes("ending the waits in flight, then starting again what this run stopped the way it "
-                             "last ran healthy (a start in flight of that very definition is waited for)")
+                             "last ran healthy")
     outcomes, interrupted = _start_half(deployment, start_plan, events, interrupts)
     rollback.commit(deployment, start_plan, outcomes, events)
     taken_down = set(run.stopped) | {step.service.name for step in start_plan.steps  # rolled in place, if begun
