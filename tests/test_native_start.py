@@ -249,16 +249,11 @@ def test_a_restore_keeps_the_start_an_interrupt_left_in_flight_of_the_very_same_
     said = Said()
     again = backend.execute_start([StartStep(service, restore="its last healthy definition", retry=True)], said,
                                   threading.Event())[service.name]
-    try:
-        assert again.state == ("done" if kind == "job" else "running"), (again, said.lines)
-        assert again.runs_as == left.runs_as, (again, left)  # the very process the interrupt left
-        assert f"{service.name}: still starting as {left.runs_as} with this very definition" in " ".join(said.lines)
-        assert again.ready_seconds >= 1.5  # counted from its own start, not from the restore
-        assert backend.booting == {}
-    finally:
-        for name, found in discover(registry).ours.items():
-            for member in found.members:
-                os.kill(member.pid, 9)
+    assert again.state == ("done" if kind == "job" else "running"), (again, said.lines)
+    assert again.runs_as == left.runs_as, (again, left)  # the very process the interrupt left
+    assert f"{service.name}: still starting as {left.runs_as} with this very definition" in " ".join(said.lines)
+    assert again.ready_seconds >= 1.5  # counted from its own start, not from the restore
+    assert backend.booting == {}
 
 
 @pytest.mark.parametrize("why", ["another definition", "frozen"])
@@ -277,12 +272,7 @@ def test_a_restore_stops_a_start_in_flight_of_another_definition_or_frozen_and_s
     said = Said()
     again = backend.execute_start([StartStep(old, restore="its last healthy definition")], said,
                                   threading.Event())["orchestrator"]
-    try:
-        assert again.state == "running" and again.runs_as != left.runs_as, (again, left, said.lines)
-        assert "stopped what was left of its failed start" in " ".join(said.lines)
-        assert not psutil.pid_exists(int(left.runs_as.split()[1])) or \
-            psutil.Process(int(left.runs_as.split()[1])).status() == psutil.STATUS_ZOMBIE
-    finally:
-        for name, found in discover(registry).ours.items():
-            for member in found.members:
-                os.kill(member.pid, 9)
+    assert again.state == "running" and again.runs_as != left.runs_as, (again, left, said.lines)
+    assert "stopped what was left of its failed start" in " ".join(said.lines)
+    assert not psutil.pid_exists(int(left.runs_as.split()[1])) or \
+        psutil.Process(int(left.runs_as.split()[1])).status() == psutil.STATUS_ZOMBIE

@@ -265,19 +265,19 @@ def _kept_booting(registry: Registry, step: StartStep, booting: dict[str, Bootin
     return None if frozen(procs) else left
 
 
-def _left_starting(booting: dict[str, Booting] | None, service: Service, spawned: Spawned) -> None:
+def _left_starting(booting: dict[str, Booting], service: Service, spawned: Spawned) -> None:
     """An interrupt ended the wait for it: kept in `booting` while its process runs (a job still running too)."""
-    if booting is not None and spawned.process.poll() is None:
+    if spawned.process.poll() is None:
         booting[service.name] = Booting(service, spawned)
 
 
 def prepare(registry: Registry, step: StartStep, events: Events,
-            booting: dict[str, Booting] | None = None) -> Prepared | Booting | Outcome:
+            booting: dict[str, Booting]) -> Prepared | Booting | Outcome:
     """Everything before the service's process (a restore clears what is left of its failed start, or keeps its
     start in flight of the very same definition, from `booting`; its port must still be free; its spawn
     prepared), or why it fails."""
     service = step.service
-    kept = _kept_booting(registry, step, {} if booting is None else booting)
+    kept = _kept_booting(registry, step, booting)
     if kept is not None:
         return kept
     if step.restore:
@@ -324,7 +324,7 @@ def _failed(service: Service, exc: OperationFailed) -> Outcome:
 
 
 def execute(registry: Registry, launched: Launched | Booting | Outcome, events: Events, cancel: threading.Event,
-            booting: dict[str, Booting] | None = None) -> Outcome:
+            booting: dict[str, Booting]) -> Outcome:
     """A launched service settled (cgroup, run record), or a kept start in flight, then waited for: ready (a job:
     ended), failed, or interrupted (then kept in `booting`, still starting)."""
     if isinstance(launched, Outcome):
